@@ -39,7 +39,7 @@ class MissingDependencyError(BreastlibError, ImportError):
         )
 
 
-def require(module: str, extra: str):  # noqa: ANN201 - returns a module
+def require(module: str, extra: str):
     """Import an optional module or raise :class:`MissingDependencyError`.
 
     Parameters

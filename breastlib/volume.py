@@ -196,7 +196,7 @@ def _read_with_sitk(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return sitk_to_array_affine(image)
 
 
-def sitk_to_array_affine(image) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+def sitk_to_array_affine(image) -> tuple[np.ndarray, np.ndarray]:
     """Convert a SimpleITK image to a file-order ``(I, J, K)`` array and a RAS affine."""
     import SimpleITK as sitk
 
@@ -213,7 +213,7 @@ def sitk_to_array_affine(image) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN00
     return array, LPS_FLIP @ lps
 
 
-def volume_to_sitk(volume: Volume):  # noqa: ANN201 - SimpleITK image
+def volume_to_sitk(volume: Volume):
     """The volume as a SimpleITK image on its canonical grid (LPS geometry)."""
     import SimpleITK as sitk
 

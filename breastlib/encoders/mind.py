@@ -1,0 +1,70 @@
+"""MIND-SSC: the modality-independent neighbourhood descriptor (self-similarity context).
+
+Heinrich et al., "Towards realtime multimodal fusion for image-guided interventions using
+self-similarity context", MICCAI 2013. For each voxel, twelve patch distances between the
+pairs of its six face neighbours (at ``dilation`` voxels) that lie sqrt(2) apart are
+turned into a descriptor by ``exp(-d / v)`` with ``v`` the local mean distance.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+
+from ..smoothing import box_smooth
+
+_SIX_NEIGHBOURS = torch.tensor(
+    [[0, 1, 1], [1, 1, 0], [1, 0, 1], [1, 1, 2], [2, 1, 1], [1, 2, 1]]
+) - 1
+
+
+def _neighbour_pairs() -> list[tuple[int, int]]:
+    pairs = []
+    for i, j in itertools.combinations(range(6), 2):
+        if int(((_SIX_NEIGHBOURS[i] - _SIX_NEIGHBOURS[j]) ** 2).sum()) == 2:
+            pairs.append((i, j))
+    return pairs  # twelve pairs
+
+
+def _shift(image: torch.Tensor, offset: torch.Tensor, pad: int) -> torch.Tensor:
+    """Read ``image`` at ``x + offset`` from a replicate-padded copy."""
+    x, y, z = image.shape[2:]
+    padded = F.pad(image, [pad] * 6, mode="replicate")
+    ox, oy, oz = (int(o) + pad for o in offset)
+    return padded[:, :, ox : ox + x, oy : oy + y, oz : oz + z]
+
+
+def mind_ssc(image: torch.Tensor, *, radius: int = 1, dilation: int = 2) -> torch.Tensor:
+    """Compute 12-channel MIND-SSC features.
+
+    Parameters
+    ----------
+    image
+        ``(B, 1, X, Y, Z)`` float tensor, intensities normalised to about [0, 1].
+    radius
+        Patch radius in voxels (box filter of width ``2 * radius + 1``).
+    dilation
+        Distance of the six neighbours from the centre, in voxels.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, 12, X, Y, Z)`` descriptor in [0, 1], same device and dtype as ``image``.
+    """
+    if image.ndim != 5 or image.shape[1] != 1:
+        raise ValueError(f"image must be (B, 1, X, Y, Z), got {tuple(image.shape)}")
+    offsets = _SIX_NEIGHBOURS * dilation
+    distances = []
+    for i, j in _neighbour_pairs():
+        a = _shift(image, offsets[i], dilation)
+        b = _shift(image, offsets[j], dilation)
+        distances.append((a - b) ** 2)
+    ssd = box_smooth(torch.cat(distances, dim=1), kernel=2 * radius + 1, passes=1)
+    ssd = ssd - ssd.min(dim=1, keepdim=True).values
+    variance = ssd.mean(dim=1, keepdim=True)
+    mean_variance = variance.mean()
+    variance = variance.clamp(mean_variance * 1e-3, mean_variance * 1e3)
+    descriptor = torch.exp(-ssd / variance)
+    return descriptor / descriptor.amax(dim=1, keepdim=True).clamp_min(1e-12)

@@ -1,0 +1,177 @@
+"""One pair, end to end: initial alignment -> features -> convex step -> Adam."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._sampling import sample_volume
+from ..device import resolve_device
+from ..displacement import Displacement
+from ..errors import InputError
+from ..intensity import normalise_intensity
+from ..volume import Volume
+from .adam import adam_step
+from .convex import convex_step
+from .initial import initial_matrix
+from .profiles import ConvexAdamParams, get_profile
+
+
+@dataclass
+class RegistrationResult:
+    """What :func:`register_pair` returns.
+
+    Attributes
+    ----------
+    displacement
+        Fixed -> moving pull-back field on the fixed grid (initial alignment included).
+    method, profile
+        Feature method and parameter profile names.
+    params
+        Every ConvexAdam parameter used.
+    device
+        Where the computation ran (``"cpu"``, ``"cuda:0"``).
+    seconds
+        ``{"init", "features", "optimisation", "total"}`` wall-clock seconds.
+    initial_matrix
+        4x4 fixed -> moving world matrix of the initial alignment (RAS mm).
+    encoder
+        Encoder description for foundation-model methods (``None`` for MIND).
+    """
+
+    displacement: Displacement
+    method: str
+    profile: str
+    params: dict[str, Any]
+    device: str
+    seconds: dict[str, float]
+    initial_matrix: np.ndarray
+    encoder: dict[str, Any] | None = field(default=None)
+
+
+def _mind_features(
+    fixed: np.ndarray, moving: np.ndarray, params: ConvexAdamParams, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    from ..encoders.mind import mind_ssc
+
+    out = []
+    for array in (fixed, moving):
+        image = torch.from_numpy(array).to(device, torch.float32)[None, None]
+        out.append(mind_ssc(image, radius=params.mind_radius, dilation=params.mind_dilation)[0])
+    return out[0], out[1]
+
+
+def register_pair(
+    fixed: Volume,
+    moving: Volume,
+    *,
+    method: str = "mind",
+    profile: str = "fast",
+    init: str = "com",
+    device: str = "auto",
+    weights: str = "random",
+    input_size: int | None = None,
+    slice_step: int | None = None,
+    pca_dims: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    **overrides: Any,
+) -> RegistrationResult:
+    """Register ``moving`` to ``fixed`` with features + ConvexAdam.
+
+    Parameters
+    ----------
+    fixed, moving
+        Volumes on any grids that overlap in world space; raw intensities of any range.
+    method
+        ``"mind"`` or a foundation encoder name (see ``breastlib.encoders``).
+    profile
+        ``"fast"`` (default), ``"published"`` or ``"convexadam"``.
+    init
+        ``"none"``, ``"com"`` (centres of mass, default) or ``"affine"``.
+    device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    weights, input_size, slice_step, pca_dims
+        Encoder options (ignored by MIND).
+    seed
+        Seeds PCA and random-weight encoders.
+    progress
+        Show a progress bar over the Adam iterations.
+    **overrides
+        Any :class:`ConvexAdamParams` field, e.g. ``iterations=300``.
+    """
+    params = get_profile(profile, **overrides)
+    dev = resolve_device(device)
+    if not fixed.grid.overlaps(moving.grid) and init == "none":
+        raise InputError("fixed and moving images do not overlap in world space")
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+
+    matrix = initial_matrix(fixed, moving, init)
+    index_map = np.linalg.inv(moving.affine) @ matrix @ fixed.affine
+    moving_on_fixed = sample_volume(moving.array, index_map, fixed.shape, device=str(dev))
+    if not np.any(moving_on_fixed):
+        raise InputError("after initial alignment the moving image does not overlap the fixed")
+    fixed_norm = normalise_intensity(fixed.array)
+    moving_norm = normalise_intensity(moving_on_fixed)
+    t_init = time.perf_counter()
+
+    encoder_info = None
+    if method == "mind":
+        fixed_feat, moving_feat = _mind_features(fixed_norm, moving_norm, params, dev)
+    else:
+        from ..features import feature_pair
+
+        fixed_feat, moving_feat, encoder_info = feature_pair(
+            method, fixed.with_array(fixed_norm), fixed.with_array(moving_norm),
+            weights=weights, input_size=input_size, slice_step=slice_step, pca_dims=pca_dims,
+            profile=profile, device=str(dev), seed=seed,
+        )
+    fixed_feat = fixed_feat[None].to(dev, torch.float32) * params.feature_scale
+    moving_feat = moving_feat[None].to(dev, torch.float32) * params.feature_scale
+    t_features = time.perf_counter()
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=params.iterations, desc=f"{method} ConvexAdam", unit="it", leave=False)
+    with torch.no_grad():
+        initial = convex_step(
+            fixed_feat, moving_feat, grid_spacing=params.convex_grid,
+            half_width=params.half_width, coupling=params.coupling,
+            inverse_iterations=params.inverse_iterations, cost_smooth=params.cost_smooth,
+        )
+    field = adam_step(
+        fixed_feat, moving_feat, initial, grid_spacing=params.adam_grid,
+        iterations=params.iterations, learning_rate=params.learning_rate,
+        regularisation=params.regularisation, smooth_kernel=params.smooth_kernel,
+        smooth_passes=params.smooth_passes,
+        progress=(lambda i: bar.update(1)) if bar is not None else None,
+    )
+    if bar is not None:
+        bar.close()
+    t_opt = time.perf_counter()
+
+    deformable = Displacement(field[0].detach().cpu().numpy().astype(np.float32), fixed.grid)
+    displacement = deformable.then_affine(matrix)
+    end = time.perf_counter()
+    return RegistrationResult(
+        displacement=displacement,
+        method=method,
+        profile=profile,
+        params=params.to_dict() | {"init": init, "seed": seed},
+        device=str(dev),
+        seconds={
+            "init": t_init - start,
+            "features": t_features - t_init,
+            "optimisation": t_opt - t_features,
+            "total": end - start,
+        },
+        initial_matrix=matrix,
+        encoder=encoder_info,
+    )

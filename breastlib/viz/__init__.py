@@ -1,0 +1,1 @@
+"""Figures: static QC pictures and interactive viewers."""
