@@ -85,3 +85,13 @@ def blob_volume(
         rng = np.random.default_rng(seed + 1)
         data = data + noise * ndi.gaussian_filter(rng.standard_normal(shape), 0.7)
     return Volume.from_array(data.astype(np.float32), affine)
+
+
+def centred_affine(
+    shape: tuple[int, int, int], centre_mm: tuple[float, float, float] = (12.0, -30.0, 7.0),
+    **kwargs: object,
+) -> np.ndarray:
+    """Like :func:`oblique_affine`, with the origin chosen so the grid centre is ``centre_mm``."""
+    affine = oblique_affine(**kwargs)  # type: ignore[arg-type]
+    affine[:3, 3] = np.asarray(centre_mm) - affine[:3, :3] @ ((np.array(shape) - 1) / 2.0)
+    return affine

@@ -1,0 +1,38 @@
+"""Shared fixtures: small textured volumes on deliberately awkward grids."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from breastlib.synthetic import blob_volume, centred_affine  # noqa: E402
+
+# Geometry cases that catch the classic errors: anisotropic spacing, oblique direction
+# cosines, LPS storage order, a sagittal (axis-permuted) stack, non-zero origins.
+GRID_CASES = {
+    "ras-anisotropic": dict(spacing=(0.7 * 3, 0.7 * 3, 2.0 * 2)),
+    "lps-oblique": dict(spacing=(2.0, 2.4, 3.0), angle_deg=17.0, lps=True),
+    "sagittal-stack": dict(spacing=(3.0, 2.0, 2.2), permute=(1, 2, 0), angle_deg=-9.0),
+}
+
+
+@pytest.fixture(params=sorted(GRID_CASES))
+def grid_case(request):
+    """(name, shape, file affine) for each awkward grid."""
+    shape = (40, 36, 28)
+    return request.param, shape, centred_affine(shape, **GRID_CASES[request.param])
+
+
+@pytest.fixture
+def blob_pair():
+    """A fixed blob and a moving copy shifted by a known amount (mm), oblique LPS grid."""
+    shape = (48, 44, 32)
+    affine = centred_affine(shape, spacing=(2.0, 2.4, 3.0), angle_deg=17.0, lps=True)
+    shift = np.array([4.0, -3.0, 5.0])
+    fixed = blob_volume(shape, affine, seed=3)
+    moving = blob_volume(shape, affine, shift_mm=shift, seed=3)
+    return fixed, moving, shift

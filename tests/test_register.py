@@ -1,0 +1,126 @@
+"""ConvexAdam + MIND: the three peer tests, plus the building blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from breastlib.encoders.mind import mind_ssc
+from breastlib.errors import BreastlibError
+from breastlib.register import PROFILES, get_profile, register_pair
+from breastlib.register.convex import search_offsets, ssd_cost_volume
+from breastlib.smoothing import box_smooth, upsample_field
+from breastlib.synthetic import blob_volume, centred_affine
+
+
+def centre_region(shape, fraction=0.25):
+    mask = np.zeros(shape, bool)
+    lo = [int(s * fraction) for s in shape]
+    hi = [int(s * (1 - fraction)) for s in shape]
+    mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = True
+    return mask
+
+
+def test_identical_images_give_zero_field(blob_pair):
+    fixed, _, _ = blob_pair
+    result = register_pair(fixed, fixed, init="com")
+    magnitude = result.displacement.magnitude_mm()
+    assert magnitude.max() < 0.5, magnitude.max()
+
+
+def test_known_translation_recovered_in_mm(blob_pair):
+    fixed, moving, shift = blob_pair
+    result = register_pair(fixed, moving, init="none")
+    u = result.displacement.millimetres()
+    region = centre_region(fixed.shape)
+    error = np.linalg.norm(u[:, region] - shift[:, None], axis=0)
+    print(f"translation {shift} mm recovered with mean error {error.mean():.2f} mm")
+    assert error.mean() < 1.0  # voxels are 2.0 x 2.4 x 3.0 mm
+
+
+def test_translation_beyond_search_window_needs_com_init():
+    shape = (44, 48, 32)
+    affine = centred_affine(shape, (0.0, 0.0, 0.0), spacing=(4.5, 4.5, 4.5), angle_deg=10.0)
+    shift = np.array([0.0, 70.0, -10.0])  # far beyond the 2 x 4-voxel (36 mm) search cube
+    fixed = blob_volume(shape, affine, shift_mm=-shift / 2, seed=3)
+    moving = blob_volume(shape, affine, shift_mm=shift / 2, seed=3)
+    region = centre_region(shape)
+    errors = {}
+    for init in ("none", "com"):
+        u = register_pair(fixed, moving, init=init, half_width=2).displacement.millimetres()
+        errors[init] = np.linalg.norm(u[:, region] - shift[:, None], axis=0).mean()
+    assert errors["com"] < 1.5, errors
+    assert errors["none"] > errors["com"] + 1.0, errors  # the window alone falls short
+
+
+def test_rotated_direction_cosines_give_identity_in_world():
+    """Same anatomy on grids with different direction cosines: the world map is identity."""
+    shape = (44, 44, 30)
+    fixed = blob_volume(shape, centred_affine(shape, spacing=(2.2, 2.2, 3.0), angle_deg=0.0),
+                        seed=7)
+    moving = blob_volume(shape, centred_affine(shape, spacing=(2.2, 2.2, 3.0), angle_deg=25.0,
+                                               lps=True), seed=7)
+    result = register_pair(fixed, moving, init="com")
+    u = result.displacement.millimetres()
+    centre = centre_region(shape, 0.3)
+    assert np.linalg.norm(u[:, centre], axis=0).mean() < 1.0
+
+
+def test_outputs_are_deterministic(blob_pair):
+    fixed, moving, _ = blob_pair
+    a = register_pair(fixed, moving, iterations=20)
+    b = register_pair(fixed, moving, iterations=20)
+    np.testing.assert_array_equal(a.displacement.field, b.displacement.field)
+    assert a.params["iterations"] == 20 and a.device == "cpu"
+    assert set(a.seconds) == {"init", "features", "optimisation", "total"}
+
+
+def test_profiles_and_overrides():
+    assert PROFILES["published"].iterations == 1000
+    assert PROFILES["published"].learning_rate == 3.0
+    assert PROFILES["published"].smooth_kernel == 7 and PROFILES["published"].smooth_passes == 5
+    assert PROFILES["convexadam"].regularisation == 1.25
+    assert PROFILES["convexadam"].iterations == 80
+    assert get_profile("fast", iterations=3).iterations == 3
+    with pytest.raises(BreastlibError, match="unknown profile"):
+        get_profile("quick")
+    with pytest.raises(BreastlibError, match="lambda_"):
+        get_profile("fast", lambda_=2)
+
+
+def test_separable_smoothing_equals_box_filter():
+    torch.manual_seed(0)
+    field = torch.randn(1, 3, 20, 18, 16)
+    ours = box_smooth(field, kernel=5, passes=2)
+    naive = field
+    for _ in range(2):
+        naive = F.avg_pool3d(F.pad(naive, [2] * 6, mode="replicate"), 5, stride=1)
+    torch.testing.assert_close(ours, naive, atol=1e-5, rtol=1e-5)
+
+
+def test_upsampling_keeps_a_constant_field_in_fine_voxels():
+    coarse = torch.ones(1, 3, 4, 5, 6) * 2.0
+    fine = upsample_field(coarse, 3, (11, 14, 17))
+    assert fine.shape == (1, 3, 11, 14, 17)
+    torch.testing.assert_close(fine, torch.full_like(fine, 6.0))
+
+
+def test_cost_volume_minimum_at_true_shift():
+    torch.manual_seed(0)
+    fixed = torch.randn(1, 4, 12, 12, 12)
+    moving = torch.roll(fixed, shifts=(2, -1, 1), dims=(2, 3, 4))
+    cost = ssd_cost_volume(fixed, moving, 3, smooth=0)
+    offsets = search_offsets(3, device=torch.device("cpu"))
+    best = offsets[cost[:, 6, 6, 6].argmin()]
+    assert best.tolist() == [2.0, -1.0, 1.0]
+
+
+def test_mind_is_contrast_invariant_and_bounded():
+    volume = blob_volume((24, 24, 16), np.diag([2.0, 2.0, 2.0, 1.0]))
+    image = torch.from_numpy(volume.array)[None, None] / volume.array.max()
+    features = mind_ssc(image, radius=1, dilation=2)
+    assert features.shape == (1, 12, 24, 24, 16)
+    assert float(features.min()) >= 0.0 and float(features.max()) <= 1.0 + 1e-6
+    torch.testing.assert_close(mind_ssc(image * 3.0 + 0.5), features, atol=1e-4, rtol=1e-4)
