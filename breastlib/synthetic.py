@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy.special import expit
 
 from .volume import Volume
 
@@ -60,7 +61,7 @@ def textured_blob(world_points: np.ndarray, *, seed: int = 0) -> np.ndarray:
     amplitudes = rng.uniform(0.5, 1.5, size=24) * rng.choice([-1, 1], size=24)
     p = np.asarray(world_points, dtype=np.float64)
     radius = (p[..., 0] / 70) ** 2 + (p[..., 1] / 60) ** 2 + (p[..., 2] / 45) ** 2
-    body = 1.0 / (1.0 + np.exp((radius - 1.0) * 12.0))
+    body = expit((1.0 - radius) * 12.0)
     texture = np.zeros(p.shape[:-1])
     for c, w, a in zip(centres, widths, amplitudes, strict=True):
         texture += a * np.exp(-((p - c) ** 2).sum(-1) / (2 * w**2))

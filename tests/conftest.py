@@ -9,7 +9,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from breastlib.synthetic import blob_volume, centred_affine  # noqa: E402
+from breastlib.synthetic import blob_volume, centred_affine
 
 # Geometry cases that catch the classic errors: anisotropic spacing, oblique direction
 # cosines, LPS storage order, a sagittal (axis-permuted) stack, non-zero origins.

@@ -40,7 +40,7 @@ def test_canonical_array_is_ras(grid_case):
 
 
 def test_nifti_itk_nifti_round_trip(tmp_path, grid_case):
-    name, shape, affine = grid_case
+    _name, shape, affine = grid_case
     volume = blob_volume(shape, affine)
     path = volume.save(tmp_path / "a.nii.gz")
     image = sitk.ReadImage(str(path))
@@ -85,7 +85,7 @@ def _write_dicom_series(volume: Volume, folder) -> None:
 
 
 def test_dicom_series_geometry(tmp_path, grid_case):
-    name, shape, affine = grid_case
+    _name, shape, affine = grid_case
     volume = blob_volume(shape, affine)
     folder = tmp_path / "dicom"
     folder.mkdir()
