@@ -1,0 +1,81 @@
+"""``breastlib weights list | download NAME | verify [NAME] [--record]``.
+
+Registered by :mod:`breastlib.cli` through :func:`add_parser`; user errors raise
+:class:`~breastlib.errors.BreastlibError`, which the command line prints without a
+traceback and turns into a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from . import weights as w
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``weights`` subcommand on the top-level parser's subparsers."""
+    parser = subparsers.add_parser(
+        "weights",
+        help="list, download and verify pretrained encoder checkpoints",
+        description=(
+            "Manage the pretrained checkpoint cache ($BREASTLIB_WEIGHTS, else "
+            "~/.cache/breastlib/weights). Nothing is downloaded except by 'download'."
+        ),
+    )
+    sub = parser.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
+    sub.add_parser("list", help="show every checkpoint, its source, hash and cache status")
+    dl = sub.add_parser("download", help="fetch one checkpoint into the cache")
+    dl.add_argument("name", choices=sorted(w.CHECKPOINTS), metavar="NAME",
+                    help=f"one of: {', '.join(sorted(w.CHECKPOINTS))}")
+    dl.add_argument("--force", action="store_true", help="download again if present")
+    ver = sub.add_parser("verify", help="check the SHA-256 of cached checkpoints")
+    ver.add_argument("name", nargs="?", choices=sorted(w.CHECKPOINTS), metavar="NAME",
+                     help="only this checkpoint (default: all present)")
+    ver.add_argument("--record", action="store_true",
+                     help="pin the hash of unverified files in pins.json")
+    parser.set_defaults(func=run)
+
+
+def _list() -> int:
+    print(f"weights cache: {w.weights_dir()}")
+    for row in w.registry_rows():
+        sha, origin = w.expected_sha256(row["name"])
+        status = "present" if row["present"] else "missing"
+        how = "download" if row["url"] else "manual"
+        print(f"{row['name']:<20} {status:<8} {row['size']:>9}  {how:<8} "
+              f"sha256={sha or 'unverified'} ({origin})")
+        print(f"{'':<20} {row['filename']}  <- {row['url'] or row['source']}")
+    return 0
+
+
+def _verify(name: str | None, record: bool) -> int:
+    names = [name] if name else [n for n in w.CHECKPOINTS if w.checkpoint_path(n).is_file()]
+    if name and not w.checkpoint_path(name).is_file():
+        raise w.WeightsError(w.missing_message(name))
+    if not names:
+        print(f"no checkpoints in {w.weights_dir()}")
+        return 0
+    failed = []
+    for n in names:
+        row = w.verify(n, record=record)
+        verdict = {True: "ok", False: "MISMATCH", None: "unverified"}[row["ok"]]
+        print(f"{n:<20} {verdict:<10} {row['sha256']} ({row['origin']})")
+        if row["ok"] is False:
+            failed.append(n)
+    if failed:
+        raise w.WeightsError(
+            f"checksum mismatch for {', '.join(failed)}: delete the file(s) and download again"
+        )
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute a parsed ``weights`` command; returns the exit status."""
+    action = args.weights_command
+    if action == "list":
+        return _list()
+    if action == "download":
+        path = w.download(args.name, force=args.force)
+        print(f"{args.name}: {path} (sha256 {w.file_sha256(path)})")
+        return 0
+    return _verify(args.name, args.record)

@@ -1,0 +1,204 @@
+"""Checkpoint registry, cache, checksums, strict loading and the weights CLI (no network)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import urllib.error
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest
+import torch
+
+from breastlib.encoders import ENCODERS, clear_cache, get_encoder, weights_cli
+from breastlib.encoders import weights as w
+from breastlib.errors import BreastlibError
+
+MANIFEST_OF = {"sam": "sam_vit_b.json", "dinov2-s": "dinov2_vits14_reg4.json",
+               "dinov2-b": "dinov2_vitb14_reg4.json", "dinov2": "dinov2_vitl14_reg4.json",
+               "biomedclip": "biomedclip_vit_b16.json"}
+
+
+@pytest.fixture(autouse=True)
+def weights_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("BREASTLIB_WEIGHTS", str(tmp_path / "weights"))
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("network disabled in tests")
+
+    monkeypatch.setattr("urllib.request.urlopen", no_network)
+    clear_cache()
+    yield tmp_path / "weights"
+    clear_cache()
+
+
+def _meta_network(name):
+    from breastlib.encoders import _build
+
+    with torch.device("meta"):
+        return _build(ENCODERS[name])
+
+
+def _map(name, state):
+    from breastlib.encoders import _map as mapper
+
+    return mapper(ENCODERS[name], state)
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST_OF))
+def test_manifest_checkpoints_load_strictly(name):
+    manifest = w.load_manifest(MANIFEST_OF[name])
+    assert manifest["source"] and manifest["parameters"]
+    mapped, unexpected = _map(name, w.checkpoint_from_manifest(manifest))
+    w.load_strict(_meta_network(name), mapped, unexpected, source=name)
+
+
+def test_every_checkpoint_has_a_manifest_and_no_invented_hash():
+    for ckpt in w.CHECKPOINTS.values():
+        assert (w.MANIFEST_DIR / ckpt.manifest).is_file()
+        assert ckpt.sha256 is None or len(ckpt.sha256) == 64
+    for spec in ENCODERS.values():
+        assert spec.checkpoint in w.CHECKPOINTS
+
+
+def _save(state, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
+
+
+def test_dinov2_meta_layout_loads_from_cache_and_maps_class_position(weights_home):
+    state = w.checkpoint_from_manifest(w.load_manifest("dinov2_vits14_reg4.json"))
+    _save(state, weights_home / w.CHECKPOINTS["dinov2_vits14_reg4"].filename)
+    enc = get_encoder("dinov2-s", weights="pretrained", input_size=28, device="cpu")
+    net = enc.network
+    assert torch.equal(net.cls_token, state["cls_token"] + state["pos_embed"][:, :1])
+    assert torch.equal(net.pos_embed, state["pos_embed"][:, 1:])
+    assert torch.equal(net.reg_token, state["register_tokens"])
+    assert enc.encode(torch.rand(1, 1, 28, 28)).shape == (1, 384, 2, 2)
+
+
+def test_sam_full_and_dataparallel_layouts_load_by_path(tmp_path):
+    manifest = w.load_manifest("sam_vit_b.json")
+    state = w.checkpoint_from_manifest(manifest)
+    state["prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"] = torch.zeros(2, 128)
+    state["mask_decoder.iou_token.weight"] = torch.zeros(1, 256)
+    path = _save(state, tmp_path / "sam.pth")
+    enc = get_encoder("sam", weights=str(path), input_size=32, device="cpu")
+    assert torch.equal(enc.network.neck[0].weight, state["image_encoder.neck.0.weight"])
+    parallel = _save({"module." + k: v for k, v in state.items()}, tmp_path / "ssl.pth")
+    get_encoder("sslsam", weights=str(parallel), input_size=32, device="cpu")
+
+
+def test_wrong_keys_are_listed(tmp_path):
+    state = w.checkpoint_from_manifest(w.load_manifest("sam_vit_b.json"))
+    del state["image_encoder.neck.0.weight"]
+    state["image_encoder.blocks.0.adapter.weight"] = torch.zeros(3)
+    state["decoder_head.weight"] = torch.zeros(3)
+    path = _save(state, tmp_path / "bad.pth")
+    with pytest.raises(w.WeightsError) as err:
+        get_encoder("sam", weights=str(path), input_size=32, device="cpu")
+    text = str(err.value)
+    assert "1 missing: neck.0.weight" in text
+    assert "blocks.0.adapter.weight" in text and "decoder_head.weight" in text
+
+
+def test_wrong_shape_and_wrong_family_rejected(tmp_path):
+    state = w.checkpoint_from_manifest(w.load_manifest("biomedclip_vit_b16.json"))
+    state["visual.trunk.pos_embed"] = torch.zeros(1, 50, 768)
+    path = _save(state, tmp_path / "clip.bin")
+    with pytest.raises(w.WeightsError, match=r"1 shape: pos_embed \(1, 50, 768\)"):
+        get_encoder("biomedclip", weights=str(path), device="cpu")
+    dino = _save(w.checkpoint_from_manifest(w.load_manifest("dinov2_vits14_reg4.json")),
+                 tmp_path / "dino.pth")
+    with pytest.raises(w.WeightsError, match="missing"):
+        get_encoder("sam", weights=str(dino), input_size=32, device="cpu")
+
+
+def test_unreadable_and_unsafe_files_rejected(tmp_path):
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(w.WeightsError, match="not a readable PyTorch checkpoint"):
+        w.read_state_dict(junk)
+    unsafe = tmp_path / "unsafe.pth"
+    torch.save({"net": argparse.Namespace(a=1)}, unsafe)  # arbitrary objects: refused
+    with pytest.raises(w.WeightsError):
+        w.read_state_dict(unsafe)
+    with pytest.raises(w.WeightsError, match="checkpoint file not found"):
+        get_encoder("sam", weights=str(tmp_path / "absent.pth"), device="cpu")
+
+
+def test_missing_pretrained_says_where_and_how(weights_home):
+    with pytest.raises(w.WeightsError) as err:
+        get_encoder("sam", weights="pretrained", device="cpu")
+    text = str(err.value)
+    assert str(weights_home / "sam_vit_b_01ec64.pth") in text
+    assert "breastlib weights download sam_vit_b" in text
+    with pytest.raises(w.WeightsError, match="by hand from bowang-lab/MedSAM"):
+        get_encoder("medsam", weights="pretrained", device="cpu")
+
+
+def test_checksums_published_pinned_and_mismatch(weights_home, monkeypatch):
+    path = _save({"x": torch.zeros(2)}, weights_home / "sam_vit_b_01ec64.pth")
+    assert w.verify("sam_vit_b")["origin"] == "unverified"
+    row = w.verify("sam_vit_b", record=True)
+    assert row["ok"] and w.expected_sha256("sam_vit_b") == (row["sha256"], "pinned")
+    assert w.locate("sam_vit_b") == path
+    _save({"x": torch.ones(2)}, path)  # a different file under the pinned name
+    with pytest.raises(w.WeightsError, match="does not match the pinned hash"):
+        w.locate("sam_vit_b")
+    bad = w.Checkpoint(**{**w.CHECKPOINTS["dinov2_vits14_reg4"].__dict__, "sha256": "0" * 64})
+    monkeypatch.setitem(w.CHECKPOINTS, "dinov2_vits14_reg4", bad)
+    _save({"x": torch.zeros(1)}, weights_home / bad.filename)
+    with pytest.raises(w.WeightsError, match="published hash 0000"):
+        get_encoder("dinov2-s", weights="pretrained", device="cpu")
+
+
+def test_download_offline_and_manual(weights_home):
+    with pytest.raises(w.WeightsError, match="could not download 'sam_vit_b'.*offline"):
+        w.download("sam_vit_b")
+    assert not (weights_home / "sam_vit_b_01ec64.pth").exists()
+    with pytest.raises(w.WeightsError, match="no direct download"):
+        w.download("sslsam_vit_b")
+
+
+def test_download_streams_and_checks_hash(weights_home, monkeypatch):
+    payload = b"checkpoint bytes"
+
+    class Response(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr("urllib.request.urlopen", lambda url, timeout: Response(payload))
+    path = w.download("biomedclip")
+    assert path.read_bytes() == payload
+    bad = w.Checkpoint(**{**w.CHECKPOINTS["biomedclip"].__dict__, "sha256": "f" * 64})
+    monkeypatch.setitem(w.CHECKPOINTS, "biomedclip", bad)
+    with pytest.raises(w.WeightsError, match="nothing was saved"):
+        w.download("biomedclip", force=True)
+    assert path.read_bytes() == payload
+
+
+def _cli(*argv):
+    parser = argparse.ArgumentParser()
+    weights_cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(list(argv))
+    return args.func(args)
+
+
+def test_weights_cli(weights_home, capsys):
+    assert _cli("weights", "list") == 0
+    out = capsys.readouterr().out
+    assert "sam_vit_b" in out and "dinov2_vitl14_reg4" in out and "unverified" in out
+    with pytest.raises(BreastlibError, match="offline"):
+        _cli("weights", "download", "dinov2_vitl14_reg4")
+    with pytest.raises(BreastlibError, match="not found"):
+        _cli("weights", "verify", "sam_vit_b")
+    _save({"x": torch.zeros(1)}, weights_home / "sam_vit_b_01ec64.pth")
+    assert _cli("weights", "verify", "--record") == 0
+    assert "pinned" in capsys.readouterr().out
