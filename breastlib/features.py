@@ -28,6 +28,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -383,12 +384,12 @@ def feature_pair(
     if weight is not None and not bool(weight.any()):
         raise InputError("the PCA mask covers no encoded token")
 
-    def chunks():
-        for t in tokens:
+    def chunks(all_tokens: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+        for t in all_tokens:
             for i in range(t.shape[0]):
                 yield _token_rows(t[i : i + 1], layout, None if weight is None else weight[i])
 
-    comps, mean = fit_pca(chunks(), settings.pca_dims, centred=not uncentred,
+    comps, mean = fit_pca(chunks(tokens), settings.pca_dims, centred=not uncentred,
                           method=pca_method, seed=seed)
     outputs = []
     for t in tokens:

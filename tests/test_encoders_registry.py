@@ -104,5 +104,6 @@ def test_timm_encoder_matches_timm_forward_at_native_size(name, size, prefix):
     with torch.inference_mode():
         ref = enc.network.forward_features(to_rgb(x, enc.spec))[:, prefix:]
     got = enc.encode(x)
-    assert got.shape == (1, enc.spec.channels, size // enc.spec.patch_size, size // enc.spec.patch_size)
+    side = size // enc.spec.patch_size
+    assert got.shape == (1, enc.spec.channels, side, side)
     assert torch.allclose(got.flatten(2).transpose(1, 2), ref, atol=1e-5)

@@ -157,7 +157,7 @@ def test_checksums_published_pinned_and_mismatch(weights_home, monkeypatch):
 
 
 def test_download_offline_and_manual(weights_home):
-    with pytest.raises(w.WeightsError, match="could not download 'sam_vit_b'.*offline"):
+    with pytest.raises(w.WeightsError, match=r"could not download 'sam_vit_b'.*offline"):
         w.download("sam_vit_b")
     assert not (weights_home / "sam_vit_b_01ec64.pth").exists()
     with pytest.raises(w.WeightsError, match="no direct download"):
