@@ -391,11 +391,9 @@ def feature_pair(
 
     comps, mean = fit_pca(chunks(tokens), settings.pca_dims, centred=not uncentred,
                           method=pca_method, seed=seed)
-    outputs = []
-    for t in tokens:
-        reduced = project(t, comps, mean)  # (E, k, h, w)
-        outputs.append(_interpolate_z(_to_voxels(reduced, layout), index, depth))
-    del tokens
+    # project and free the full-size tokens before any voxel-size buffer exists
+    reduced = [project(tokens.pop(0), comps, mean) for _ in range(len(tokens))]  # (E, k, h, w)
+    outputs = [_interpolate_z(_to_voxels(r, layout), index, depth) for r in reduced]
     info.update(
         token_grid=[layout.token_rows, layout.token_cols], channels=spec.channels,
         encoded_slices=len(index), seconds_encoding=t_enc, cached=False,
