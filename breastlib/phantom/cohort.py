@@ -23,7 +23,7 @@ import pandas as pd
 
 from .._atomic import write_text_atomic
 from ..errors import BreastlibError
-from .acquisition import SIZES
+from .acquisition import SIZES, Acquisition
 from .labels import LABELS
 from .pair import TASKS, Pair, make_pair
 
@@ -83,6 +83,8 @@ def make_cohort(
     size: str = "small",
     seed: int = 0,
     out_dir: str | os.PathLike = "phantom_cohort",
+    *,
+    acquisition: Acquisition | None = None,
 ) -> Path:
     """Generate ``n_pairs`` pairs of a study task and write them with a manifest.
 
@@ -100,6 +102,8 @@ def make_cohort(
         Cohort seed; pair ``i`` uses seed ``seed * 100003 + i`` (bit-exact repeatable).
     out_dir
         Folder to write into (created).
+    acquisition
+        Acquisition effects passed to :func:`~breastlib.phantom.pair.make_pair`.
 
     Returns
     -------
@@ -120,10 +124,11 @@ def make_cohort(
         pair_seed = int(seed) * 100_003 + i
         if task == "lesion":
             for flag, suffix in ((True, "lesion"), (False, "control")):
-                pair = make_pair(task, size, pair_seed, has_lesion=flag)
+                pair = make_pair(task, size, pair_seed, has_lesion=flag,
+                                 acquisition=acquisition)
                 rows.append(write_pair(pair, out_dir, f"{task}_{i:03d}_{suffix}"))
         else:
-            pair = make_pair(task, size, pair_seed)
+            pair = make_pair(task, size, pair_seed, acquisition=acquisition)
             rows.append(write_pair(pair, out_dir, f"{task}_{i:03d}"))
     frame = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     buffer = io.StringIO()

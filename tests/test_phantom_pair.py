@@ -1,0 +1,129 @@
+"""Pairs of the four study tasks: ground truth agrees with images, labels and landmarks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from breastlib.phantom import LABELS, TASKS, Acquisition, make_pair
+from breastlib.phantom.labels import breast_mask
+
+FAST = Acquisition(supersample=1)
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return {task: make_pair(task, "small", seed=5, acquisition=FAST) for task in TASKS}
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return float(2 * (a & b).sum() / max(a.sum() + b.sum(), 1))
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_pair_shapes_sequences_and_grids(pairs, task):
+    pair = pairs[task]
+    fixed_seq, moving_seq, regime = TASKS[task]
+    assert pair.info["fixed_sequence"] == fixed_seq
+    assert pair.info["moving_sequence"] == moving_seq
+    assert pair.info["regime"] == regime
+    assert pair.fixed.array.dtype == np.float32
+    assert pair.fixed_labels.grid.same_as(pair.fixed.grid)
+    assert pair.moving_labels.grid.same_as(pair.moving.grid)
+    assert pair.displacement.grid.same_as(pair.fixed.grid)
+    assert pair.inverse.grid.same_as(pair.moving.grid)
+    assert pair.info["same_grid"] == (task != "modality")
+    assert np.isfinite(pair.moving.array).all()
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_ground_truth_brings_the_moving_tissue_onto_the_fixed_tissue(pairs, task):
+    """Warping the moving labels with the true field reproduces the fixed labels;
+    a wrong (e.g. inverted) field would not."""
+    pair = pairs[task]
+    fixed = pair.fixed_labels.array
+    warped = pair.displacement.warp_labels(pair.moving_labels).array
+    unwarped = pair.moving_labels.resample_to(pair.fixed_labels, mode="nearest").array
+    d_gt = _dice(breast_mask(fixed), breast_mask(warped))
+    d_none = _dice(breast_mask(fixed), breast_mask(unwarped))
+    assert d_gt > 0.93
+    assert d_gt > d_none + 0.02
+    body_gt = _dice(fixed > 0, warped > 0)
+    assert body_gt > 0.97
+    lung = LABELS["lung"]
+    assert _dice(fixed == lung, warped == lung) > 0.9
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_landmarks_follow_the_field(pairs, task):
+    pair = pairs[task]
+    n = len(pair.landmark_kinds)
+    assert n >= 40
+    assert pair.fixed_landmarks.shape == pair.moving_landmarks.shape == (n, 3)
+    assert {"fgt_branch", "nipple", "vessel_bifurcation"} <= set(pair.landmark_kinds)
+    np.testing.assert_allclose(pair.displacement.to_moving(pair.fixed_landmarks),
+                               pair.moving_landmarks, atol=1e-9)
+    back = pair.inverse.to_moving(pair.moving_landmarks)
+    err = np.linalg.norm(back - pair.fixed_landmarks, axis=1)
+    assert err.max() < 0.25 * pair.fixed.spacing.min()
+    # Landmarks sit in tissue, and the same tissue in both images (ducts can involute,
+    # so compare body membership, and breast membership for breast landmarks).
+    fl = _labels_at(pair.fixed_labels, pair.fixed_landmarks)
+    ml = _labels_at(pair.moving_labels, pair.moving_landmarks)
+    assert np.all(fl > 0)
+    assert np.mean(ml > 0) >= 0.95
+
+
+def _labels_at(labels, points):
+    idx = np.rint(labels.grid.world_to_index(points)).astype(int)
+    return labels.array[idx[:, 0], idx[:, 1], idx[:, 2]]
+
+
+def test_longitudinal_visit_changes_tissue(pairs):
+    pair = pairs["longitudinal"]
+    assert pair.info["fgt_scale"] < 1.0
+    fixed_fgt = (pair.fixed_labels.array == LABELS["fgt"]).sum()
+    moving_fgt = (pair.moving_labels.array == LABELS["fgt"]).sum()
+    assert moving_fgt < fixed_fgt  # involution
+
+
+def test_lesion_pairs_with_and_without_lesion():
+    with_lesion = make_pair("lesion", "small", seed=8, has_lesion=True, acquisition=FAST)
+    without = make_pair("lesion", "small", seed=8, has_lesion=False, acquisition=FAST)
+    lesion = LABELS["lesion"]
+    assert (with_lesion.fixed_labels.array == lesion).sum() > 0
+    assert (without.fixed_labels.array == lesion).sum() == 0
+    assert "lesion_centre" in with_lesion.landmark_kinds
+    # Matched: same subject otherwise, so the breasts coincide.
+    a = breast_mask(with_lesion.fixed_labels.array)
+    b = breast_mask(without.fixed_labels.array)
+    assert _dice(a, b) > 0.99
+    # The lesion enhances on the fat-suppressed post-contrast image.
+    img = with_lesion.fixed.array
+    fgt = with_lesion.fixed_labels.array == LABELS["fgt"]
+    assert np.median(img[with_lesion.fixed_labels.array == lesion]) > np.median(img[fgt])
+
+
+def test_static_motion_is_sub_millimetre():
+    pair = make_pair("sequence", "small", seed=2, motion="static", acquisition=FAST)
+    assert pair.info["magnitude_mm"] < 1.0
+    d = np.linalg.norm(pair.moving_landmarks - pair.fixed_landmarks, axis=1)
+    assert d.max() < 1.0
+
+
+def test_determinism_per_seed():
+    a = make_pair("longitudinal", "small", seed=3, acquisition=FAST)
+    b = make_pair("longitudinal", "small", seed=3, acquisition=FAST)
+    c = make_pair("longitudinal", "small", seed=4, acquisition=FAST)
+    for name in ("fixed", "moving", "fixed_labels", "moving_labels"):
+        np.testing.assert_array_equal(getattr(a, name).array, getattr(b, name).array)
+    np.testing.assert_array_equal(a.displacement.field, b.displacement.field)
+    np.testing.assert_array_equal(a.fixed_landmarks, b.fixed_landmarks)
+    assert not np.array_equal(a.fixed.array, c.fixed.array)
+
+
+def test_unknown_task_is_a_user_error():
+    from breastlib.errors import BreastlibError
+
+    with pytest.raises(BreastlibError, match="unknown task"):
+        make_pair("prone-supine")
