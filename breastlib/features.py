@@ -350,6 +350,7 @@ def feature_pair(
         "pca": ("uncentred" if uncentred else "centred") + f", {pca_method}, joint"
         + (", masked" if mask is not None else ""),
         "seed": int(seed),
+        "preprocessing": _preprocessing(spec),
     }
     if choice.kind == "random" and len(shared) > 1:
         info["shared_with"] = shared
@@ -403,6 +404,12 @@ def feature_pair(
         _write_cache(path, outputs[0], outputs[1], info)
         info["cache_file"] = str(path)
     return outputs[0], outputs[1], info
+
+
+def _preprocessing(spec: Any) -> str:
+    if spec.mean is None:
+        return "raw [0, 1], grey to 3 channels"
+    return f"grey to 3 channels, mean {list(spec.mean)} std {list(spec.std)}"
 
 
 def _read_cache(path: Path) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]] | None:

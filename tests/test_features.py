@@ -145,6 +145,7 @@ def test_sam_family_random_features_are_shared(tmp_path):
     f1, _, i1 = feature_pair("sam", fixed, moving, **kw)
     f2, _, i2 = feature_pair("medsam", fixed, moving, **kw)
     assert i1["shared_with"] == ["medsam", "sam", "sslsam"] and i2["cached"]
+    assert i2["preprocessing"] == i1["preprocessing"]  # one network, one preprocessing
     assert torch.equal(f1, f2)
 
 
