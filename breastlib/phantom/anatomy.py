@@ -184,7 +184,7 @@ class Anatomy:
         rng = np.random.default_rng(np.random.SeedSequence([subject.seed, 202]))
         self.lobule = NoiseLattice.random(rng, _BOX_LO, _BOX_HI, 2.2, channels=2)
         self.coarse = NoiseLattice.random(rng, _BOX_LO, _BOX_HI, 7.0, channels=3)
-        self.strand = NoiseLattice.random(rng, np.full(3, -200.0), np.full(3, 200.0), 3.0)
+        self.strand = NoiseLattice.random(rng, np.full(3, -200.0), np.full(3, 200.0), 3.0, 2)
         self.ducts: list[Tree] = []
         self.vessels: list[Tree] = []
         self.rasters: list[Raster] = []
@@ -270,12 +270,14 @@ class Anatomy:
         direction = v / r
         # Strands: noise on the sphere around the nipple, stretched along the radius.
         q = direction * 90.0 + np.array([0.31, 0.52, 0.79], dtype=np.float32) * (0.22 * r)
-        strand = self.strand.sample(q + 37.0 * br.side)[0]
+        sn = self.strand.sample(q + 37.0 * br.side)
+        # Ridged: near the crossing of two zero sets -> curvilinear strands along the radius.
+        strand = 1.6 - 2.2 * np.sqrt(sn[0] ** 2 + sn[1] ** 2)
         lob = self.lobule.sample(p)
         coarse = self.coarse.sample(p)
         tubes = sample_grid(raster.values, raster.lo, raster.spacing, p)
         duct, vessel = tubes[0], tubes[1]
-        tex = 0.55 * strand + 0.45 * lob[0] + 0.55 * coarse[0]
+        tex = 0.6 * strand + 0.4 * lob[0] + 0.6 * coarse[0]
         score = tex + 2.2 * np.minimum(duct, 1.0) - 0.9 * rn ** 2 - 0.5 * np.clip(t - 0.85, 0, 1)
         env = smoothstep(-s.breast_subcut, -s.breast_subcut - 6.0, f_mound)
         env *= smoothstep(-s.subcut + 4.0, -s.subcut + 12.0, f_torso)
@@ -356,14 +358,14 @@ class Anatomy:
         d0 = s.subcut + muscle_t
         muscle = inside & (dt >= s.subcut) & (dt < d0)
         labels[muscle] = np.where(sector[muscle] > 0.5, L["pectoralis"], L["chest_wall"])
-        shell = inside & (dt >= d0) & (dt < d0 + 14.0)
+        shell = inside & (dt >= d0) & (dt < d0 + 11.0)
         labels[shell] = L["chest_wall"]
         # Ribs: oblique bands that descend anteriorly; cartilage near the sternum.
         theta_drop = 38.0 * (1.0 + ell_sin) / 2.0
         zz = z + theta_drop - s.rib_phase
         k = np.round(zz / s.rib_pitch)
         dz = zz - k * s.rib_pitch
-        dr = dt - (d0 + 7.0)
+        dr = dt - (d0 + 5.5)
         rr = np.sqrt((dr / 4.5) ** 2 + (dz / 6.5) ** 2)
         is_rib = shell & (rr < 1.0)
         cartilage = np.abs(x) < 55.0 + 10.0 * np.sin(k * 1.3)
@@ -375,10 +377,10 @@ class Anatomy:
         marrow[sternum] = smoothstep(0.85, 0.6, srr[sternum])
 
         # -- thoracic cavity -------------------------------------------------------
-        cavity = inside & (dt >= d0 + 14.0)
+        cavity = inside & (dt >= d0 + 11.0)
         labels[cavity] = L["lung"]
         tex[cavity] = self.coarse.sample(p[cavity])[1]
-        med = cavity & (np.abs(x + 6.0) < 24.0 + 10.0 * smoothstep(0.2, 0.9, ell_sin))
+        med = cavity & (np.abs(x + 6.0) < 5.0 + 19.0 * smoothstep(0.3, 0.9, ell_sin))
         labels[med] = L["mediastinum"]
         dome = (-42.0 - 20.0 * ((x - 45.0) / 110.0) ** 2 - 18.0 * (yr / s.torso_b) ** 2
                 - 25.0 * smoothstep(10.0, -40.0, x))
@@ -397,10 +399,15 @@ class Anatomy:
         asc = np.hypot(x - 8.0, yr - 0.2 * s.torso_b) < 15.0
         asc &= z > s.heart_centre[2] + 0.6 * s.heart_radii[2]
         desc = np.hypot(x + 28.0, yr + 0.62 * s.torso_b) < 12.0
-        imv = (dt >= d0 + 14.0) & (dt < d0 + 18.5) & (np.abs(np.abs(x) - 30.0) < 2.5)
+        imv = (dt >= d0 + 11.0) & (dt < d0 + 15.5) & (np.abs(np.abs(x) - 30.0) < 2.5)
         great = cavity & (asc | desc | imv)
         labels[great] = L["vessel"]
         blood[great] = 1.0
+        # Vertebral body in front of the back muscles (bone with fatty marrow).
+        r_vert = np.hypot(x, (yr + 0.45 * s.torso_b) / 0.85)
+        vert = inside & (r_vert < 19.0)
+        labels[vert] = L["spine"]
+        marrow[vert] = smoothstep(18.5, 15.0, r_vert[vert])
 
         # -- breasts ----------------------------------------------------------------
         soft = inside & (dt < s.subcut + 0.5)

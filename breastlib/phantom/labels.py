@@ -26,6 +26,7 @@ LABELS: dict[str, int] = {
     "heart": 13,
     "liver": 14,
     "mediastinum": 15,
+    "spine": 16,
 }
 
 #: Tissues whose union is the breast mask (DESIGN.md: pectoralis and chest wall excluded).
