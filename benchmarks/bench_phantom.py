@@ -1,0 +1,47 @@
+"""Time the synthetic cohort generator: one pair per task, small and full size.
+
+Usage::
+
+    OMP_NUM_THREADS=2 python benchmarks/bench_phantom.py [--sizes small full] [--write DIR]
+
+Targets (issue 3): a ``small`` pair in under 10 s and a ``full`` pair in under 90 s on a
+2-core machine. With ``--write`` the pair is also written to disk (NIfTI, gzip), as
+``breastlib phantom`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+
+from breastlib.phantom import TASKS, make_pair
+from breastlib.phantom.cohort import write_pair
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", nargs="+", default=["small", "full"])
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS))
+    parser.add_argument("--write", action="store_true", help="also write the pair to disk")
+    args = parser.parse_args()
+    print(f"{'size':6s} {'task':13s} {'generate_s':>10s} {'write_s':>8s} {'peak_rss_gib':>12s}")
+    for size in args.sizes:
+        for task in args.tasks:
+            start = time.perf_counter()
+            pair = make_pair(task, size, seed=0)
+            generated = time.perf_counter() - start
+            written = float("nan")
+            if args.write:
+                with tempfile.TemporaryDirectory() as tmp:
+                    start = time.perf_counter()
+                    write_pair(pair, tmp, "pair")
+                    written = time.perf_counter() - start
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+            print(f"{size:6s} {task:13s} {generated:10.1f} {written:8.1f} {rss:12.1f}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
