@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Never read or fill a user's caches from the tests.
+os.environ["BREASTLIB_CACHE"] = tempfile.mkdtemp(prefix="breastlib-test-cache-")
+os.environ["BREASTLIB_WEIGHTS"] = tempfile.mkdtemp(prefix="breastlib-test-weights-")
 
 from breastlib.synthetic import blob_volume, centred_affine
 

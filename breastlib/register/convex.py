@@ -67,7 +67,10 @@ def coupled_argmin(
         ``(1, 3, x, y, z)`` displacement in coarse voxels.
     """
     shape = cost.shape[1:]
-    flat = cost.reshape(cost.shape[0], -1)
+    # Where the features carry no information (air, uniform tissue) every offset costs
+    # the same; break such ties towards zero displacement instead of the first offset.
+    tie_break = 1e-6 * (offsets**2).sum(dim=1, keepdim=True)
+    flat = cost.reshape(cost.shape[0], -1) + tie_break
     field = offsets[flat.argmin(dim=0)].T.reshape(1, 3, *shape)
     for weight in coupling:
         smoothed = box_smooth(box_smooth(field, kernel=3), kernel=3).reshape(3, -1)

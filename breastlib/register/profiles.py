@@ -57,8 +57,8 @@ PROFILES: dict[str, ConvexAdamParams] = {
     # Default: a small phantom pair in seconds on a laptop CPU, close to `published`.
     "fast": ConvexAdamParams(
         mind_radius=1, mind_dilation=2, feature_scale=10.0, convex_grid=4, half_width=4,
-        inverse_iterations=10, iterations=150, learning_rate=1.0, regularisation=2.0,
-        smooth_kernel=5, smooth_passes=3,
+        inverse_iterations=10, iterations=80, learning_rate=1.0, regularisation=2.0,
+        smooth_kernel=7, smooth_passes=3,
     ),
 }
 
