@@ -1,0 +1,463 @@
+"""Interactive slice browsers for static pages: no kernel, no CDN.
+
+A browser is a plotly figure holding one image trace per volume (method). Every slice of
+every volume is a small PNG (or JPEG) encoded once as a ``data:`` URI; the slider swaps
+the ``source`` of all traces to the chosen slice and the drop-down menu toggles which
+trace is visible, so the two controls are independent and the page needs no Python
+behind it. Slices are shown in radiological convention (patient's right on the viewer's
+left, anterior up in axial views, superior up otherwise) with square millimetre pixels,
+orientation letters and a scale bar.
+
+Each interactive figure comes with a static matplotlib fallback (a grid of a few slices)
+so a reader without JavaScript, a PDF or a notebook viewer still sees the picture.
+
+plotly is imported lazily: it belongs to the ``book`` extra, not to the core library.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..intensity import normalise_intensity
+from .slices import VIEWS, orthogonal_slice
+
+if TYPE_CHECKING:  # pragma: no cover
+    import matplotlib.figure
+    import plotly.graph_objects as go
+
+__all__ = [
+    "display_images",
+    "interactive_html",
+    "show_interactive",
+    "show_slice_browser",
+    "slice_browser",
+    "slice_indices",
+    "static_slices",
+]
+
+_NORMAL_AXIS = {"axial": 2, "coronal": 1, "sagittal": 0}
+# Letters at the (left, right, top, bottom) edges of each view, as orthogonal_slice lays
+# them out: patient's right on the viewer's left; anterior on the left of sagittal views.
+_ORIENTATION = {
+    "axial": ("R", "L", "A", "P"),
+    "coronal": ("R", "L", "S", "I"),
+    "sagittal": ("A", "P", "S", "I"),
+}
+_SCALE_BARS_MM = (5, 10, 20, 50, 100, 200)
+_div_counter = itertools.count()
+_plotlyjs_embedded = False
+
+
+def slice_indices(n: int, max_slices: int) -> np.ndarray:
+    """Evenly spaced slice indices, first and last included, at most ``max_slices``.
+
+    Parameters
+    ----------
+    n
+        Number of slices along the view's normal axis.
+    max_slices
+        Upper bound on the number of indices returned (at least 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        Sorted unique ``int`` indices in ``[0, n - 1]``.
+    """
+    if n < 1 or max_slices < 1:
+        raise ValueError(f"need n >= 1 and max_slices >= 1, got {n}, {max_slices}")
+    count = min(n, max_slices)
+    return np.unique(np.linspace(0, n - 1, count).round().astype(int))
+
+
+def display_images(
+    volumes: Mapping[str, np.ndarray],
+    *,
+    windows: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, np.ndarray]:
+    """Map every volume to display values in [0, 1].
+
+    Parameters
+    ----------
+    volumes
+        Name -> ``(X, Y, Z)`` array, all of one shape.
+    windows
+        Name -> ``(low, high)``: that volume is mapped linearly and clipped, so that
+        several volumes share one scale (difference images before and after
+        registration, a Jacobian). Volumes not named are normalised one by one with
+        :func:`breastlib.intensity.normalise_intensity` (robust percentiles).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Name -> ``(X, Y, Z)`` float32 in [0, 1].
+    """
+    if not volumes:
+        raise ValueError("no volumes to show")
+    windows = dict(windows or {})
+    unknown = set(windows) - set(volumes)
+    if unknown:
+        raise ValueError(f"windows name volumes that are not shown: {sorted(unknown)}")
+    shapes = {np.shape(v) for v in volumes.values()}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 3:
+        raise ValueError(f"volumes must share one (X, Y, Z) shape, got {sorted(shapes)}")
+    shown = {}
+    for name, volume in volumes.items():
+        data = np.asarray(volume, dtype=np.float32)
+        if name in windows:
+            low, high = (float(v) for v in windows[name])
+            if high <= low:
+                raise ValueError(f"window for {name!r} must have high > low, got {low, high}")
+            shown[name] = np.clip((data - low) / (high - low), 0.0, 1.0)
+        else:
+            shown[name] = normalise_intensity(data)
+    return shown
+
+
+def _square_pixels(image: np.ndarray, extent: list[float], max_pixels: int) -> tuple:
+    """Resample a [0, 1] slice to square pixels, top row first; returns (image, mm/px)."""
+    from PIL import Image
+
+    width_mm, height_mm = extent[1], extent[3]
+    rows, cols = image.shape
+    pixel_mm = min(width_mm / cols, height_mm / rows)
+    pixel_mm = max(pixel_mm, max(width_mm, height_mm) / max_pixels)
+    size = (max(1, round(width_mm / pixel_mm)), max(1, round(height_mm / pixel_mm)))
+    grey = Image.fromarray(np.round(image[::-1] * 255).astype(np.uint8))
+    if grey.size != size:
+        grey = grey.resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(grey), pixel_mm
+
+
+def _encode(image: np.ndarray, colormap: str | None, image_format: str) -> str:
+    """uint8 greyscale -> ``data:`` URI, optionally through a matplotlib colour map."""
+    from PIL import Image
+
+    if colormap is None:
+        picture = Image.fromarray(image)
+    else:
+        import matplotlib
+
+        rgb = matplotlib.colormaps[colormap](image / 255.0)[..., :3]
+        picture = Image.fromarray(np.round(rgb * 255).astype(np.uint8))
+    buffer = io.BytesIO()
+    if image_format == "png":
+        picture.save(buffer, format="PNG", optimize=True)
+    elif image_format == "jpeg":
+        picture.save(buffer, format="JPEG", quality=90)
+    else:
+        raise ValueError(f"image_format must be 'png' or 'jpeg', got {image_format!r}")
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f"data:image/{image_format};base64,{encoded}"
+
+
+def _scale_bar_mm(width_mm: float) -> int:
+    """The largest round length that fits in a fifth of the picture's width."""
+    fitting = [b for b in _SCALE_BARS_MM if b <= width_mm / 5]
+    return fitting[-1] if fitting else _SCALE_BARS_MM[0]
+
+
+def slice_browser(
+    volumes: Mapping[str, np.ndarray],
+    spacing: np.ndarray | tuple[float, float, float],
+    *,
+    view: str = "axial",
+    max_slices: int = 24,
+    title: str = "",
+    windows: Mapping[str, tuple[float, float]] | None = None,
+    colormaps: Mapping[str, str] | None = None,
+    max_pixels: int = 256,
+    image_format: str = "png",
+    height: int = 560,
+) -> go.Figure:
+    """A kernel-free slice browser: a slider over slices and a menu over volumes.
+
+    Parameters
+    ----------
+    volumes
+        Name (fixed, moving, a method's warped image, a difference...) -> ``(X, Y, Z)``
+        canonical RAS+ array; all on one grid. The first one is shown initially.
+    spacing
+        ``(3,)`` voxel size in mm (pixels are resampled to square millimetres).
+    view
+        ``"axial"``, ``"coronal"`` or ``"sagittal"``.
+    max_slices
+        At most this many evenly spaced slices (first and last included) are stored,
+        which bounds the page size.
+    title
+        Figure title; the selected volume's name is appended.
+    windows
+        Name -> ``(low, high)`` display window shared across volumes (see
+        :func:`display_images`); others are normalised with
+        :func:`breastlib.intensity.normalise_intensity`.
+    colormaps
+        Name -> matplotlib colour map for that volume (greyscale otherwise).
+    max_pixels
+        Longest side of a stored slice in pixels.
+    image_format
+        ``"png"`` (lossless, default) or ``"jpeg"`` (about five times smaller pages
+        for full-resolution volumes).
+    height
+        Figure height in CSS pixels.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``go.Image`` trace per volume; ``layout.sliders[0]`` restyles every trace's
+        ``source``, ``layout.updatemenus[0]`` toggles ``visible``.
+    """
+    import plotly.graph_objects as go
+
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+    spacing = np.asarray(spacing, dtype=float)
+    if spacing.shape != (3,) or np.any(spacing <= 0):
+        raise ValueError(f"spacing must be three positive numbers, got {spacing}")
+    colormaps = dict(colormaps or {})
+    shown = display_images(volumes, windows=windows)
+    names = list(shown)
+    shape = next(iter(shown.values())).shape
+    axis = _NORMAL_AXIS[view]
+    indices = slice_indices(shape[axis], max_slices)
+
+    sources: dict[str, list[str]] = {name: [] for name in names}
+    pixel_mm = size = None
+    for name in names:
+        for index in indices:
+            image, extent = orthogonal_slice(shown[name], spacing, view, int(index))
+            picture, pixel_mm = _square_pixels(image, extent, max_pixels)
+            size = picture.shape
+            sources[name].append(_encode(picture, colormaps.get(name), image_format))
+    assert pixel_mm is not None and size is not None
+    rows, cols = size
+    width_mm, height_mm = cols * pixel_mm, rows * pixel_mm
+    start = len(indices) // 2
+
+    figure = go.Figure()
+    for number, name in enumerate(names):
+        figure.add_trace(go.Image(
+            source=sources[name][start], name=name, visible=number == 0,
+            x0=pixel_mm / 2, dx=pixel_mm, y0=pixel_mm / 2, dy=pixel_mm,
+            hoverinfo="skip",
+        ))
+
+    prefix = f"{title} — " if title else ""
+    menu = dict(
+        type="dropdown", direction="down", active=0, showactive=True,
+        x=0.0, xanchor="left", y=1.0, yanchor="bottom", pad=dict(b=8),
+        buttons=[
+            dict(label=name, method="update",
+                 args=[{"visible": [other == name for other in names]},
+                       {"title.text": prefix + name}])
+            for name in names
+        ],
+    )
+    slider = dict(
+        active=start, pad=dict(t=24), x=0.0, len=1.0, ticklen=0,
+        font=dict(size=9), transition=dict(duration=0),
+        currentvalue=dict(prefix=f"{view} slice ", suffix=f" of {shape[axis]}",
+                          xanchor="left"),
+        steps=[
+            dict(label=str(int(index) + 1), method="restyle",
+                 args=[{"source": [sources[name][k] for name in names]}])
+            for k, index in enumerate(indices)
+        ],
+    )
+    left, right, top, bottom = _ORIENTATION[view]
+    letter = dict(showarrow=False, font=dict(color="#ffd400", size=15), xref="x", yref="y")
+    annotations = [
+        dict(text=left, x=0.03 * width_mm, y=height_mm / 2, xanchor="left", **letter),
+        dict(text=right, x=0.97 * width_mm, y=height_mm / 2, xanchor="right", **letter),
+        dict(text=top, x=width_mm / 2, y=0.03 * height_mm, yanchor="top", **letter),
+        dict(text=bottom, x=width_mm / 2, y=0.97 * height_mm, yanchor="bottom", **letter),
+    ]
+    bar = _scale_bar_mm(width_mm)
+    bar_x, bar_y = 0.05 * width_mm, 0.93 * height_mm
+    annotations.append(dict(text=f"{bar} mm", x=bar_x + bar / 2, y=bar_y,
+                            yanchor="bottom", showarrow=False, xref="x", yref="y",
+                            font=dict(color="white", size=11)))
+    figure.update_layout(
+        # Title on the top line, menu on the next: long names never overlap.
+        title=dict(text=prefix + names[0], x=0.5, xanchor="center", yref="container",
+                   y=1.0, yanchor="top", pad=dict(t=12)),
+        height=height, margin=dict(l=10, r=10, t=100, b=10),
+        paper_bgcolor="white", plot_bgcolor="black",
+        updatemenus=[menu], sliders=[slider], annotations=annotations,
+        shapes=[dict(type="line", x0=bar_x, x1=bar_x + bar, y0=bar_y, y1=bar_y,
+                     xref="x", yref="y", line=dict(color="white", width=3))],
+        meta=dict(view=view, slices=[int(i) for i in indices], names=names,
+                  pixel_mm=float(pixel_mm)),
+    )
+    figure.update_xaxes(visible=False, range=[0, width_mm], constrain="domain")
+    figure.update_yaxes(visible=False, range=[height_mm, 0], scaleanchor="x",
+                        constrain="domain")
+    return figure
+
+
+def static_slices(
+    volumes: Mapping[str, np.ndarray],
+    spacing: np.ndarray | tuple[float, float, float],
+    *,
+    view: str = "axial",
+    n_slices: int = 4,
+    title: str = "",
+    windows: Mapping[str, tuple[float, float]] | None = None,
+    colormaps: Mapping[str, str] | None = None,
+) -> matplotlib.figure.Figure:
+    """The static fallback of a browser: one row per volume, a few slices per row.
+
+    Parameters
+    ----------
+    volumes, spacing, view, windows, colormaps
+        As for :func:`slice_browser` (same normalisation, same radiological layout).
+    n_slices
+        Number of evenly spaced interior slices per row.
+    title
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A figure not yet shown (``plt.show()`` or ``display`` it, then close it).
+    """
+    import matplotlib.pyplot as plt
+
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+    if n_slices < 1:
+        raise ValueError(f"n_slices must be >= 1, got {n_slices}")
+    spacing = np.asarray(spacing, dtype=float)
+    colormaps = dict(colormaps or {})
+    shown = display_images(volumes, windows=windows)
+    n = next(iter(shown.values())).shape[_NORMAL_AXIS[view]]
+    # Interior slices: the first and last are often empty borders.
+    indices = np.unique(np.linspace(0, n - 1, n_slices + 2).round().astype(int)[1:-1])
+    indices = indices if indices.size else np.array([n // 2])
+    figure, axes = plt.subplots(
+        len(shown), indices.size, squeeze=False, constrained_layout=True,
+        figsize=(2.0 * indices.size + 0.8, 2.0 * len(shown) + 0.6),
+    )
+    left, right, top, bottom = _ORIENTATION[view]
+    for row, (name, volume) in enumerate(shown.items()):
+        for col, index in enumerate(indices):
+            image, extent = orthogonal_slice(volume, spacing, view, int(index))
+            ax = axes[row, col]
+            ax.imshow(image, origin="lower", extent=extent, interpolation="nearest",
+                      cmap=colormaps.get(name, "gray"), vmin=0.0, vmax=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(f"{view} slice {int(index) + 1} of {n}", fontsize=9)
+            if col == 0:
+                ax.set_ylabel(name)
+            for text, x, y in ((left, 0.03, 0.5), (right, 0.97, 0.5),
+                               (top, 0.5, 0.97), (bottom, 0.5, 0.03)):
+                ax.text(x, y, text, transform=ax.transAxes, color="#ffd400", fontsize=8,
+                        ha="center", va="center")
+    suffix = "radiological view: patient's right on the viewer's left"
+    figure.suptitle(f"{title}\n{suffix}" if title else suffix)
+    return figure
+
+
+def _in_colab() -> bool:
+    """Colab sandboxes each output in its own frame, so each needs its own plotly.js."""
+    return "google.colab" in sys.modules
+
+
+def interactive_html(figure: go.Figure, *, include_plotlyjs: bool | None = None) -> str:
+    """HTML for a plotly figure, with plotly.js inline (never from a CDN).
+
+    Parameters
+    ----------
+    figure
+        The figure (for example from :func:`slice_browser`).
+    include_plotlyjs
+        Embed the plotly.js bundle (about 5 MB) in this output. ``None`` embeds it in
+        the first figure of the process (a book page runs in one kernel, so once per
+        page) and in every figure on Colab, whose outputs do not share scripts.
+
+    Returns
+    -------
+    str
+        A ``<div class="breastlib-interactive">`` fragment with a deterministic id.
+    """
+    global _plotlyjs_embedded
+    if include_plotlyjs is None:
+        include_plotlyjs = _in_colab() or not _plotlyjs_embedded
+    _plotlyjs_embedded = _plotlyjs_embedded or include_plotlyjs
+    div_id = f"breastlib-plot-{next(_div_counter)}"
+    body = figure.to_html(
+        full_html=False, include_plotlyjs=bool(include_plotlyjs), div_id=div_id,
+        include_mathjax=False, config=dict(displaylogo=False, responsive=True),
+    )
+    return f'<div class="breastlib-interactive">{body}</div>'
+
+
+def show_interactive(
+    figure: go.Figure,
+    fallback: matplotlib.figure.Figure | None = None,
+    *,
+    include_plotlyjs: bool | None = None,
+) -> None:
+    """Display an interactive figure and its static fallback in a notebook page.
+
+    The interactive figure is a ``text/html`` output (rendered as is by MyST-NB, with
+    plotly.js inline); the fallback is an ordinary matplotlib image output beneath it,
+    which a reader without JavaScript, a PDF or a notebook viewer still sees.
+
+    Parameters
+    ----------
+    figure
+        The plotly figure.
+    fallback
+        A matplotlib figure; it is displayed, then closed.
+    include_plotlyjs
+        See :func:`interactive_html`.
+    """
+    from IPython.display import HTML, display
+
+    display(HTML(interactive_html(figure, include_plotlyjs=include_plotlyjs)))
+    if fallback is not None:
+        import matplotlib.pyplot as plt
+
+        display(fallback)
+        plt.close(fallback)
+
+
+def show_slice_browser(
+    volumes: Mapping[str, np.ndarray],
+    spacing: np.ndarray | tuple[float, float, float],
+    *,
+    view: str = "axial",
+    title: str = "",
+    n_static: int = 4,
+    **options: Any,
+) -> None:
+    """Build a :func:`slice_browser`, display it with its :func:`static_slices` fallback.
+
+    Returns nothing, so that a notebook cell ending with this call does not display the
+    figure a second time through plotly's own renderer (which would load plotly.js from
+    a CDN); call :func:`slice_browser` for the figure itself.
+
+    Parameters
+    ----------
+    volumes, spacing, view, title
+        As for :func:`slice_browser`.
+    n_static
+        Slices per row in the static fallback.
+    **options
+        Further keywords for :func:`slice_browser`; ``windows`` and ``colormaps`` are
+        passed to the fallback too.
+    """
+    figure = slice_browser(volumes, spacing, view=view, title=title, **options)
+    fallback = static_slices(
+        volumes, spacing, view=view, n_slices=n_static, title=title,
+        windows=options.get("windows"), colormaps=options.get("colormaps"),
+    )
+    show_interactive(figure, fallback)
