@@ -40,3 +40,31 @@ def blob_pair():
     fixed = blob_volume(shape, affine, seed=3)
     moving = blob_volume(shape, affine, shift_mm=shift, seed=3)
     return fixed, moving, shift
+
+
+@pytest.fixture(scope="session")
+def built_book():
+    """Build the book once per test session into ``_build/html`` (shared by the book and
+    browser tests)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
+    result = subprocess.run(
+        [str(jupyter_book), "build", str(root), "--warningiserror", "--nitpick",
+         "--keep-going", "--all"],
+        capture_output=True, text=True, timeout=1500, env=env, cwd=root,
+    )
+    assert result.returncode == 0, (result.stdout[-6000:] + result.stderr[-3000:])
+    return root / "_build" / "html"
+
+
+@pytest.fixture(scope="session")
+def chromium_path():
+    """Debian's headless Chromium: installed in CI as root, otherwise skip when missing."""
+    from browser_support import require_chromium
+
+    return require_chromium()

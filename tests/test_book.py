@@ -1,10 +1,10 @@
-"""The book builds from a clean state with warnings as errors, every chapter executed."""
+"""The book builds from a clean state with warnings as errors, every chapter executed.
+
+The ``built_book`` fixture lives in ``conftest.py`` so the browser tests share the build.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,20 +22,6 @@ def toc_files() -> list[str]:
     for part in toc.get("parts", []):
         files.extend(chapter["file"] for chapter in part["chapters"])
     return files
-
-
-@pytest.fixture(scope="session")
-def built_book() -> Path:
-    """Build the book once per test session into ``_build/html``."""
-    jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
-    result = subprocess.run(
-        [str(jupyter_book), "build", str(ROOT), "--warningiserror", "--nitpick",
-         "--keep-going", "--all"],
-        capture_output=True, text=True, timeout=1500, env=env, cwd=ROOT,
-    )
-    assert result.returncode == 0, (result.stdout[-6000:] + result.stderr[-3000:])
-    return BUILD / "html"
 
 
 @pytest.mark.book

@@ -1,0 +1,251 @@
+"""The built book as a reader sees it: headless Chromium over a local HTTP server.
+
+Every page is opened offline (any request leaving 127.0.0.1 is blocked and fails the
+test), must load without console errors, failed requests or broken internal links, and
+is photographed into ``_build/screenshots/``. Pages with interactive figures must show a
+non-blank plotly plot whose picture changes when the slider or the menu is moved.
+
+Chromium is Debian's package driven by Playwright (``executable_path``); see
+``browser_support.py`` for when it is installed, and when the tests skip.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import re
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from browser_support import CHROMIUM_ARGS
+from test_book import toc_files
+
+pytestmark = pytest.mark.browser
+
+MAX_PAGE_BYTES = 15 * 1024 * 1024
+VIEWPORT = {"width": 1280, "height": 900}
+SKIPPED_DIRS = ("_static", "_sources", "_images")
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(built_book: Path) -> Iterator[str]:
+    """Serve ``_build/html`` on 127.0.0.1 (a free port) for the module's tests."""
+    handler = functools.partial(_QuietHandler, directory=str(built_book))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path: Path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(chromium_path), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(built_book: Path) -> Path:
+    folder = built_book.parent / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def book_pages(root: Path) -> list[str]:
+    """Every HTML page of the build, as paths relative to its root."""
+    pages = [p.relative_to(root) for p in root.rglob("*.html")]
+    # Hidden folders hold stale pages of files the book excludes (.pytest_cache).
+    return sorted(p.as_posix() for p in pages
+                  if not p.parts[0].startswith((*SKIPPED_DIRS, ".")))
+
+
+def shot_name(page: str, suffix: str = "") -> str:
+    return page.removesuffix(".html").replace("/", "--") + suffix + ".png"
+
+
+class PageWatch:
+    """A browser tab that records every way a page can go wrong while it loads."""
+
+    def __init__(self, browser, base: str):
+        self.base = base
+        self.problems: list[str] = []
+        self.context = browser.new_context(viewport=VIEWPORT)
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+        self.page.on("requestfailed", lambda request: self.problems.append(
+            f"request failed: {request.url[:200]} ({request.failure})"))
+        self.page.on("response", self._response)
+
+    def _route(self, route) -> None:
+        url = route.request.url
+        if url.startswith(self.base) or url.startswith(("data:", "blob:", "about:")):
+            route.continue_()
+        else:
+            self.problems.append(f"load from outside the site: {url[:200]}")
+            route.abort()
+
+    def _console(self, message) -> None:
+        if message.type == "error":
+            self.problems.append(f"console error: {message.text[:500]}")
+
+    def _response(self, response) -> None:
+        if response.status >= 400:
+            self.problems.append(f"HTTP {response.status}: {response.url[:200]}")
+
+    def open(self, path: str) -> None:
+        self.page.goto(self.base + path, wait_until="load")
+        self.page.wait_for_load_state("networkidle")
+        # MathJax typesets after load; let it finish (its fonts load then).
+        self.page.evaluate(
+            "() => window.MathJax && MathJax.startup && MathJax.startup.promise"
+            " ? MathJax.startup.promise.then(() => true) : true")
+        self.page.wait_for_load_state("networkidle")
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@functools.cache
+def _fetch(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+
+
+def broken_internal_links(hrefs: list[str], base: str) -> list[str]:
+    """Links into the site whose page is missing or whose anchor is not on it."""
+    broken = []
+    for href in sorted(set(hrefs)):
+        if not href.startswith(base):
+            continue
+        target, _, fragment = href.partition("#")
+        status, body = _fetch(target.split("?")[0])
+        if status != 200:
+            broken.append(f"{href} (HTTP {status})")
+        elif fragment and target.endswith(".html"):
+            anchor = re.escape(urllib.parse.unquote(fragment))
+            if not re.search(rf'\b(id|name)="{anchor}"', body):
+                broken.append(f"{href} (no anchor #{fragment})")
+    return broken
+
+
+def test_every_page_loads_offline_cleanly(built_book, site, browser, screenshots):
+    pages = book_pages(built_book)
+    missing = [f"{name}.html" for name in toc_files() if f"{name}.html" not in pages]
+    assert not missing, f"chapters not built: {missing}"
+    problems: dict[str, list[str]] = {}
+    for path in pages:
+        size = (built_book / path).stat().st_size
+        watch = PageWatch(browser, site)
+        try:
+            watch.open(path)
+            hrefs = watch.page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+            watch.problems += [f"broken link: {b}" for b in broken_internal_links(hrefs, site)]
+            watch.page.screenshot(path=str(screenshots / shot_name(path)), full_page=True)
+        finally:
+            watch.close()
+        if size > MAX_PAGE_BYTES:
+            watch.problems.append(f"page is {size / 2**20:.1f} MiB (limit 15 MiB)")
+        if watch.problems:
+            problems[path] = watch.problems
+    assert not problems, "\n".join(
+        f"{page}:\n  " + "\n  ".join(found) for page, found in problems.items())
+
+
+def _picture(watch: PageWatch, plot) -> np.ndarray:
+    """Greyscale pixels of the plot's image trace, as the reader sees them."""
+    from PIL import Image
+
+    image = plot.locator(".imagelayer image").first
+    image.scroll_into_view_if_needed()
+    png = watch.page.screenshot(clip=image.bounding_box())
+    return np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float)
+
+
+def _changed_picture(watch: PageWatch, plot, before: np.ndarray) -> np.ndarray:
+    """Wait (up to 5 s) for the picture to differ from ``before``; return it."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        after = _picture(watch, plot)
+        if after.shape != before.shape or np.abs(after - before).mean() > 0.5:
+            return after
+        if time.monotonic() > deadline:
+            return after
+        watch.page.wait_for_timeout(200)
+
+
+def interactive_pages(root: Path) -> list[str]:
+    return [page for page in book_pages(root)
+            if 'class="breastlib-interactive"' in (root / page).read_text(errors="replace")]
+
+
+def test_interactive_figures_show_and_respond(built_book, site, browser, screenshots):
+    pages = interactive_pages(built_book)
+    # The method chapter and every task chapter hold a slice browser.
+    required = ["book/method.html"] + [
+        f"{name}.html" for name in toc_files() if Path(name).name.startswith("task-")]
+    assert set(required) <= set(pages), f"no interactive figure on {set(required) - set(pages)}"
+    for path in pages:
+        watch = PageWatch(browser, site)
+        try:
+            watch.open(path)
+            figures = watch.page.locator(".breastlib-interactive")
+            plots = watch.page.locator(".breastlib-interactive .js-plotly-plot")
+            plots.first.locator(".main-svg").first.wait_for(state="attached", timeout=20_000)
+            assert plots.count() == figures.count() > 0, f"{path}: a figure did not render"
+            for number in range(plots.count()):
+                picture = _picture(watch, plots.nth(number))
+                assert picture.size > 100 * 100, f"{path} plot {number}: image too small"
+                assert picture.std() > 5 and np.ptp(picture) > 50, (
+                    f"{path} plot {number}: the picture is blank")
+
+            plot = plots.first
+            name = shot_name(path)
+            before = _picture(watch, plot)
+            plot.screenshot(path=str(screenshots / name.replace(".png", "--plot.png")))
+            label = plot.locator(".slider-group > .slider-label").first.text_content()
+            rail = plot.locator(".slider-rail-rect").first.bounding_box()
+            # The browser opens on the middle slice; jump to a fifth of the way along.
+            watch.page.mouse.click(rail["x"] + 0.2 * rail["width"],
+                                   rail["y"] + rail["height"] / 2)
+            after = _changed_picture(watch, plot, before)
+            assert plot.locator(".slider-group > .slider-label").first.text_content() != label
+            assert np.abs(after - before).mean() > 0.5, f"{path}: the slider changed nothing"
+            plot.screenshot(path=str(screenshots / name.replace(".png", "--slider.png")))
+
+            plot.locator(".updatemenu-header").first.click()
+            plot.locator(".updatemenu-dropdown-button").nth(1).click()
+            chosen = _changed_picture(watch, plot, after)
+            assert np.abs(chosen - after).mean() > 0.5, f"{path}: the menu changed nothing"
+            plot.screenshot(path=str(screenshots / name.replace(".png", "--menu.png")))
+            assert not watch.problems, f"{path}: " + "\n".join(watch.problems)
+        finally:
+            watch.close()
