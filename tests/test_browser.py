@@ -157,7 +157,7 @@ def broken_internal_links(hrefs: list[str], base: str) -> list[str]:
     return broken
 
 
-def test_every_page_loads_offline_cleanly(built_book, site, browser, screenshots):
+def test_every_page_loads_offline_cleanly(chromium_path, built_book, site, browser, screenshots):
     pages = book_pages(built_book)
     missing = [f"{name}.html" for name in toc_files() if f"{name}.html" not in pages]
     assert not missing, f"chapters not built: {missing}"
@@ -169,6 +169,10 @@ def test_every_page_loads_offline_cleanly(built_book, site, browser, screenshots
             watch.open(path)
             hrefs = watch.page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
             watch.problems += [f"broken link: {b}" for b in broken_internal_links(hrefs, site)]
+            if watch.page.evaluate("() => document.querySelectorAll('.math').length > 0"
+                                   " && document.querySelectorAll('mjx-container').length"
+                                   " === 0"):
+                watch.problems.append("math left untypeset (MathJax did not run)")
             watch.page.screenshot(path=str(screenshots / shot_name(path)), full_page=True)
         finally:
             watch.close()
@@ -207,7 +211,8 @@ def interactive_pages(root: Path) -> list[str]:
             if 'class="breastlib-interactive"' in (root / page).read_text(errors="replace")]
 
 
-def test_interactive_figures_show_and_respond(built_book, site, browser, screenshots):
+def test_interactive_figures_show_and_respond(chromium_path, built_book, site, browser,
+                                             screenshots):
     pages = interactive_pages(built_book)
     # The method chapter and every task chapter hold a slice browser.
     required = ["book/method.html"] + [
