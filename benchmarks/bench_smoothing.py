@@ -37,10 +37,10 @@ def main() -> None:
     for shape in [(64, 64, 32), (128, 128, 80)]:  # half-res small phantom; half-res real scan
         field = torch.randn(1, 3, *shape, requires_grad=True)
         for kernel, passes in [(7, 5), (5, 3), (3, 3)]:
-            def separable():
+            def separable(field=field, kernel=kernel, passes=passes):
                 box_smooth(field, kernel=kernel, passes=passes).sum().backward()
 
-            def reference():
+            def reference(field=field, kernel=kernel, passes=passes):
                 naive(field, kernel, passes).sum().backward()
 
             t_sep, t_naive = timed(separable), timed(reference)

@@ -65,6 +65,21 @@ def _mind_features(
     return out[0], out[1]
 
 
+# Standard deviation of MIND-SSC descriptors on breast MRI (about 0.3). PCA features of
+# the encoders are brought to the same spread, so that the regularisation weight and the
+# coupling weights of a profile mean the same for every method.
+_MIND_FEATURE_STD = 0.3
+
+
+def _match_mind_spread(
+    fixed: torch.Tensor, moving: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale both feature volumes by one common factor to a joint std of 0.3."""
+    spread = torch.sqrt(0.5 * (fixed.var() + moving.var())).clamp_min(1e-12)
+    factor = _MIND_FEATURE_STD / spread
+    return fixed * factor, moving * factor
+
+
 def register_pair(
     fixed: Volume,
     moving: Volume,
@@ -131,6 +146,7 @@ def register_pair(
             weights=weights, input_size=input_size, slice_step=slice_step, pca_dims=pca_dims,
             profile=profile, device=str(dev), seed=seed,
         )
+        fixed_feat, moving_feat = _match_mind_spread(fixed_feat, moving_feat)
     fixed_feat = fixed_feat[None].to(dev, torch.float32) * params.feature_scale
     moving_feat = moving_feat[None].to(dev, torch.float32) * params.feature_scale
     t_features = time.perf_counter()
