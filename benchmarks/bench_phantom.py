@@ -12,9 +12,14 @@ Targets (issue 3): a ``small`` pair in under 10 s and a ``full`` pair in under 9
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import resource
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 from breastlib.phantom import TASKS, make_pair
 from breastlib.phantom.cohort import write_pair
@@ -27,6 +32,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="also write the pair to disk")
     args = parser.parse_args()
     print(f"{'size':6s} {'task':13s} {'generate_s':>10s} {'write_s':>8s} {'peak_rss_gib':>12s}")
+    rows = []
     for size in args.sizes:
         for task in args.tasks:
             start = time.perf_counter()
@@ -41,6 +47,18 @@ def main() -> None:
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
             print(f"{size:6s} {task:13s} {generated:10.1f} {written:8.1f} {rss:12.1f}",
                   flush=True)
+            rows.append({"size": size, "task": task, "generate_s": generated,
+                         "write_s": None if written != written else written,
+                         "peak_rss_gib": rss})
+    out = Path(__file__).with_name("results") / "phantom.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({
+        "command": "python benchmarks/bench_phantom.py " + " ".join(sys.argv[1:]),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "threads": os.environ.get("OMP_NUM_THREADS", "default"),
+        "date": time.strftime("%Y-%m-%d"),
+        "rows": rows,
+    }, indent=2) + "\n")
 
 
 if __name__ == "__main__":

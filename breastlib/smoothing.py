@@ -29,6 +29,12 @@ def box_smooth(field: torch.Tensor, *, kernel: int, passes: int = 1) -> torch.Te
         return field
     half = kernel // 2
     out = field
+    if kernel <= 3:
+        # Measured (benchmarks/bench_smoothing.py): for 3^3 one 3-D pool beats three
+        # 1-D passes; from 5^3 up the separable form wins (4x at 7^3).
+        for _ in range(passes):
+            out = F.avg_pool3d(F.pad(out, [half] * 6, mode="replicate"), kernel, stride=1)
+        return out
     for _ in range(passes):
         for axis in range(3):
             pad = [0, 0, 0, 0, 0, 0]
