@@ -1,4 +1,4 @@
-"""breastlib.smoothing.box_smooth (separable from 5^3 up) vs a naive 3-D box pool of a displacement field (ConvexAdam's inner loop).
+"""box_smooth (separable from 5^3 up) vs a naive 3-D box pool, ConvexAdam's inner loop.
 
 Run by hand: ``.venv/bin/python benchmarks/bench_smoothing.py``. Writes
 ``benchmarks/results/smoothing.json``; the numbers go into the book's performance appendix.
@@ -7,6 +7,7 @@ Run by hand: ``.venv/bin/python benchmarks/bench_smoothing.py``. Writes
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -50,9 +51,13 @@ def main() -> None:
             print(results[-1])
     out = Path(__file__).with_name("results") / "smoothing.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": platform.processor() or platform.machine(),
-                               "threads": torch.get_num_threads(), "torch": torch.__version__,
-                               "results": results}, indent=2))
+    out.write_text(json.dumps({
+        "meta": {"command": "python benchmarks/bench_smoothing.py",
+                 "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                 "threads": torch.get_num_threads(), "torch": torch.__version__,
+                 "date": time.strftime("%Y-%m-%d")},
+        "rows": results,
+    }, indent=2) + "\n")
 
 
 if __name__ == "__main__":
