@@ -1,0 +1,290 @@
+"""The study runner: every method on every pair of a cohort, one tidy results table.
+
+Each (pair, method) runs in a fresh Python process (:mod:`breastlib.study_worker`), so a
+crash or a memory blow-up stays in its row and ``peak_rss_mib`` is that row's own peak.
+A finished row is a JSON file under ``DIR/rows/``, written atomically by the worker;
+``DIR/results.csv`` and ``DIR/results.parquet`` are regenerated from the rows after every
+row. A run that is killed and restarted skips the rows it finished and loses none.
+
+Rows are keyed by pair, method, profile and weights, so the rows folder doubles as the
+cache of results: asking for pretrained weights after a random-weight run computes new
+rows and keeps the old ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ._atomic import atomic_path, write_text_atomic
+from .errors import BreastlibError, InputError
+
+RESULT_COLUMNS = [
+    "task", "pair_id", "method", "encoder", "weights", "weights_sha256", "profile",
+    "dice_breast", "dice_fgt", "dice_lesion", "hd95_breast_mm", "hd95_fgt_mm",
+    "tre_mean_before_mm", "tre_mean_after_mm", "tre_median_after_mm", "tre_p90_after_mm",
+    "jac_nonpos_pct", "sdlogj", "seconds_features", "seconds_optimisation", "peak_rss_mib",
+    "device", "versions", "params", "status", "error",
+]
+MANIFEST_COLUMNS = ("task", "pair_id", "fixed_image", "moving_image")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (pair, method) cell of the study grid, with everything a worker needs."""
+
+    manifest: str
+    pair_id: str
+    method: str
+    weights: str
+    profile: str
+    device: str
+    seed: int
+    row_path: str
+
+    @property
+    def key(self) -> str:
+        return Path(self.row_path).stem
+
+
+def row_filename(pair_id: str, method: str, profile: str, weights: str) -> str:
+    """File name of a finished row: what changes the result is in the name."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in weights)
+    return f"{pair_id}__{method}__{profile}__{safe}.json"
+
+
+def read_manifest(manifest: str | os.PathLike) -> pd.DataFrame:
+    """Read and check a cohort ``manifest.csv`` (as written by ``breastlib phantom``)."""
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise InputError("cohort manifest not found", manifest)
+    try:
+        table = pd.read_csv(manifest)
+    except Exception as exc:
+        raise InputError(f"cannot read manifest ({exc})", manifest) from exc
+    missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(f"manifest lacks column(s): {', '.join(missing)}", manifest)
+    if table["pair_id"].duplicated().any():
+        raise InputError("manifest has duplicate pair_id values", manifest)
+    return table
+
+
+def plan_jobs(
+    manifest: str | os.PathLike,
+    methods: Sequence[str],
+    out: str | os.PathLike,
+    *,
+    weights: str = "random",
+    profile: str = "fast",
+    device: str = "auto",
+    seed: int = 0,
+    retry_failed: bool = False,
+) -> tuple[list[Job], list[Path]]:
+    """Split the grid into jobs still to run and rows already finished.
+
+    Returns
+    -------
+    todo : list of Job
+        Cells without a row file (and failed ones when ``retry_failed``).
+    done : list of Path
+        Row files of every cell of the grid that is already recorded.
+    """
+    table = read_manifest(manifest)
+    rows_dir = Path(out) / "rows"
+    todo: list[Job] = []
+    done: list[Path] = []
+    for pair_id in table["pair_id"].astype(str):
+        for method in methods:
+            path = rows_dir / row_filename(pair_id, method, profile, weights)
+            if path.is_file():
+                status = _read_row(path).get("status")
+                if not (retry_failed and status == "failed"):
+                    done.append(path)
+                    continue
+            todo.append(Job(str(Path(manifest).resolve()), pair_id, method, weights, profile,
+                            device, seed, str(path.resolve())))
+    return todo, done
+
+
+def _read_row(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def run_job_in_subprocess(job: Job, *, threads: int | None = None,
+                          timeout: float | None = None) -> dict[str, Any]:
+    """Run one job in a fresh Python process; return its row (failed rows included).
+
+    The worker writes the row file itself; if it dies without doing so (killed, out of
+    memory, segfault), a ``failed`` row with the end of its stderr is written here.
+    """
+    env = dict(os.environ)
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+                   BREASTLIB_TORCH_THREADS=str(threads))
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(asdict(job), handle)
+        job_file = handle.name
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "breastlib.study_worker", job_file],
+            capture_output=True, text=True, env=env, timeout=timeout, check=False,
+        )
+        error = result.stderr.strip()[-2000:]
+        code = result.returncode
+    except subprocess.TimeoutExpired:
+        error, code = f"timed out after {timeout} s", -1
+    finally:
+        Path(job_file).unlink(missing_ok=True)
+    row_path = Path(job.row_path)
+    row = _read_row(row_path)
+    if not row:
+        from .study_worker import base_row
+
+        row = base_row(job) | {"status": "failed",
+                               "error": f"worker exited with code {code}: {error}"}
+        write_text_atomic(row_path, json.dumps(row, indent=1))
+    return row
+
+
+def collect_results(paths: Iterable[Path]) -> pd.DataFrame:
+    """One DataFrame (columns :data:`RESULT_COLUMNS`) from row files, sorted."""
+    rows = [_read_row(Path(p)) for p in paths]
+    rows = [r for r in rows if r]
+    table = pd.DataFrame(rows)
+    for column in RESULT_COLUMNS:
+        if column not in table.columns:
+            table[column] = None
+    table = table[RESULT_COLUMNS]
+    if len(table):
+        table = table.sort_values(["task", "pair_id", "method"], kind="stable")
+    return table.reset_index(drop=True)
+
+
+def write_results(table: pd.DataFrame, out: str | os.PathLike) -> None:
+    """Write ``results.csv`` and ``results.parquet`` atomically."""
+    out = Path(out)
+    with atomic_path(out / "results.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(out / "results.parquet") as tmp:
+        table.to_parquet(tmp, index=False)
+
+
+def run_study(
+    cohort: str | os.PathLike,
+    methods: Sequence[str],
+    *,
+    out: str | os.PathLike,
+    weights: str = "random",
+    profile: str = "fast",
+    device: str = "auto",
+    seed: int = 0,
+    retry_failed: bool = False,
+    executor: str = "local",
+    scheduler: str | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    timeout: float | None = None,
+) -> pd.DataFrame:
+    """Run every method on every pair of a cohort; return the results table.
+
+    Parameters
+    ----------
+    cohort
+        ``manifest.csv`` of a cohort (``breastlib phantom`` writes one).
+    methods
+        Method names: ``identity``, ``affine``, ``ants``, ``elastix``, ``mind`` or an
+        encoder name (``sam``, ``dinov2``, ...).
+    out
+        Output folder: ``rows/``, ``results.csv``, ``results.parquet``.
+    weights, profile, device, seed
+        Passed to every method (weights only matter to encoders).
+    retry_failed
+        Run again the rows recorded as ``failed``.
+    executor
+        ``"local"`` (a pool of ``workers`` subprocesses) or ``"dask"`` (a ``LocalCluster``
+        of ``workers`` single-threaded workers, or the cluster at ``scheduler``).
+    timeout
+        Seconds after which one (pair, method) is recorded as failed.
+    """
+    methods = _check_methods(methods)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    todo, done = plan_jobs(cohort, methods, out, weights=weights, profile=profile,
+                           device=device, seed=seed, retry_failed=retry_failed)
+    finished = list(done)
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="study", unit="row")
+
+    def record(job: Job) -> None:
+        finished.append(Path(job.row_path))
+        write_results(collect_results(finished), out)
+        if bar is not None:
+            bar.update(1)
+
+    if executor == "local":
+        threads = 1 if workers > 1 else None
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = {pool.submit(run_job_in_subprocess, job, threads=threads,
+                                   timeout=timeout): job for job in todo}
+            for future in as_completed(futures):
+                future.result()
+                record(futures[future])
+    elif executor == "dask":
+        _run_with_dask(todo, record, scheduler=scheduler, workers=workers, timeout=timeout)
+    else:
+        raise BreastlibError(f"unknown executor '{executor}': choose local or dask")
+    if bar is not None:
+        bar.close()
+    table = collect_results(finished)
+    write_results(table, out)
+    return table
+
+
+def _run_with_dask(todo: list[Job], record, *, scheduler: str | None, workers: int,
+                   timeout: float | None) -> None:
+    from .errors import require
+
+    distributed = require("distributed", "study")
+    if scheduler:
+        client = distributed.Client(scheduler)
+        cluster = None
+    else:
+        cluster = distributed.LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
+                                           processes=True, dashboard_address=None)
+        client = distributed.Client(cluster)
+    try:
+        futures = {client.submit(run_job_in_subprocess, job, threads=1, timeout=timeout,
+                                 key=f"breastlib-{job.key}", pure=False): job for job in todo}
+        for future in distributed.as_completed(list(futures)):
+            future.result()
+            record(futures[future])
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _check_methods(methods: Sequence[str]) -> list[str]:
+    methods = [m.strip() for m in methods if m.strip()]
+    if not methods:
+        raise BreastlibError("no methods given (--methods identity,mind,sam,...)")
+    if len(set(methods)) != len(methods):
+        raise BreastlibError("a method is listed twice in --methods")
+    return methods

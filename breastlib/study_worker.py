@@ -1,0 +1,164 @@
+"""One cell of the study grid, run as ``python -m breastlib.study_worker JOB.json``.
+
+Runs in a fresh process so its peak memory is its own; writes its row atomically, with
+``status="failed"`` and the error when anything goes wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BASELINE_METHODS = ("identity", "affine", "ants", "elastix")
+
+
+def base_row(job: Any) -> dict[str, Any]:
+    """The identifying columns of a row (everything known before running)."""
+    data = asdict(job) if not isinstance(job, dict) else job
+    import pandas as pd
+
+    manifest = pd.read_csv(data["manifest"])
+    task = manifest.loc[manifest["pair_id"].astype(str) == data["pair_id"], "task"]
+    return {
+        "task": str(task.iloc[0]) if len(task) else None,
+        "pair_id": data["pair_id"],
+        "method": data["method"],
+        "encoder": "mind-ssc" if data["method"] == "mind" else None,
+        "weights": data["weights"] if data["method"] not in ("mind", *BASELINE_METHODS)
+        else None,
+        "weights_sha256": None,
+        "profile": data["profile"],
+    }
+
+
+def _versions() -> str:
+    from importlib import metadata
+
+    names = ("breastlib", "torch", "numpy", "SimpleITK", "antspyx", "itk-elastix", "timm",
+             "segment-anything", "open_clip_torch")
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return json.dumps(found, sort_keys=True)
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def evaluate(job: dict[str, Any]) -> dict[str, Any]:
+    """Register one pair with one method and compute every metric of the row."""
+    import pandas as pd
+
+    from .commands import peak_rss_mib
+    from .metrics import (
+        breast_mask,
+        dice,
+        fgt_mask,
+        hd95_mm,
+        jacobian_stats,
+        tissue_mask,
+        tre_stats,
+    )
+    from .points import point_array, read_points
+    from .volume import load_volume
+
+    manifest_path = Path(job["manifest"])
+    root = manifest_path.parent
+    manifest = pd.read_csv(manifest_path)
+    entry = manifest.loc[manifest["pair_id"].astype(str) == job["pair_id"]].iloc[0]
+    names = json.loads((root / "labels.json").read_text())
+
+    def path(column: str) -> Path | None:
+        value = entry.get(column)
+        return None if value is None or pd.isna(value) else root / str(value)
+
+    fixed = load_volume(path("fixed_image"))
+    moving = load_volume(path("moving_image"))
+    method = job["method"]
+    if method in BASELINE_METHODS:
+        from .register.baselines import register_baseline
+
+        result = register_baseline(fixed, moving, method=method, seed=job["seed"])
+    else:
+        from .register import register_pair
+
+        result = register_pair(fixed, moving, method=method, profile=job["profile"],
+                               device=job["device"], weights=job["weights"], seed=job["seed"])
+    disp = result.displacement
+    row: dict[str, Any] = {
+        "seconds_features": result.seconds.get("features"),
+        "seconds_optimisation": result.seconds.get("optimisation"),
+        "device": result.device,
+        "params": json.dumps(result.params, sort_keys=True, default=str),
+    }
+    if result.encoder:
+        row |= {"encoder": result.encoder.get("name", method),
+                "weights": result.encoder.get("weights"),
+                "weights_sha256": result.encoder.get("weights_sha256")}
+    body = None
+    if path("fixed_labels") is not None and path("moving_labels") is not None:
+        fixed_labels = load_volume(path("fixed_labels"), labels=True).array
+        warped = disp.warp_labels(load_volume(path("moving_labels"), labels=True)).array
+        spacing = fixed.spacing
+        for name, make in (("breast", breast_mask), ("fgt", fgt_mask)):
+            a, b = make(fixed_labels, names), make(warped, names)
+            row[f"dice_{name}"] = dice(a, b)
+            row[f"hd95_{name}_mm"] = hd95_mm(a, b, spacing)
+        lesion_a = tissue_mask(fixed_labels, names, ("lesion",))
+        lesion_b = tissue_mask(warped, names, ("lesion",))
+        row["dice_lesion"] = dice(lesion_a, lesion_b)
+        body = fixed_labels > 0
+    row |= jacobian_stats(disp.jacobian_determinant(), body)
+    if path("fixed_landmarks") is not None and path("moving_landmarks") is not None:
+        fixed_points = point_array(read_points(path("fixed_landmarks")))
+        moving_points = point_array(read_points(path("moving_landmarks")))
+        before = tre_stats(fixed_points, moving_points)
+        after = tre_stats(disp.to_moving(fixed_points), moving_points)
+        row |= {"tre_mean_before_mm": before["mean"], "tre_mean_after_mm": after["mean"],
+                "tre_median_after_mm": after["median"], "tre_p90_after_mm": after["p90"]}
+    row["peak_rss_mib"] = peak_rss_mib()
+    return {k: _nan_to_none(v) for k, v in row.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the job described by the JSON file given as the only argument."""
+    argv = sys.argv[1:] if argv is None else argv
+    job = json.loads(Path(argv[0]).read_text())
+    threads = os.environ.get("BREASTLIB_TORCH_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    from ._atomic import write_text_atomic
+
+    row = base_row(job) | {"versions": _versions()}
+    start = time.perf_counter()
+    try:
+        row |= evaluate(job)
+        row |= {"status": "ok", "error": None}
+    except Exception as exc:  # recorded in the row; the study goes on
+        from .errors import BreastlibError
+
+        detail = str(exc) if isinstance(exc, BreastlibError) else traceback.format_exc(limit=3)
+        row |= {"status": "failed", "error": f"{type(exc).__name__}: {detail}"[-2000:]}
+    row["seconds_total"] = time.perf_counter() - start
+    write_text_atomic(job["row_path"], json.dumps(row, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
