@@ -198,3 +198,9 @@ def test_console_script_help_lists_subcommands():
     result = _run(["--help"])
     assert result.returncode == 0
     assert "register" in result.stdout and "apply" in result.stdout
+
+
+def test_outputs_are_readable_by_others(registered):
+    _, out, _, _, _ = registered
+    for path in out.iterdir():
+        assert path.stat().st_mode & 0o044 == 0o044, path  # not left private by mkstemp
