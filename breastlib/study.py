@@ -51,16 +51,50 @@ class Job:
     device: str
     seed: int
     row_path: str
+    preview: bool = False
 
     @property
     def key(self) -> str:
         return Path(self.row_path).stem
 
 
-def row_filename(pair_id: str, method: str, profile: str, weights: str) -> str:
-    """File name of a finished row: what changes the result is in the name."""
+def row_filename(pair_id: str, method: str, profile: str, weights: str, data_key: str) -> str:
+    """File name of a finished row: everything that changes the result is in the name."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in weights)
-    return f"{pair_id}__{method}__{profile}__{safe}.json"
+    return f"{pair_id}__{method}__{profile}__{safe}__{data_key}.json"
+
+
+def pair_fingerprint(root: Path, entry: pd.Series) -> str:
+    """Short hash of a pair's image content and geometry (not of file bytes or names)."""
+    import hashlib
+
+    import nibabel as nib
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for column in ("fixed_image", "moving_image"):
+        path = root / str(entry[column])
+        try:
+            image = nib.load(str(path))
+            digest.update(np.ascontiguousarray(np.asarray(image.dataobj)).tobytes())
+            digest.update(np.asarray(image.affine, dtype=np.float64).tobytes())
+        except Exception:  # unreadable: the worker will record the error
+            digest.update(str(path).encode())
+    return digest.hexdigest()[:12]
+
+
+def resolve_weights(method: str, weights: str) -> str:
+    """``"auto"`` -> ``"pretrained"`` when the encoder's checkpoint is in the cache, else
+    ``"random"``; other values pass through. Non-encoder methods have no weights."""
+    if weights != "auto":
+        return weights
+    from .encoders import ENCODERS
+    from .encoders.weights import checkpoint_path
+
+    spec = ENCODERS.get(method)
+    if spec is None or spec.checkpoint is None:
+        return "random"
+    return "pretrained" if checkpoint_path(spec.checkpoint).is_file() else "random"
 
 
 def read_manifest(manifest: str | os.PathLike) -> pd.DataFrame:
@@ -90,6 +124,7 @@ def plan_jobs(
     device: str = "auto",
     seed: int = 0,
     retry_failed: bool = False,
+    previews: str = "none",
 ) -> tuple[list[Job], list[Path]]:
     """Split the grid into jobs still to run and rows already finished.
 
@@ -101,19 +136,24 @@ def plan_jobs(
         Row files of every cell of the grid that is already recorded.
     """
     table = read_manifest(manifest)
+    root = Path(manifest).resolve().parent
     rows_dir = Path(out) / "rows"
     todo: list[Job] = []
     done: list[Path] = []
-    for pair_id in table["pair_id"].astype(str):
+    for index, (_, entry) in enumerate(table.iterrows()):
+        pair_id = str(entry["pair_id"])
+        data_key = pair_fingerprint(root, entry)
         for method in methods:
-            path = rows_dir / row_filename(pair_id, method, profile, weights)
+            resolved = resolve_weights(method, weights)
+            path = rows_dir / row_filename(pair_id, method, profile, resolved, data_key)
             if path.is_file():
                 status = _read_row(path).get("status")
                 if not (retry_failed and status == "failed"):
                     done.append(path)
                     continue
-            todo.append(Job(str(Path(manifest).resolve()), pair_id, method, weights, profile,
-                            device, seed, str(path.resolve())))
+            preview = previews == "all" or (previews == "first" and index == 0)
+            todo.append(Job(str(root / Path(manifest).name), pair_id, method, resolved,
+                            profile, device, seed, str(path.resolve()), preview))
     return todo, done
 
 
@@ -198,6 +238,7 @@ def run_study(
     workers: int = 1,
     progress: bool = True,
     timeout: float | None = None,
+    previews: str = "none",
 ) -> pd.DataFrame:
     """Run every method on every pair of a cohort; return the results table.
 
@@ -211,7 +252,8 @@ def run_study(
     out
         Output folder: ``rows/``, ``results.csv``, ``results.parquet``.
     weights, profile, device, seed
-        Passed to every method (weights only matter to encoders).
+        Passed to every method (weights only matter to encoders); ``weights="auto"``
+        takes pretrained weights for each encoder whose checkpoint is in the cache.
     retry_failed
         Run again the rows recorded as ``failed``.
     executor
@@ -219,12 +261,16 @@ def run_study(
         of ``workers`` single-threaded workers, or the cluster at ``scheduler``).
     timeout
         Seconds after which one (pair, method) is recorded as failed.
+    previews
+        ``"none"``, ``"first"`` (first pair of the cohort) or ``"all"``: also save a small
+        axial preview of the warped image and Jacobian under ``DIR/previews/``.
     """
     methods = _check_methods(methods)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     todo, done = plan_jobs(cohort, methods, out, weights=weights, profile=profile,
-                           device=device, seed=seed, retry_failed=retry_failed)
+                           device=device, seed=seed, retry_failed=retry_failed,
+                           previews=previews)
     finished = list(done)
     bar = None
     if progress and todo:

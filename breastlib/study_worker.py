@@ -130,8 +130,37 @@ def evaluate(job: dict[str, Any]) -> dict[str, Any]:
         after = tre_stats(disp.to_moving(fixed_points), moving_points)
         row |= {"tre_mean_before_mm": before["mean"], "tre_mean_after_mm": after["mean"],
                 "tre_median_after_mm": after["median"], "tre_p90_after_mm": after["p90"]}
+    if job.get("preview"):
+        save_preview(preview_path(job["row_path"]), disp.warp(moving).array,
+                     disp.jacobian_determinant(), fixed.spacing)
     row["peak_rss_mib"] = peak_rss_mib()
     return {k: _nan_to_none(v) for k, v in row.items()}
+
+
+PREVIEW_SLICES = 24
+
+
+def preview_path(row_path: str | Path) -> Path:
+    """``rows/KEY.json`` -> ``previews/KEY.npz``."""
+    row_path = Path(row_path)
+    return row_path.parent.parent / "previews" / f"{row_path.stem}.npz"
+
+
+def save_preview(path: Path, warped: np.ndarray, jacobian: np.ndarray,
+                 spacing: np.ndarray) -> None:
+    """Save evenly spaced axial slices of the warped image and Jacobian as 8-bit arrays.
+
+    The warped image is normalised to [0, 255]; the Jacobian maps [0, 2] to [0, 255].
+    """
+    from ._atomic import atomic_path
+    from .intensity import normalise_intensity
+
+    slices = np.unique(np.linspace(0, warped.shape[2] - 1, PREVIEW_SLICES).round().astype(int))
+    image = (normalise_intensity(warped)[:, :, slices] * 255).round().astype(np.uint8)
+    jac = (np.clip(jacobian[:, :, slices], 0, 2) / 2 * 255).round().astype(np.uint8)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, warped=image, jacobian=jac, slices=slices,
+                            spacing=np.asarray(spacing, dtype=np.float64))
 
 
 def main(argv: list[str] | None = None) -> int:
