@@ -173,14 +173,10 @@ def register_baseline(
 
 
 def _affine(fixed: Volume, moving: Volume, seed: int) -> np.ndarray:
-    """SimpleITK affine (fixed -> moving, RAS) with a reproducible sampling seed.
-
-    SimpleITK reads a sampling seed of 0 as ``sitkWallClock`` (a fresh seed every run),
-    so seed ``s`` is passed on as ``s + 1``.
-    """
+    """SimpleITK affine (fixed -> moving, RAS), reproducible for a given seed."""
     if seed < 0:
         raise InputError(f"seed must be >= 0, got {seed}")
-    return affine_matrix(fixed, moving, seed=int(seed) + 1)
+    return affine_matrix(fixed, moving, seed=int(seed))
 
 
 # -- geometry shared by ANTs and ITK ---------------------------------------------------

@@ -44,8 +44,11 @@ def translation(offset_mm: np.ndarray) -> np.ndarray:
 def affine_matrix(fixed: Volume, moving: Volume, *, seed: int = 0) -> np.ndarray:
     """Affine fixed -> moving world matrix by SimpleITK (Mattes MI, 3 resolutions).
 
-    Initialised by the centres of mass; returns RAS 4x4.
+    Initialised by the centres of mass; returns RAS 4x4. Metric sampling is seeded by
+    ``seed`` (>= 0), so the result is the same run to run.
     """
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
     import SimpleITK as sitk
 
     fixed_image = sitk.Cast(volume_to_sitk(fixed.with_array(normalise_intensity(fixed.array))),
@@ -60,7 +63,8 @@ def affine_matrix(fixed: Volume, moving: Volume, *, seed: int = 0) -> np.ndarray
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(0.1, seed)
+    # SimpleITK reads a sampling seed of 0 as sitkWallClock (a new seed every run).
+    method.SetMetricSamplingPercentage(0.1, int(seed) + 1)
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsRegularStepGradientDescent(
         learningRate=1.0, minStep=1e-4, numberOfIterations=200, relaxationFactor=0.7
