@@ -61,6 +61,9 @@ def affine_matrix(fixed: Volume, moving: Volume, *, seed: int = 0) -> np.ndarray
     transform = sitk.AffineTransform(3)
     transform.SetTranslation(tuple(float(t) for t in start_lps[:3, 3]))
     method = sitk.ImageRegistrationMethod()
+    # One thread: ITK's multi-threaded metric sums in a varying order, so results would
+    # differ in the last digits from run to run. The sampled metric is cheap anyway.
+    method.SetNumberOfThreads(1)
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     method.SetMetricSamplingStrategy(method.RANDOM)
     # SimpleITK reads a sampling seed of 0 as sitkWallClock (a new seed every run).
@@ -69,12 +72,22 @@ def affine_matrix(fixed: Volume, moving: Volume, *, seed: int = 0) -> np.ndarray
     method.SetOptimizerAsRegularStepGradientDescent(
         learningRate=1.0, minStep=1e-4, numberOfIterations=200, relaxationFactor=0.7
     )
-    method.SetOptimizerScalesFromPhysicalShift()
+    # Parameter scales as "from physical shift" would estimate them (a unit change of a
+    # matrix entry moves points by up to the field's radius), computed here because
+    # SimpleITK's estimator samples points with an unseeded generator.
+    lo, hi = fixed.grid.world_bounds()
+    radius = 0.5 * float(np.linalg.norm(hi - lo))
+    method.SetOptimizerScales([radius**2] * 9 + [1.0] * 3)
     method.SetShrinkFactorsPerLevel([4, 2, 1])
     method.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
     method.SetInitialTransform(transform, inPlace=True)
-    method.Execute(fixed_image, moving_image)
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)  # the pyramid filters too
+    try:
+        method.Execute(fixed_image, moving_image)
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     return sitk_affine_to_ras(transform)
 
 
