@@ -37,6 +37,9 @@ RESULT_COLUMNS = [
     "device", "versions", "params", "status", "error",
 ]
 MANIFEST_COLUMNS = ("task", "pair_id", "fixed_image", "moving_image")
+# Part of every row's key. Bump it with any change that alters results (a new initial
+# alignment, new profile defaults), so cached rows of the old code are never reused.
+RESULTS_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class Job:
 def row_filename(pair_id: str, method: str, profile: str, weights: str, data_key: str) -> str:
     """File name of a finished row: everything that changes the result is in the name."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in weights)
-    return f"{pair_id}__{method}__{profile}__{safe}__{data_key}.json"
+    return f"{pair_id}__{method}__{profile}__{safe}__{data_key}__v{RESULTS_VERSION}.json"
 
 
 def pair_fingerprint(root: Path, entry: pd.Series) -> str:

@@ -7,6 +7,7 @@ millimetres, so that ``moving(M p)`` is the moving image seen from fixed point `
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from ..errors import BreastlibError
 from ..grid import LPS_FLIP
@@ -16,21 +17,28 @@ from ..volume import Volume, volume_to_sitk
 INIT_METHODS = ("none", "com", "affine")
 
 
-def centre_of_mass_mm(volume: Volume) -> np.ndarray:
-    """Intensity-weighted centre of the foreground, RAS mm, ``(3,)``.
+def body_mask(volume: Volume, *, threshold: float = 0.05) -> np.ndarray:
+    """The body: largest connected region above ``threshold`` of the robust range, filled.
 
-    Foreground is everything above 10 % of the robust intensity range, which drops the
-    background noise that would otherwise pull the centre towards the grid's middle.
+    Binary, so the centre does not move with contrast (fat bright on T1, dark with fat
+    suppression, Hounsfield units on CT), bias fields or tissue changes between visits,
+    all of which pull an intensity-weighted centre by centimetres.
     """
-    weights = normalise_intensity(volume.array)
-    weights = np.where(weights > 0.1, weights, 0.0)
-    total = float(weights.sum())
-    if total <= 0:
+    smoothed = ndi.gaussian_filter(normalise_intensity(volume.array), 1.0)
+    mask = smoothed > threshold
+    labels, count = ndi.label(mask)
+    if count > 1:
+        sizes = ndi.sum(mask, labels, range(1, count + 1))
+        mask = labels == 1 + int(np.argmax(sizes))
+    return ndi.binary_fill_holes(mask)
+
+
+def centre_of_mass_mm(volume: Volume) -> np.ndarray:
+    """Centre of the body mask (:func:`body_mask`), RAS mm, ``(3,)``."""
+    mask = body_mask(volume)
+    if not mask.any():
         raise BreastlibError("cannot compute a centre of mass: the image has no foreground")
-    index = np.array(
-        [np.tensordot(weights, np.arange(n), axes=([axis], [0])).sum() / total
-         for axis, n in enumerate(weights.shape)]
-    )
+    index = np.argwhere(mask).mean(axis=0)
     return volume.grid.index_to_world(index[None])[0]
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..intensity import normalise_intensity
+from ..study import RESULTS_VERSION
 from ..volume import load_volume
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -114,8 +115,8 @@ def comparison_volumes(
     rows = table[(table["pair_id"] == pair_id) & (table["status"] == "ok")]
     loaded = {}
     for _, row in rows.iterrows():
-        matches = sorted(previews.glob(f"{pair_id}__{row['method']}__*.npz"))
-        matches = [m for m in matches if f"__{row['profile']}__" in m.name]
+        pattern = f"{pair_id}__{row['method']}__{row['profile']}__*__v{RESULTS_VERSION}.npz"
+        matches = sorted(previews.glob(pattern))
         if matches:
             with np.load(matches[-1]) as data:
                 loaded[method_label(row)] = {k: data[k] for k in data.files}
