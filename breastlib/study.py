@@ -302,7 +302,11 @@ def run_study(
     if bar is not None:
         bar.close()
     table = collect_results(finished)
-    write_results(table, out)
+    current = out / "results.csv"
+    if todo or not current.is_file() or not (out / "results.parquet").is_file() or len(
+        pd.read_csv(current)
+    ) != len(table):
+        write_results(table, out)
     return table
 
 
