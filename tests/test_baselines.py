@@ -162,9 +162,10 @@ def test_ants_conversion_is_exact(pair):
                                atol=2e-3)
 
 
-def test_elastix_conversion_is_exact(pair):
+def test_elastix_conversion_is_exact(pair, tmp_path, monkeypatch):
     """A known affine in an elastix transform map comes back as the same field."""
     itk = pytest.importorskip("itk")
+    monkeypatch.chdir(tmp_path)  # transformix writes into the current directory if let
     fixed, moving = pair
     fixed_image = baselines._to_itk(fixed, itk)
     moving_image = baselines._to_itk(moving, itk)
@@ -195,6 +196,7 @@ def test_elastix_conversion_is_exact(pair):
     disp = baselines._elastix_field(itk, moving_image, known, fixed)
     want = Displacement.from_world_affine(matrix, fixed.grid)
     np.testing.assert_allclose(disp.millimetres(), want.millimetres(), atol=1e-3)
+    assert list(tmp_path.iterdir()) == []  # no deformationField.nii left behind
 
 
 @pytest.mark.parametrize("method", ["affine", "ants"])

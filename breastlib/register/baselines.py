@@ -361,8 +361,15 @@ def _elastix_field(itk: Any, moving_image: Any, transform: Any, fixed: Volume) -
     transformix samples the whole transform (e.g. affine then B-spline) at the voxel
     centres of the fixed image named in the maps (Size/Origin/Spacing/Direction), in LPS
     mm, pull-back (fixed -> moving); ``moving_image`` only sets the pixel type.
+    transformix also writes ``deformationField.nii`` into its output directory, the
+    current directory unless told otherwise (concurrent workers would share one file, a
+    user's file of that name would be overwritten), so it writes into a private
+    temporary directory; the field is read from memory.
     """
-    field_image = itk.transformix_deformation_field(moving_image, transform)
+    with tempfile.TemporaryDirectory(prefix="breastlib-transformix-") as tmp:
+        field_image = itk.transformix_deformation_field(
+            moving_image, transform, output_directory=tmp
+        )
     _check_geometry(
         np.array(field_image.GetOrigin()), np.array(field_image.GetSpacing()),
         itk.array_from_matrix(field_image.GetDirection()), fixed,
