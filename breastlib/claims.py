@@ -2,8 +2,9 @@
 
 Each check returns ``held``, ``not held`` or ``not testable`` with the numbers behind the
 verdict. A claim about pretrained encoders is not testable on rows computed with random
-weights, and no claim is testable on fewer than :data:`~breastlib.statistics.MIN_PAIRS`
-pairs per comparison.
+weights, and no claim is testable on fewer pairs than its comparisons need to reach
+significance after Holm correction (:func:`~breastlib.statistics.min_pairs`: 6 for one
+comparison, 7 for two, 8 for the four of claim 1).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .statistics import ALPHA, FOUNDATION, MIN_PAIRS, TRADITIONAL, holm, wilcoxon_p
+from .statistics import ALPHA, FOUNDATION, TRADITIONAL, holm, min_pairs, ok_rows, wilcoxon_p
 
 CLAIMS = {
     1: "SAM is the best of the five foundation encoders (whole-breast Dice).",
@@ -25,7 +26,7 @@ CLAIMS = {
 
 def _pooled(results: pd.DataFrame, a: str, b: str, metric: str) -> dict[str, float]:
     """Paired comparison of methods ``a`` and ``b`` over all (task, pair) both finished."""
-    ok = results[results["status"] == "ok"].copy()
+    ok = ok_rows(results).copy()
     ok["cell"] = ok["task"].astype(str) + "/" + ok["pair_id"].astype(str)
     wide = ok.pivot_table(index="cell", columns="method", values=metric, aggfunc="first")
     if a not in wide or b not in wide:
@@ -52,7 +53,7 @@ def _verdict(claim: int, verdict: str, reason: str, **numbers: object) -> dict[s
 
 def _untestable(claim: int, results: pd.DataFrame, needed: tuple[str, ...],
                 pretrained: tuple[str, ...]) -> dict[str, object] | None:
-    present = set(results.loc[results["status"] == "ok", "method"])
+    present = set(ok_rows(results)["method"])
     missing = [m for m in needed if m not in present]
     if missing:
         return _verdict(claim, "not testable", f"no results for {', '.join(missing)}")
@@ -65,12 +66,16 @@ def _untestable(claim: int, results: pd.DataFrame, needed: tuple[str, ...],
 
 
 def _too_few(claim: int, comparisons: dict[str, dict]) -> dict[str, object] | None:
+    """``not testable`` when the fewest paired cases cannot reach significance."""
     n = min((c["n"] for c in comparisons.values()), default=0)
-    if n < MIN_PAIRS:
+    need = min_pairs(max(1, len(comparisons)))
+    if n < need:
+        tests = f"{len(comparisons)} Holm-corrected two-sided Wilcoxon tests need" if len(
+            comparisons) > 1 else "a two-sided Wilcoxon test needs"
         return _verdict(claim, "not testable",
-                        f"only {n} paired cases; a two-sided Wilcoxon test needs at least "
-                        f"{MIN_PAIRS} to reach p < {ALPHA} (with 5 the smallest p is 0.0625)",
-                        **comparisons)
+                        f"only {n} paired cases; {tests} at least {need} to reach p < "
+                        f"{ALPHA} (with 5 pairs the smallest p is 0.0625)",
+                        min_pairs=need, **comparisons)
     return None
 
 
@@ -96,7 +101,10 @@ def check_claim_2(results: pd.DataFrame) -> dict[str, object]:
     blocked = _untestable(2, results, ("sam", *TRADITIONAL), ("sam",))
     if blocked:
         return blocked
-    ok = results[results["status"] == "ok"]
+    ok = ok_rows(results)
+    if "modality" not in set(ok.loc[ok["method"] == "sam", "task"]):
+        return _verdict(2, "not testable", "no results of the cross-modality task "
+                        "('modality'): the claim is about its margin")
     means = ok.groupby("method")["dice_breast"].mean()
     best_traditional = max(TRADITIONAL, key=lambda m: means.get(m, -np.inf))
     pooled = _pooled(results, "sam", best_traditional, "dice_breast")
@@ -115,7 +123,7 @@ def check_claim_3(results: pd.DataFrame) -> dict[str, object]:
     blocked = _untestable(3, results, ("sam",), ("sam",))
     if blocked:
         return blocked
-    ok = results[results["status"] == "ok"]
+    ok = ok_rows(results)
     means = ok.groupby("method")["dice_fgt"].mean()
     classical = [m for m in ("mind", *TRADITIONAL) if m in means.index]
     if not classical:

@@ -3,7 +3,7 @@
 All tests are paired over ``pair_id`` within a task: two-sided Wilcoxon signed-rank tests,
 Holm-corrected within each family of comparisons. With ``n`` pairs the smallest possible
 two-sided exact p-value is ``2 / 2**n`` (0.0625 for 5 pairs), so no verdict is given below
-:data:`MIN_PAIRS` pairs.
+:data:`MIN_PAIRS` pairs for one comparison, more for a Holm family (:func:`min_pairs`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-MIN_PAIRS = 6  # 2 / 2**6 = 0.031 < 0.05: the fewest pairs that can reach significance
+from .errors import InputError
+
 ALPHA = 0.05
 FOUNDATION = ("sam", "medsam", "sslsam", "dinov2", "medclip")
 TRADITIONAL = ("ants", "elastix")
@@ -22,6 +23,59 @@ HIGHER_IS_BETTER = {"dice_breast": True, "dice_fgt": True, "dice_lesion": True,
                     "hd95_breast_mm": False, "hd95_fgt_mm": False,
                     "tre_mean_after_mm": False, "tre_median_after_mm": False,
                     "tre_p90_after_mm": False, "jac_nonpos_pct": False, "sdlogj": False}
+
+
+def min_pairs(comparisons: int = 1, *, alpha: float = ALPHA) -> int:
+    """Fewest pairs with which ``comparisons`` Holm-corrected Wilcoxon tests can succeed.
+
+    The smallest two-sided exact Wilcoxon signed-rank p-value with ``n`` pairs is
+    ``2 / 2**n`` (all differences of one sign); Holm's first step compares the smallest
+    p-value with ``alpha / comparisons``. So a verdict needs the smallest ``n`` with
+    ``comparisons * 2 / 2**n < alpha``: 6 pairs for one test (p >= 0.031), 7 for two or
+    three, 8 for four to six. Below it no data could give a significant result.
+
+    Parameters
+    ----------
+    comparisons
+        Size of the Holm family (>= 1).
+    alpha
+        Significance level, in (0, 1).
+
+    Returns
+    -------
+    int
+        The minimum number of paired cases.
+    """
+    if comparisons < 1 or not 0.0 < alpha < 1.0:
+        raise ValueError(f"need comparisons >= 1 and 0 < alpha < 1, got {comparisons}, {alpha}")
+    n = 1
+    while comparisons * 2.0 / 2.0**n >= alpha:
+        n += 1
+    return n
+
+
+MIN_PAIRS = min_pairs(1)  # 6: with 5 pairs the smallest two-sided p is 0.0625
+
+
+def ok_rows(results: pd.DataFrame) -> pd.DataFrame:
+    """Rows with ``status == "ok"``, checked to hold one row per task, pair and method.
+
+    Raises
+    ------
+    InputError
+        When a (task, pair_id, method) appears twice, e.g. tables of random and
+        pretrained weights concatenated: relabel ``method`` (``sam-random``) or filter
+        first, since a paired test must not pick one of them silently.
+    """
+    ok = results[results["status"] == "ok"]
+    duplicated = ok.duplicated(["task", "pair_id", "method"], keep=False)
+    if duplicated.any():
+        first = ok.loc[duplicated, ["task", "pair_id", "method"]].iloc[0].tolist()
+        raise InputError(
+            f"{int(duplicated.sum())} rows share a (task, pair_id, method), e.g. {first}: "
+            "relabel the method (e.g. by weights) or filter the table first"
+        )
+    return ok
 
 
 def bootstrap_ci(values: Sequence[float], *, level: float = 0.95, resamples: int = 2000,
@@ -39,7 +93,7 @@ def bootstrap_ci(values: Sequence[float], *, level: float = 0.95, resamples: int
 def summarise(results: pd.DataFrame, metrics: Sequence[str] = ("dice_breast", "dice_fgt",
               "tre_mean_after_mm", "hd95_breast_mm", "jac_nonpos_pct")) -> pd.DataFrame:
     """Mean, median and bootstrap 95% CI per task, method and metric (ok rows only)."""
-    ok = results[results["status"] == "ok"]
+    ok = ok_rows(results)
     records = []
     for (task, method), group in ok.groupby(["task", "method"], sort=True):
         for metric in metrics:
@@ -66,7 +120,8 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
 
 
 def _paired(results: pd.DataFrame, task: str, metric: str, a: str, b: str) -> pd.DataFrame:
-    ok = results[(results["status"] == "ok") & (results["task"] == task)]
+    ok = ok_rows(results)
+    ok = ok[ok["task"] == task]
     wide = ok.pivot_table(index="pair_id", columns="method", values=metric, aggfunc="first")
     if a not in wide or b not in wide:
         return pd.DataFrame(columns=[a, b])
@@ -90,7 +145,7 @@ def paired_tests(results: pd.DataFrame, metric: str) -> pd.DataFrame:
     """
     higher = HIGHER_IS_BETTER.get(metric, True)
     records = []
-    ok = results[results["status"] == "ok"]
+    ok = ok_rows(results)
     for task, group in ok.groupby("task", sort=True):
         means = group.groupby("method")[metric].apply(lambda s: pd.to_numeric(s).mean())
         best = means.idxmax() if higher else means.idxmin()

@@ -5,9 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from breastlib.claims import check_claims
-from breastlib.statistics import MIN_PAIRS, bootstrap_ci, holm, paired_tests, summarise
+from breastlib.errors import InputError
+from breastlib.statistics import (
+    MIN_PAIRS,
+    bootstrap_ci,
+    holm,
+    min_pairs,
+    paired_tests,
+    summarise,
+)
 
 
 def table(n_pairs: int, means: dict[str, float], *, weights: str = "pretrained",
@@ -87,3 +96,42 @@ def test_random_weights_are_not_testable():
     verdicts = check_claims(table(8, MEANS, weights="random", fgt=FGT))
     assert set(verdicts["verdict"]) == {"not testable"}
     assert "pretrained" in verdicts.loc[0, "reason"]
+
+
+@pytest.mark.parametrize(("comparisons", "expected"), [(1, 6), (2, 7), (3, 7), (4, 8), (10, 9)])
+def test_min_pairs_is_where_holm_corrected_wilcoxon_can_first_succeed(comparisons, expected):
+    assert min_pairs(comparisons) == expected
+    for n, reachable in ((expected - 1, False), (expected, True)):
+        # The most extreme data possible: every difference of one sign, no ties.
+        smallest = stats.wilcoxon(np.arange(1.0, n + 1), np.zeros(n)).pvalue
+        assert bool(comparisons * smallest < 0.05) is reachable, (n, smallest)
+    assert MIN_PAIRS == 6
+
+
+def test_claim_families_need_more_pairs_than_single_comparisons():
+    # 2 tasks x 4 pairs = 8 pooled cases: enough for claims 1-4 (built to hold) ...
+    verdicts = check_claims(table(4, MEANS, fgt=FGT)).set_index("claim")
+    assert set(verdicts["verdict"]) == {"held"}, verdicts["reason"].tolist()
+    # ... 2 x 3 = 6: enough for one comparison (claims 2, 3), not for Holm over four
+    # (claim 1) or two (claim 4), where even perfect data could not reach p < 0.05.
+    verdicts = check_claims(table(3, MEANS, fgt=FGT)).set_index("claim")
+    assert verdicts["verdict"].to_dict() == {1: "not testable", 2: "held", 3: "held",
+                                             4: "not testable"}
+    assert "4 Holm-corrected" in verdicts.loc[1, "reason"]
+    assert verdicts.loc[1, "numbers"]["min_pairs"] == 8
+    assert verdicts.loc[4, "numbers"]["min_pairs"] == 7
+
+
+def test_claim_2_needs_the_cross_modality_task():
+    verdicts = check_claims(table(8, MEANS, fgt=FGT, tasks=("longitudinal", "sequence")))
+    claim_2 = verdicts.set_index("claim").loc[2]
+    assert claim_2["verdict"] == "not testable" and "modality" in claim_2["reason"]
+
+
+def test_duplicate_rows_are_refused_not_silently_paired():
+    results = table(8, MEANS)
+    doubled = pd.concat([results, results[results["method"] == "sam"]], ignore_index=True)
+    with pytest.raises(InputError, match="relabel"):
+        paired_tests(doubled, "dice_breast")
+    with pytest.raises(InputError, match="relabel"):
+        check_claims(doubled)
