@@ -36,6 +36,9 @@ RESULT_COLUMNS = [
     "jac_nonpos_pct", "sdlogj", "seconds_features", "seconds_optimisation", "peak_rss_mib",
     "device", "versions", "params", "status", "error",
 ]
+#: Columns holding numbers (float64, NaN when missing); the others hold text (``str``).
+NUMERIC_COLUMNS = tuple(RESULT_COLUMNS[RESULT_COLUMNS.index("dice_breast"):
+                                       RESULT_COLUMNS.index("peak_rss_mib") + 1])
 MANIFEST_COLUMNS = ("task", "pair_id", "fixed_image", "moving_image")
 # Part of every row's key. Bump it with any change that alters results (a new initial
 # alignment, new profile defaults), so cached rows of the old code are never reused.
@@ -204,14 +207,24 @@ def run_job_in_subprocess(job: Job, *, threads: int | None = None,
 
 
 def collect_results(paths: Iterable[Path]) -> pd.DataFrame:
-    """One DataFrame (columns :data:`RESULT_COLUMNS`) from row files, sorted."""
+    """One DataFrame (columns :data:`RESULT_COLUMNS`) from row files, sorted.
+
+    The schema does not depend on which methods ran: :data:`NUMERIC_COLUMNS` are float64,
+    the others ``str`` (missing values NaN in both), so tables of different runs concatenate
+    and their parquet files agree.
+    """
     rows = [_read_row(Path(p)) for p in paths]
     rows = [r for r in rows if r]
     table = pd.DataFrame(rows)
     for column in RESULT_COLUMNS:
         if column not in table.columns:
             table[column] = None
-    table = table[RESULT_COLUMNS]
+    table = table[RESULT_COLUMNS].copy()
+    for column in RESULT_COLUMNS:
+        if column in NUMERIC_COLUMNS:
+            table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
+        else:
+            table[column] = table[column].astype("str")
     if len(table):
         table = table.sort_values(["task", "pair_id", "method"], kind="stable")
     return table.reset_index(drop=True)
