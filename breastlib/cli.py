@@ -40,7 +40,9 @@ def _add_register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("fixed", type=Path, help="fixed image (NIfTI file or DICOM folder)")
     p.add_argument("moving", type=Path, help="moving image (NIfTI file or DICOM folder)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--method", default="mind", help="mind (default) or an encoder name")
+    p.add_argument("--method", default="mind",
+                   help="mind (default), an encoder (sam, dinov2, ...) or a classical "
+                   "baseline (identity, affine, ants, elastix)")
     p.add_argument("--profile", default="fast", choices=sorted(PROFILES))
     p.add_argument("--init", default="com", choices=INIT_METHODS)
     p.add_argument("--device", default="auto")

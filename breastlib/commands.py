@@ -87,7 +87,8 @@ def run_register(args: argparse.Namespace) -> dict[str, Any]:
     """Register, write the five outputs, return the summary."""
     from . import __version__
     from .cli import load_label_names
-    from .register import register_pair
+    from .register import register_method
+    from .register.baselines import BASELINES
     from .viz.qc import qc_figure, save_qc
 
     # 1. Load and validate everything first.
@@ -121,12 +122,13 @@ def run_register(args: argparse.Namespace) -> dict[str, Any]:
         fixed_points, moving_points = point_array(fixed_table), point_array(moving_table)
 
     # 2. Register.
-    result = register_pair(
-        fixed, moving, method=args.method, profile=args.profile, init=args.init,
-        device=args.device, weights=args.weights, input_size=args.input_size,
-        slice_step=args.slice_step, pca_dims=args.pca_dims, seed=args.seed,
-        progress=sys.stderr.isatty(),
-    )
+    # Classical baselines bring their own initialisation and parameters.
+    options = {} if args.method in BASELINES else dict(
+        init=args.init, input_size=args.input_size, slice_step=args.slice_step,
+        pca_dims=args.pca_dims, progress=sys.stderr.isatty())
+    result = register_method(fixed, moving, method=args.method, profile=args.profile,
+                             device=args.device, weights=args.weights, seed=args.seed,
+                             **options)
     displacement = result.displacement
     warped = displacement.warp(moving, device=result.device)
     jacobian = displacement.jacobian_determinant()

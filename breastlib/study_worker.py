@@ -61,43 +61,14 @@ def _nan_to_none(value: Any) -> Any:
 
 def evaluate(job: dict[str, Any]) -> dict[str, Any]:
     """Register one pair with one method and compute every metric of the row."""
-    import pandas as pd
-
     from .commands import peak_rss_mib
-    from .metrics import (
-        breast_mask,
-        dice,
-        fgt_mask,
-        hd95_mm,
-        jacobian_stats,
-        tissue_mask,
-        tre_stats,
-    )
-    from .points import point_array, read_points
-    from .volume import load_volume
+    from .evaluation import load_cohort_pair, pair_metrics
+    from .register import register_method
 
-    manifest_path = Path(job["manifest"])
-    root = manifest_path.parent
-    manifest = pd.read_csv(manifest_path)
-    entry = manifest.loc[manifest["pair_id"].astype(str) == job["pair_id"]].iloc[0]
-    names = json.loads((root / "labels.json").read_text())
-
-    def path(column: str) -> Path | None:
-        value = entry.get(column)
-        return None if value is None or pd.isna(value) else root / str(value)
-
-    fixed = load_volume(path("fixed_image"))
-    moving = load_volume(path("moving_image"))
-    method = job["method"]
-    if method in BASELINE_METHODS:
-        from .register.baselines import register_baseline
-
-        result = register_baseline(fixed, moving, method=method, seed=job["seed"])
-    else:
-        from .register import register_pair
-
-        result = register_pair(fixed, moving, method=method, profile=job["profile"],
-                               device=job["device"], weights=job["weights"], seed=job["seed"])
+    pair = load_cohort_pair(job["manifest"], job["pair_id"])
+    result = register_method(pair.fixed, pair.moving, method=job["method"],
+                             profile=job["profile"], device=job["device"],
+                             weights=job["weights"], seed=job["seed"])
     disp = result.displacement
     row: dict[str, Any] = {
         "seconds_features": result.seconds.get("features"),
@@ -106,33 +77,13 @@ def evaluate(job: dict[str, Any]) -> dict[str, Any]:
         "params": json.dumps(result.params, sort_keys=True, default=str),
     }
     if result.encoder:
-        row |= {"encoder": result.encoder.get("name", method),
+        row |= {"encoder": result.encoder.get("name", job["method"]),
                 "weights": result.encoder.get("weights"),
                 "weights_sha256": result.encoder.get("weights_sha256")}
-    body = None
-    if path("fixed_labels") is not None and path("moving_labels") is not None:
-        fixed_labels = load_volume(path("fixed_labels"), labels=True).array
-        warped = disp.warp_labels(load_volume(path("moving_labels"), labels=True)).array
-        spacing = fixed.spacing
-        for name, make in (("breast", breast_mask), ("fgt", fgt_mask)):
-            a, b = make(fixed_labels, names), make(warped, names)
-            row[f"dice_{name}"] = dice(a, b)
-            row[f"hd95_{name}_mm"] = hd95_mm(a, b, spacing)
-        lesion_a = tissue_mask(fixed_labels, names, ("lesion",))
-        lesion_b = tissue_mask(warped, names, ("lesion",))
-        row["dice_lesion"] = dice(lesion_a, lesion_b)
-        body = fixed_labels > 0
-    row |= jacobian_stats(disp.jacobian_determinant(), body)
-    if path("fixed_landmarks") is not None and path("moving_landmarks") is not None:
-        fixed_points = point_array(read_points(path("fixed_landmarks")))
-        moving_points = point_array(read_points(path("moving_landmarks")))
-        before = tre_stats(fixed_points, moving_points)
-        after = tre_stats(disp.to_moving(fixed_points), moving_points)
-        row |= {"tre_mean_before_mm": before["mean"], "tre_mean_after_mm": after["mean"],
-                "tre_median_after_mm": after["median"], "tre_p90_after_mm": after["p90"]}
+    row |= pair_metrics(disp, pair)
     if job.get("preview"):
-        save_preview(preview_path(job["row_path"]), disp.warp(moving).array,
-                     disp.jacobian_determinant(), fixed.spacing)
+        save_preview(preview_path(job["row_path"]), disp.warp(pair.moving).array,
+                     disp.jacobian_determinant(), pair.fixed.spacing)
     row["peak_rss_mib"] = peak_rss_mib()
     return {k: _nan_to_none(v) for k, v in row.items()}
 
