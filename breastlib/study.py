@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -71,13 +71,28 @@ def row_filename(pair_id: str, method: str, profile: str, weights: str, data_key
 
 
 def pair_fingerprint(root: Path, entry: pd.Series) -> str:
-    """Short hash of a pair's image content and geometry (not of file bytes or names)."""
+    """Short hash of what a pair's images are (not of file bytes or names).
+
+    A phantom pair (manifest column ``recipe``, see
+    :func:`breastlib.phantom.cohort.pair_recipe`) is named by its recipe and its image
+    shapes: regenerated on another CPU its voxels differ in the last bits, and its results
+    must still be found. Any other pair is named by its voxel values and affines.
+    """
     import hashlib
 
     import nibabel as nib
     import numpy as np
 
     digest = hashlib.sha256()
+    recipe = entry.get("recipe")
+    if isinstance(recipe, str) and recipe:
+        digest.update(f"recipe:{recipe}".encode())
+        for column in ("fixed_image", "moving_image"):
+            try:
+                digest.update(str(nib.load(str(root / str(entry[column]))).shape).encode())
+            except Exception:  # unreadable: the worker will record the error
+                digest.update(str(entry[column]).encode())
+        return digest.hexdigest()[:12]
     for column in ("fixed_image", "moving_image"):
         path = root / str(entry[column])
         try:
@@ -274,7 +289,9 @@ def run_study(
         Run again the rows recorded as ``failed``.
     executor
         ``"local"`` (a pool of ``workers`` subprocesses) or ``"dask"`` (a ``LocalCluster``
-        of ``workers`` single-threaded workers, or the cluster at ``scheduler``).
+        of ``workers`` single-threaded workers, or the cluster at ``scheduler``). Workers
+        of a remote cluster read the cohort at the paths this machine sees (a shared file
+        system); each row comes back with its future and is written here as well.
     timeout
         Seconds after which one (pair, method) is recorded as failed.
     previews
@@ -294,8 +311,13 @@ def run_study(
 
         bar = tqdm(total=len(todo), desc="study", unit="row")
 
-    def record(job: Job) -> None:
-        finished.append(Path(job.row_path))
+    def record(job: Job, row: dict[str, Any]) -> None:
+        path = Path(job.row_path)
+        # Missing here: a Dask worker without this machine's file system; different: the
+        # executor failed (the row file may hold an older attempt).
+        if _read_row(path) != row:
+            write_text_atomic(path, json.dumps(row, indent=1, default=str))
+        finished.append(path)
         write_results(collect_results(finished), out)
         if bar is not None:
             bar.update(1)
@@ -306,8 +328,7 @@ def run_study(
             futures = {pool.submit(run_job_in_subprocess, job, threads=threads,
                                    timeout=timeout): job for job in todo}
             for future in as_completed(futures):
-                future.result()
-                record(futures[future])
+                record(futures[future], _row_or_failure(futures[future], future))
     elif executor == "dask":
         _run_with_dask(todo, record, scheduler=scheduler, workers=workers, timeout=timeout)
     else:
@@ -323,7 +344,20 @@ def run_study(
     return table
 
 
-def _run_with_dask(todo: list[Job], record, *, scheduler: str | None, workers: int,
+def _row_or_failure(job: Job, future: Any) -> dict[str, Any]:
+    """The row a finished future returned; a ``failed`` row when the executor itself
+    raised (a Dask worker lost, a task cancelled), so one cell never stops the study."""
+    try:
+        return future.result()
+    except Exception as exc:
+        from .study_worker import base_row
+
+        return base_row(job) | {"status": "failed",
+                                "error": f"executor: {type(exc).__name__}: {exc}"[-2000:]}
+
+
+def _run_with_dask(todo: list[Job], record: Callable[[Job, dict[str, Any]], None], *,
+                   scheduler: str | None, workers: int,
                    timeout: float | None) -> None:
     from .errors import require
 
@@ -339,8 +373,7 @@ def _run_with_dask(todo: list[Job], record, *, scheduler: str | None, workers: i
         futures = {client.submit(run_job_in_subprocess, job, threads=1, timeout=timeout,
                                  key=f"breastlib-{job.key}", pure=False): job for job in todo}
         for future in distributed.as_completed(list(futures)):
-            future.result()
-            record(futures[future])
+            record(futures[future], _row_or_failure(futures[future], future))
     finally:
         client.close()
         if cluster is not None:

@@ -36,6 +36,24 @@ def test_manifest_and_labels(cohort):
             assert not Path(rel).is_absolute()
             assert (cohort.parent / rel).is_file(), rel
     assert not list(cohort.parent.rglob("*.part*"))  # atomic writes left no temporaries
+    # Each pair names its recipe; a recipe changes with every generation parameter.
+    assert manifest["recipe"].str.startswith("phantom-v").all()
+    assert manifest["recipe"].nunique() == 2
+
+
+def test_recipe_names_every_generation_parameter():
+    from breastlib.phantom.cohort import pair_recipe
+
+    base = pair_recipe("lesion", "small", 3, has_lesion=True, acquisition=FAST)
+    assert base == pair_recipe("lesion", "small", 3, has_lesion=True, acquisition=FAST)
+    others = {
+        pair_recipe("sequence", "small", 3, has_lesion=True, acquisition=FAST),
+        pair_recipe("lesion", "full", 3, has_lesion=True, acquisition=FAST),
+        pair_recipe("lesion", "small", 4, has_lesion=True, acquisition=FAST),
+        pair_recipe("lesion", "small", 3, has_lesion=False, acquisition=FAST),
+        pair_recipe("lesion", "small", 3, has_lesion=True, acquisition=Acquisition()),
+    }
+    assert base not in others and len(others) == 5
 
 
 def test_files_round_trip_the_pair(cohort):

@@ -165,6 +165,26 @@ def test_failing_pair_is_recorded_and_retried(cohort, tmp_path):
     assert set(retried["status"]) == {"ok"} and len(retried) == 2
 
 
+def test_executor_failure_is_a_failed_row(cohort, tmp_path, monkeypatch):
+    """A cell whose executor raises (e.g. a lost Dask worker) is recorded, the rest run."""
+    import breastlib.study as study
+
+    real = study.run_job_in_subprocess
+
+    def flaky(job, **kwargs):
+        if job.pair_id == "tiny_000":
+            raise RuntimeError("worker lost")
+        return real(job, **kwargs)
+
+    monkeypatch.setattr(study, "run_job_in_subprocess", flaky)
+    table = run_study(cohort, ["identity"], out=tmp_path, progress=False).set_index("pair_id")
+    assert table.loc["tiny_000", "status"] == "failed"
+    assert table.loc["tiny_000", "error"] == "executor: RuntimeError: worker lost"
+    assert table.loc["tiny_000", "task"] == "longitudinal"
+    assert table.loc["tiny_001", "status"] == "ok"
+    assert len(list((tmp_path / "rows").glob("*.json"))) == 2  # the failure is on disk too
+
+
 def test_changed_images_are_new_rows(cohort, tmp_path):
     """Rows are keyed by image content: regenerated data never reuses stale results."""
     copy = tmp_path / "copy"
@@ -179,6 +199,29 @@ def test_changed_images_are_new_rows(cohort, tmp_path):
     table = run_study(copy / "manifest.csv", ["identity"], out=out, progress=False)
     assert len(table) == 2  # the table shows the current data only
     assert len(list((out / "rows").glob("*.json"))) == 3  # old row kept in the cache
+
+
+def test_phantom_pairs_are_keyed_by_recipe_not_last_bits(cohort, tmp_path):
+    """A phantom pair regenerated on another CPU (same recipe, voxels off in the last
+    bits) finds its results; a different recipe or grid does not."""
+    copy = tmp_path / "copy"
+    shutil.copytree(cohort.parent, copy)
+    manifest = pd.read_csv(copy / "manifest.csv")
+    manifest["recipe"] = ["phantom-v1-aaaa", "phantom-v1-bbbb"]
+    manifest.to_csv(copy / "manifest.csv", index=False)
+    out = tmp_path / "out"
+    run_study(copy / "manifest.csv", ["identity"], out=out, progress=False)
+    from breastlib.volume import load_volume
+
+    path = copy / manifest.loc[0, "moving_image"]
+    moving = load_volume(path)
+    moving.with_array(np.nextafter(moving.array, np.float32(np.inf))).save(path)
+    run_study(copy / "manifest.csv", ["identity"], out=out, progress=False)
+    assert len(list((out / "rows").glob("*.json"))) == 2  # nothing recomputed
+    manifest.loc[0, "recipe"] = "phantom-v2-aaaa"  # a new generator version
+    manifest.to_csv(copy / "manifest.csv", index=False)
+    run_study(copy / "manifest.csv", ["identity"], out=out, progress=False)
+    assert len(list((out / "rows").glob("*.json"))) == 3
 
 
 def test_killed_run_resumes_without_losing_or_duplicating(cohort, tmp_path):

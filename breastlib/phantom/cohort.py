@@ -13,9 +13,11 @@ Layout under ``out_dir``::
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +29,18 @@ from .acquisition import SIZES, Acquisition
 from .labels import LABELS
 from .pair import TASKS, Pair, make_pair
 
+#: Version of the generator's output. Bump it with every change that alters a generated
+#: pair (anatomy, contrast, acquisition, deformation, landmarks): study results of phantom
+#: pairs are keyed by their recipe (this version and the generation parameters), since
+#: the voxel values themselves differ in their last bits between CPUs (numpy's and
+#: torch's vectorised transcendental functions and BLAS kernels vary with the processor).
+PHANTOM_VERSION = 1
+
 MANIFEST_COLUMNS = (
     "task", "pair_id", "fixed_image", "moving_image", "fixed_labels", "moving_labels",
     "fixed_landmarks", "moving_landmarks", "gt_displacement", "gt_inverse_displacement",
     "fixed_sequence", "moving_sequence", "has_lesion", "same_grid", "regime",
-    "magnitude_mm", "n_landmarks", "density", "size", "seed",
+    "magnitude_mm", "n_landmarks", "density", "size", "seed", "recipe",
 )
 
 
@@ -44,8 +53,27 @@ def write_landmarks(path: str | os.PathLike, points: np.ndarray, kinds: list[str
     return write_text_atomic(path, buffer.getvalue())
 
 
-def write_pair(pair: Pair, out_dir: str | os.PathLike, pair_id: str) -> dict:
-    """Write one pair's files under ``out_dir/pair_id`` and return its manifest row."""
+def pair_recipe(task: str, size: str, seed: int, *, has_lesion: bool | None = None,
+                acquisition: Acquisition | None = None) -> str:
+    """A short hash naming how a pair was generated: version, task, size, seed, options.
+
+    Two machines given the same recipe generate the same pair up to floating-point
+    rounding, so the recipe, not the voxel bytes, identifies a phantom pair's results.
+    """
+    ingredients = {
+        "phantom": PHANTOM_VERSION, "task": task, "size": size, "seed": int(seed),
+        "has_lesion": has_lesion,
+        "acquisition": None if acquisition is None else asdict(acquisition),
+    }
+    text = json.dumps(ingredients, sort_keys=True)
+    # Never all digits: a CSV reader must keep it a string.
+    return f"phantom-v{PHANTOM_VERSION}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def write_pair(pair: Pair, out_dir: str | os.PathLike, pair_id: str, *,
+               recipe: str | None = None) -> dict:
+    """Write one pair's files under ``out_dir/pair_id`` and return its manifest row
+    (``recipe`` from :func:`pair_recipe`, when the pair was made by :func:`make_cohort`)."""
     out_dir = Path(out_dir)
     folder = out_dir / pair_id
     files = {
@@ -72,7 +100,7 @@ def write_pair(pair: Pair, out_dir: str | os.PathLike, pair_id: str) -> dict:
         fixed_sequence=info["fixed_sequence"], moving_sequence=info["moving_sequence"],
         has_lesion=info["has_lesion"], same_grid=info["same_grid"], regime=info["regime"],
         magnitude_mm=round(info["magnitude_mm"], 3), n_landmarks=len(pair.landmark_kinds),
-        density=info["density"], size=info["size"], seed=info["seed"],
+        density=info["density"], size=info["size"], seed=info["seed"], recipe=recipe,
     )
     return row
 
@@ -126,10 +154,14 @@ def make_cohort(
             for flag, suffix in ((True, "lesion"), (False, "control")):
                 pair = make_pair(task, size, pair_seed, has_lesion=flag,
                                  acquisition=acquisition)
-                rows.append(write_pair(pair, out_dir, f"{task}_{i:03d}_{suffix}"))
+                recipe = pair_recipe(task, size, pair_seed, has_lesion=flag,
+                                     acquisition=acquisition)
+                rows.append(write_pair(pair, out_dir, f"{task}_{i:03d}_{suffix}",
+                                       recipe=recipe))
         else:
             pair = make_pair(task, size, pair_seed, acquisition=acquisition)
-            rows.append(write_pair(pair, out_dir, f"{task}_{i:03d}"))
+            recipe = pair_recipe(task, size, pair_seed, acquisition=acquisition)
+            rows.append(write_pair(pair, out_dir, f"{task}_{i:03d}", recipe=recipe))
     frame = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
