@@ -1,0 +1,300 @@
+"""Orthogonal 3-D browsing for static pages: axial, coronal and sagittal views side by side.
+
+One plotly figure holds, for every volume, three image traces (one per view). Each view
+has its own slider, which swaps the ``source`` of that view's traces only and moves the
+cross-hair lines that mark the slice in the two other views; the drop-down menu shows one
+volume's three traces at a time. Everything is in the page (``data:`` URIs, no kernel, no
+CDN), laid out in radiological convention with square millimetre pixels, like
+:func:`breastlib.viz.interactive.slice_browser`.
+
+plotly is imported lazily: it belongs to the ``book`` extra, not to the core library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .interactive import (
+    _NORMAL_AXIS,
+    _ORIENTATION,
+    _encode,
+    _square_pixels,
+    display_images,
+    show_interactive,
+    slice_indices,
+)
+from .slices import VIEWS, orthogonal_slice
+
+if TYPE_CHECKING:  # pragma: no cover
+    import matplotlib.figure
+    import plotly.graph_objects as go
+
+__all__ = ["orthogonal_browser", "show_orthogonal_browser", "static_orthogonal"]
+
+# The array axis along each view's screen columns (rows show the remaining one).
+_COLUMN_AXIS = {"axial": 0, "coronal": 0, "sagittal": 1}
+_CROSSHAIR = dict(color="#00e5ff", width=1, dash="dot")
+
+
+def _screen_mm(index: float, axis: int, shape: tuple[int, ...], spacing: np.ndarray) -> float:
+    """Screen coordinate (mm from the left or top edge) of a voxel centre along ``axis``.
+
+    Columns run against their array axis (patient's right, or anterior, first) and rows
+    too (anterior or superior at the top), so every on-screen axis is reversed.
+    """
+    return float((shape[axis] - index - 0.5) * spacing[axis])
+
+
+def orthogonal_browser(
+    volumes: Mapping[str, np.ndarray],
+    spacing: np.ndarray | tuple[float, float, float],
+    *,
+    max_slices: int = 16,
+    title: str = "",
+    windows: Mapping[str, tuple[float, float]] | None = None,
+    colormaps: Mapping[str, str] | None = None,
+    max_pixels: int = 192,
+    image_format: str = "jpeg",
+    height: int = 520,
+) -> go.Figure:
+    """A kernel-free three-view browser: a slider per view and a menu over volumes.
+
+    Parameters
+    ----------
+    volumes
+        Name -> ``(X, Y, Z)`` canonical RAS+ array; all on one grid. The first one is
+        shown initially.
+    spacing
+        ``(3,)`` voxel size in mm.
+    max_slices
+        At most this many evenly spaced slices per view (first and last included); the
+        page stores ``3 * max_slices`` small images per volume.
+    title
+        Figure title; the selected volume's name is appended.
+    windows, colormaps
+        As for :func:`breastlib.viz.interactive.slice_browser`.
+    max_pixels
+        Longest side of a stored slice in pixels.
+    image_format
+        ``"jpeg"`` (default: small pages) or ``"png"``.
+    height
+        Figure height in CSS pixels.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        ``3 * len(volumes)`` ``go.Image`` traces, ordered volume by volume as (axial,
+        coronal, sagittal); ``layout.sliders[k]`` restyles view ``k``'s traces and moves
+        the cross-hairs, ``layout.updatemenus[0]`` toggles ``visible``. ``layout.meta``
+        records the stored slice indices per view.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    spacing = np.asarray(spacing, dtype=float)
+    if spacing.shape != (3,) or np.any(spacing <= 0):
+        raise ValueError(f"spacing must be three positive numbers, got {spacing}")
+    colormaps = dict(colormaps or {})
+    shown = display_images(volumes, windows=windows)
+    names = list(shown)
+    shape = next(iter(shown.values())).shape
+    indices = {view: slice_indices(shape[_NORMAL_AXIS[view]], max_slices) for view in VIEWS}
+    starts = {view: len(indices[view]) // 2 for view in VIEWS}
+
+    sources: dict[tuple[str, str], list[str]] = {}
+    pixel_mm: dict[str, float] = {}
+    size_mm: dict[str, tuple[float, float]] = {}
+    for view in VIEWS:
+        for name in names:
+            uris = []
+            for index in indices[view]:
+                image, extent = orthogonal_slice(shown[name], spacing, view, int(index))
+                picture, pixel_mm[view] = _square_pixels(image, extent, max_pixels)
+                uris.append(_encode(picture, colormaps.get(name), image_format))
+                rows, cols = picture.shape
+                size_mm[view] = (cols * pixel_mm[view], rows * pixel_mm[view])
+            sources[view, name] = uris
+
+    widths = [size_mm[view][0] for view in VIEWS]
+    figure = make_subplots(rows=1, cols=3, subplot_titles=VIEWS, horizontal_spacing=0.02,
+                           column_widths=[w / sum(widths) for w in widths])
+    trace_of: dict[tuple[str, str], int] = {}
+    for name_number, name in enumerate(names):
+        for col, view in enumerate(VIEWS, start=1):
+            trace_of[view, name] = len(figure.data)
+            figure.add_trace(go.Image(
+                source=sources[view, name][starts[view]], name=f"{name} ({view})",
+                visible=name_number == 0, x0=pixel_mm[view] / 2, dx=pixel_mm[view],
+                y0=pixel_mm[view] / 2, dy=pixel_mm[view], hoverinfo="skip",
+            ), row=1, col=col)
+
+    # Cross-hairs: in each view, one line per other view at that view's current slice.
+    lines: list[dict[str, Any]] = []
+    line_of: dict[tuple[str, str], int] = {}  # (shown in view, slice of view) -> shape index
+    for col, view in enumerate(VIEWS, start=1):
+        width_mm, height_mm = size_mm[view]
+        axis_ref = "" if col == 1 else str(col)
+        for other in VIEWS:
+            if other == view:
+                continue
+            normal = _NORMAL_AXIS[other]
+            where = _screen_mm(indices[other][starts[other]], normal, shape, spacing)
+            line_of[view, other] = len(lines)
+            if normal == _COLUMN_AXIS[view]:  # a vertical line
+                lines.append(dict(type="line", x0=where, x1=where, y0=0, y1=height_mm,
+                                  xref=f"x{axis_ref}", yref=f"y{axis_ref}", line=_CROSSHAIR))
+            else:
+                lines.append(dict(type="line", x0=0, x1=width_mm, y0=where, y1=where,
+                                  xref=f"x{axis_ref}", yref=f"y{axis_ref}", line=_CROSSHAIR))
+
+    sliders = []
+    for number, view in enumerate(VIEWS):
+        traces = [trace_of[view, name] for name in names]
+        normal = _NORMAL_AXIS[view]
+        steps = []
+        for k, index in enumerate(indices[view]):
+            where = _screen_mm(index, normal, shape, spacing)
+            moved: dict[str, float] = {}
+            for shown_in in VIEWS:
+                if shown_in == view:
+                    continue
+                line = lines[line_of[shown_in, view]]
+                ends = ("x0", "x1") if line["x0"] == line["x1"] else ("y0", "y1")
+                for end in ends:
+                    moved[f"shapes[{line_of[shown_in, view]}].{end}"] = where
+            steps.append(dict(
+                label=str(int(index) + 1), method="update",
+                args=[{"source": [sources[view, name][k] for name in names]}, moved, traces],
+            ))
+        sliders.append(dict(
+            active=starts[view], x=number / 3, len=1 / 3 - 0.02, y=0, yanchor="top",
+            pad=dict(t=8), ticklen=0, font=dict(size=8), transition=dict(duration=0),
+            currentvalue=dict(prefix=f"{view} ", suffix=f"/{shape[normal]}",
+                              xanchor="left", font=dict(size=11)),
+            steps=steps,
+        ))
+
+    prefix = f"{title} — " if title else ""
+    menu = dict(
+        type="dropdown", direction="down", active=0, showactive=True,
+        x=0.0, xanchor="left", y=1.08, yanchor="bottom",
+        buttons=[
+            dict(label=name, method="update",
+                 args=[{"visible": [trace_name == name for trace_name in names
+                                    for _ in VIEWS]},
+                       {"title.text": prefix + name}])
+            for name in names
+        ],
+    )
+    letter = dict(showarrow=False, font=dict(color="#ffd400", size=12))
+    annotations = list(figure.layout.annotations)  # the subplot titles
+    for col, view in enumerate(VIEWS, start=1):
+        width_mm, height_mm = size_mm[view]
+        left, right, top, bottom = _ORIENTATION[view]
+        ref = "" if col == 1 else str(col)
+        refs = dict(xref=f"x{ref}", yref=f"y{ref}")
+        annotations += [
+            dict(text=left, x=0.04 * width_mm, y=height_mm / 2, xanchor="left",
+                 **refs, **letter),
+            dict(text=right, x=0.96 * width_mm, y=height_mm / 2, xanchor="right",
+                 **refs, **letter),
+            dict(text=top, x=width_mm / 2, y=0.04 * height_mm, yanchor="top",
+                 **refs, **letter),
+            dict(text=bottom, x=width_mm / 2, y=0.96 * height_mm, yanchor="bottom",
+                 **refs, **letter),
+        ]
+        figure.update_xaxes(visible=False, range=[0, width_mm], constrain="domain",
+                            row=1, col=col)
+        figure.update_yaxes(visible=False, range=[height_mm, 0], constrain="domain",
+                            scaleanchor=f"x{ref}", row=1, col=col)
+    figure.update_layout(
+        title=dict(text=prefix + names[0], x=0.5, xanchor="center", yref="container",
+                   y=1.0, yanchor="top", pad=dict(t=10)),
+        height=height, margin=dict(l=10, r=10, t=110, b=70),
+        paper_bgcolor="white", plot_bgcolor="black",
+        updatemenus=[menu], sliders=sliders, shapes=lines, annotations=annotations,
+        meta=dict(names=names, slices={view: [int(i) for i in indices[view]]
+                                       for view in VIEWS},
+                  pixel_mm={view: float(pixel_mm[view]) for view in VIEWS}),
+    )
+    return figure
+
+
+def static_orthogonal(
+    volumes: Mapping[str, np.ndarray],
+    spacing: np.ndarray | tuple[float, float, float],
+    *,
+    title: str = "",
+    windows: Mapping[str, tuple[float, float]] | None = None,
+    colormaps: Mapping[str, str] | None = None,
+) -> matplotlib.figure.Figure:
+    """The static fallback: one row per volume, its centre axial, coronal, sagittal slices.
+
+    Parameters
+    ----------
+    volumes, spacing, title, windows, colormaps
+        As for :func:`orthogonal_browser`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A figure not yet shown.
+    """
+    import matplotlib.pyplot as plt
+
+    spacing = np.asarray(spacing, dtype=float)
+    colormaps = dict(colormaps or {})
+    shown = display_images(volumes, windows=windows)
+    shape = next(iter(shown.values())).shape
+    widths = [shape[a] * spacing[a] for a in (0, 0, 1)]
+    figure, axes = plt.subplots(
+        len(shown), 3, squeeze=False, constrained_layout=True,
+        figsize=(9.0, 2.6 * len(shown) + 0.6), gridspec_kw=dict(width_ratios=widths),
+    )
+    for row, (name, volume) in enumerate(shown.items()):
+        for col, view in enumerate(VIEWS):
+            image, extent = orthogonal_slice(volume, spacing, view)
+            ax = axes[row, col]
+            ax.imshow(image, origin="lower", extent=extent, interpolation="nearest",
+                      cmap=colormaps.get(name, "gray"), vmin=0.0, vmax=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            left, right, top, bottom = _ORIENTATION[view]
+            for text, x, y in ((left, 0.04, 0.5), (right, 0.96, 0.5),
+                               (top, 0.5, 0.95), (bottom, 0.5, 0.05)):
+                ax.text(x, y, text, transform=ax.transAxes, color="#ffd400", fontsize=8,
+                        ha="center", va="center")
+            if row == 0:
+                ax.set_title(view, fontsize=9)
+            if col == 0:
+                ax.set_ylabel(name, fontsize=9)
+    suffix = "centre slices, radiological view: patient's right on the viewer's left"
+    figure.suptitle(f"{title}\n{suffix}" if title else suffix)
+    return figure
+
+
+def show_orthogonal_browser(
+    volumes: Mapping[str, np.ndarray],
+    spacing: np.ndarray | tuple[float, float, float],
+    *,
+    title: str = "",
+    **options: Any,
+) -> None:
+    """Display an :func:`orthogonal_browser` with its :func:`static_orthogonal` fallback.
+
+    Parameters
+    ----------
+    volumes, spacing, title
+        As for :func:`orthogonal_browser`.
+    **options
+        Further keywords for :func:`orthogonal_browser`; ``windows`` and ``colormaps`` go
+        to the fallback too.
+    """
+    figure = orthogonal_browser(volumes, spacing, title=title, **options)
+    fallback = static_orthogonal(volumes, spacing, title=title,
+                                 windows=options.get("windows"),
+                                 colormaps=options.get("colormaps"))
+    show_interactive(figure, fallback)
