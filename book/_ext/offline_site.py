@@ -6,10 +6,12 @@
 - Drops repeated inline ``<script>`` bodies: with Sphinx 7.4, sphinx-thebe 0.3.1 and
   sphinx-togglebutton each emit their configuration snippet twice, and the second
   ``const THEBE_JS_URL`` is a ``SyntaxError`` in every page's console.
+- Marks the build as static for the kernels that execute the chapters.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from sphinx.application import Sphinx
@@ -43,5 +45,9 @@ def _offline_assets(app: Sphinx, pagename: str, templatename: str, context: dict
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
+    # The kernels that execute the chapters inherit this: live-only widgets (ipywidgets
+    # explorers, itkwidgets) then print a note instead of leaving dead controls in a
+    # static page (breastlib.viz.live.in_static_build).
+    os.environ["BREASTLIB_STATIC_BUILD"] = "1"
     app.connect("html-page-context", _offline_assets)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
