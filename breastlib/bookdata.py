@@ -1,7 +1,9 @@
 """The book's data: synthetic cohorts and their study results, computed once and reused.
 
 Chapters call :func:`book_results`; it writes the cohort if missing (deterministic, seed
-0) and runs the study, which skips every row already recorded. The committed rows under
+0) and runs the study, which skips every row already recorded. ``BREASTLIB_BOOK_BUILD``
+picks the build: ``small`` (default: CI-sized phantoms, ``fast`` profile) or ``full``
+(real resolution, ``published`` profile; for a GPU). The committed rows under
 ``book/data/`` are that cache: a fresh build recomputes nothing unless the data, method,
 profile or weights changed (a reader who downloads pretrained weights gets new rows for
 those encoders, with no code change).
@@ -10,6 +12,7 @@ those encoders, with no code change).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -17,18 +20,88 @@ import pandas as pd
 # Pairs per task in the book's small build (the lesion task doubles them: N with a lesion
 # and N matched without).
 TASK_PAIRS = {"longitudinal": 2, "sequence": 2, "modality": 2, "lesion": 1}
-BOOK_METHODS = ("identity", "affine", "ants", "elastix", "mind", "sam", "dinov2")
+# The paper's five encoders and its baselines.
+BOOK_METHODS = ("identity", "affine", "ants", "elastix", "mind", "sam", "medsam", "sslsam",
+                "dinov2", "medclip")
+#: Environment variable choosing the book's build: ``small`` (default) or ``full``.
+BUILD_ENV = "BREASTLIB_BOOK_BUILD"
+
+
+@dataclass(frozen=True)
+class BookBuild:
+    """What one build of the book runs: phantom size, ConvexAdam profile, pairs per task.
+
+    ``small`` is what CI and the default build run (about 2.7 mm voxels, the ``fast``
+    profile, a handful of pairs); ``full`` reproduces the study at real resolution with
+    the published settings and enough pairs for the claim checks (8 per task: hours of
+    GPU time). Paths are relative to the ``book/`` folder the chapters run in.
+    """
+
+    name: str
+    size: str
+    profile: str
+    pairs: dict[str, int]
+
+    def cohort_root(self, task: str) -> Path:
+        """Where the generated cohort of ``task`` lives (regenerated, not committed)."""
+        return Path("../_build/cohorts") / self.name / task
+
+    def results_root(self, task: str) -> Path:
+        """The study folder of ``task`` (rows, previews, results: the committed cache)."""
+        return Path("data") / self.name / task
+
+
+BUILDS = {
+    "small": BookBuild("small", "small", "fast", TASK_PAIRS),
+    "full": BookBuild("full", "full", "published", dict.fromkeys(TASK_PAIRS, 8)),
+}
+
+
+def current_build() -> BookBuild:
+    """The build chosen by ``BREASTLIB_BOOK_BUILD`` (``small`` when unset).
+
+    Raises
+    ------
+    ValueError
+        For any other value.
+    """
+    name = os.environ.get(BUILD_ENV, "small")
+    if name not in BUILDS:
+        raise ValueError(f"{BUILD_ENV} must be one of {sorted(BUILDS)}, got {name!r}")
+    return BUILDS[name]
+
+
+def book_cohort(task: str, *, cohort_root: str | os.PathLike | None = None,
+                build: BookBuild | None = None) -> Path:
+    """The manifest of the book's cohort of ``task``, generating it when missing (seed 0).
+
+    Parameters
+    ----------
+    task
+        ``longitudinal``, ``sequence``, ``modality`` or ``lesion``.
+    cohort_root
+        Folder for the generated cohort; default ``build.cohort_root(task)``.
+    build
+        The book build (size, pairs); default :func:`current_build`.
+    """
+    from .phantom import make_cohort
+
+    build = build or current_build()
+    cohort_root = Path(cohort_root) if cohort_root is not None else build.cohort_root(task)
+    manifest = cohort_root / "manifest.csv"
+    if manifest.is_file():
+        return manifest
+    return make_cohort(task, build.pairs[task], size=build.size, seed=0, out_dir=cohort_root)
 
 
 def book_results(
     task: str,
     *,
-    cohort_root: str | os.PathLike,
-    results_root: str | os.PathLike,
-    size: str = "small",
+    cohort_root: str | os.PathLike | None = None,
+    results_root: str | os.PathLike | None = None,
+    build: BookBuild | None = None,
     methods: tuple[str, ...] = BOOK_METHODS,
     weights: str = "auto",
-    profile: str = "fast",
     progress: bool = False,
 ) -> tuple[Path, pd.DataFrame]:
     """Cohort manifest and results table of one task, computing only what is missing.
@@ -37,20 +110,20 @@ def book_results(
     ----------
     task
         ``longitudinal``, ``sequence``, ``modality`` or ``lesion``.
-    cohort_root
-        Folder for the generated cohort (images are regenerated, not committed).
-    results_root
-        Study output folder (``rows/``, ``previews/``, ``results.csv``): the cache.
+    cohort_root, results_root
+        The cohort folder (images are regenerated, not committed) and the study output
+        folder (``rows/``, ``previews/``, ``results.csv``: the cache); default the
+        build's own folders.
+    build
+        The book build (size, profile, pairs); default :func:`current_build`.
     weights
         ``"auto"``: pretrained where the checkpoint is in the weights cache, else random.
     """
-    from .phantom import make_cohort
     from .study import run_study
 
-    cohort_root = Path(cohort_root)
-    manifest = cohort_root / "manifest.csv"
-    if not manifest.is_file():
-        manifest = make_cohort(task, TASK_PAIRS[task], size=size, seed=0, out_dir=cohort_root)
-    table = run_study(manifest, list(methods), out=results_root, weights=weights,
-                      profile=profile, previews="first", progress=progress)
+    build = build or current_build()
+    manifest = book_cohort(task, cohort_root=cohort_root, build=build)
+    out = Path(results_root) if results_root is not None else build.results_root(task)
+    table = run_study(manifest, list(methods), out=out, weights=weights,
+                      profile=build.profile, previews="first", progress=progress)
     return manifest, table

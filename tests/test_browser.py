@@ -254,3 +254,45 @@ def test_interactive_figures_show_and_respond(chromium_path, built_book, site, b
             assert not watch.problems, f"{path}: " + "\n".join(watch.problems)
         finally:
             watch.close()
+
+
+def test_orthogonal_browser_moves_one_view_and_its_crosshairs(chromium_path, built_book, site,
+                                                              browser, screenshots):
+    """The method chapter's three-view browser: the coronal slider changes the coronal
+    picture only, and moves the dotted line marking that slice in the axial view."""
+    watch = PageWatch(browser, site)
+    try:
+        watch.open("book/method.html")
+        plots = watch.page.locator(".breastlib-interactive .js-plotly-plot")
+        plots.first.locator(".main-svg").first.wait_for(state="attached", timeout=20_000)
+        three = [n for n in range(plots.count())
+                 if plots.nth(n).locator(".slider-rail-rect").count() == 3]
+        assert len(three) == 1, "no three-view browser on the method chapter"
+        plot = plots.nth(three[0])
+        plot.scroll_into_view_if_needed()
+        images = plot.locator(".imagelayer image")
+        assert images.count() == 3  # one visible picture per view
+
+        def sources() -> list[str]:
+            return [images.nth(k).get_attribute("href") or "" for k in range(3)]
+
+        def lines() -> list[str]:
+            paths = plot.locator(".shapelayer path")
+            return [paths.nth(k).get_attribute("d") or "" for k in range(paths.count())]
+
+        before_sources, before_lines = sources(), lines()
+        assert len(before_lines) == 6  # two cross-hairs in each view
+        rail = plot.locator(".slider-rail-rect").nth(1).bounding_box()  # coronal
+        watch.page.mouse.click(rail["x"] + 0.15 * rail["width"], rail["y"] + rail["height"] / 2)
+        deadline = time.monotonic() + 5.0
+        while sources()[1] == before_sources[1] and time.monotonic() < deadline:
+            watch.page.wait_for_timeout(200)
+        after_sources, after_lines = sources(), lines()
+        assert after_sources[1] != before_sources[1], "the coronal slider changed nothing"
+        assert after_sources[0] == before_sources[0] and after_sources[2] == before_sources[2]
+        moved = sum(a != b for a, b in zip(after_lines, before_lines, strict=True))
+        assert moved == 2, f"{moved} cross-hair lines moved (expected the coronal slice's 2)"
+        plot.screenshot(path=str(screenshots / "book-method--orthogonal.png"))
+        assert not watch.problems, "\n".join(watch.problems)
+    finally:
+        watch.close()

@@ -39,8 +39,9 @@ def method_label(row: pd.Series) -> str:
     return str(row["method"])
 
 
-def provenance(table: pd.DataFrame) -> str:
-    """One paragraph saying what ran on what: data, pairs, profile, weights per encoder."""
+def provenance(table: pd.DataFrame, *, size: str | None = None) -> str:
+    """One paragraph saying what ran on what: data, pairs, profile, weights per encoder
+    (``size``: the phantom size, ``small`` or ``full``; default the current book build)."""
     ok = table[table["status"] == "ok"]
     encoders = ok[ok["method"].isin(ENCODER_METHODS)]
     weights = (encoders.groupby("method")["weights"].agg(lambda s: ", ".join(sorted(set(s))))
@@ -48,9 +49,13 @@ def provenance(table: pd.DataFrame) -> str:
     random = sorted(m for m, w in weights.items() if "random" in w)
     pretrained = sorted(m for m, w in weights.items() if "pretrained" in w)
     failed = table[table["status"] == "failed"]
+    from ..bookdata import current_build
+
+    size = {"small": "small size (about 2.7 x 2.7 x 2.5 mm)",
+            "full": "full size (about 0.76 x 0.76 x 1.5 mm)"}[size or current_build().size]
     lines = [
         f"Data: {ok['pair_id'].nunique()} synthetic phantom pair(s) of task "
-        f"'{', '.join(sorted(set(table['task'])))}', small size (about 2.7 x 2.7 x 2.5 mm).",
+        f"'{', '.join(sorted(set(table['task'])))}', {size}.",
         f"Profile: {', '.join(sorted(set(table['profile'])))}.",
         f"Encoders with pretrained weights: {', '.join(pretrained) or 'none'}.",
         f"Encoders with RANDOM weights (architecture only, no pretraining): "

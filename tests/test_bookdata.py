@@ -1,0 +1,46 @@
+"""The book's builds: which cohort, profile and folders a chapter reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from breastlib import bookdata
+from breastlib.bookdata import BUILD_ENV, BUILDS, book_cohort, current_build
+
+
+def test_small_is_the_default_and_full_is_published(monkeypatch):
+    monkeypatch.delenv(BUILD_ENV, raising=False)
+    small = current_build()
+    assert (small.size, small.profile) == ("small", "fast")
+    assert small.results_root("sequence") == Path("data/small/sequence")
+    assert small.cohort_root("lesion") == Path("../_build/cohorts/small/lesion")
+    monkeypatch.setenv(BUILD_ENV, "full")
+    full = current_build()
+    assert (full.size, full.profile) == ("full", "published")
+    assert full.results_root("sequence") == Path("data/full/sequence")
+    assert min(full.pairs.values()) >= 8  # enough pairs for every claim's Holm family
+    monkeypatch.setenv(BUILD_ENV, "huge")
+    with pytest.raises(ValueError, match=BUILD_ENV):
+        current_build()
+
+
+def test_cohort_is_generated_once_with_the_builds_pairs(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_make_cohort(task, n_pairs, *, size, seed, out_dir):
+        calls.append((task, n_pairs, size, seed))
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / "manifest.csv").write_text("task,pair_id\n")
+        return Path(out_dir) / "manifest.csv"
+
+    import breastlib.phantom
+
+    monkeypatch.setattr(breastlib.phantom, "make_cohort", fake_make_cohort)
+    manifest = book_cohort("modality", cohort_root=tmp_path / "c", build=BUILDS["full"])
+    assert manifest == tmp_path / "c" / "manifest.csv"
+    assert calls == [("modality", 8, "full", 0)]
+    book_cohort("modality", cohort_root=tmp_path / "c", build=BUILDS["full"])
+    assert len(calls) == 1  # an existing cohort is reused
+    assert bookdata.TASK_PAIRS["lesion"] == BUILDS["small"].pairs["lesion"]
