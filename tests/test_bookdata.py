@@ -44,3 +44,22 @@ def test_cohort_is_generated_once_with_the_builds_pairs(monkeypatch, tmp_path):
     book_cohort("modality", cohort_root=tmp_path / "c", build=BUILDS["full"])
     assert len(calls) == 1  # an existing cohort is reused
     assert bookdata.TASK_PAIRS["lesion"] == BUILDS["small"].pairs["lesion"]
+
+
+def test_provenance_says_what_ran_with_which_weights(monkeypatch):
+    import pandas as pd
+
+    from breastlib.viz.study_figures import provenance
+
+    monkeypatch.delenv(BUILD_ENV, raising=False)
+    rows = [("sam", "random"), ("medsam", "random"), ("dinov2", "pretrained"),
+            ("mind", None), ("ants", None)]
+    table = pd.DataFrame([dict(task="sequence", pair_id=f"p{k}", method=m, weights=w,
+                               profile="fast", status="ok")
+                          for k in range(2) for m, w in rows])
+    text = provenance(table)
+    assert "2 synthetic phantom pair(s) of task 'sequence', small size" in text
+    assert "pretrained weights: dinov2." in text
+    assert "RANDOM weights (architecture only, no pretraining): medsam, sam." in text
+    assert "medsam, sam are one and the same network" in text
+    assert "full size" in provenance(table, size="full")

@@ -61,6 +61,15 @@ def provenance(table: pd.DataFrame, *, size: str | None = None) -> str:
         f"Encoders with RANDOM weights (architecture only, no pretraining): "
         f"{', '.join(random) or 'none'}.",
     ]
+    from ..encoders import ENCODERS
+
+    twins: dict[str, list[str]] = {}
+    for method in random:
+        twins.setdefault(ENCODERS[method].twin, []).append(method)
+    for group in (g for g in twins.values() if len(g) > 1):
+        lines.append(f"With random weights {', '.join(group)} are one and the same network "
+                     "(their pretrained weights are what tells them apart), so their features "
+                     "were computed once and their rows are identical.")
     if len(failed):
         lines.append(f"Failed rows: {len(failed)} ({', '.join(sorted(set(failed['method'])))}).")
     return "\n".join(lines)
