@@ -7,6 +7,7 @@ and ``previews/``) plus the cohort images; nothing is recomputed.
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,7 +73,8 @@ def provenance(table: pd.DataFrame, *, size: str | None = None) -> str:
                      "were computed once and their rows are identical.")
     if len(failed):
         lines.append(f"Failed rows: {len(failed)} ({', '.join(sorted(set(failed['method'])))}).")
-    return "\n".join(lines)
+    # Wrapped to the width of a book page's output box.
+    return "\n".join(textwrap.fill(line, width=88, subsequent_indent="  ") for line in lines)
 
 
 def summary_table(table: pd.DataFrame) -> pd.DataFrame:
