@@ -20,6 +20,7 @@ import base64
 import io
 import itertools
 import sys
+import textwrap
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -341,7 +342,7 @@ def static_slices(
     indices = indices if indices.size else np.array([n // 2])
     figure, axes = plt.subplots(
         len(shown), indices.size, squeeze=False, constrained_layout=True,
-        figsize=(2.0 * indices.size + 0.8, 2.0 * len(shown) + 0.6),
+        figsize=(2.0 * indices.size + 1.6, 2.0 * len(shown) + 0.6),
     )
     left, right, top, bottom = _ORIENTATION[view]
     for row, (name, volume) in enumerate(shown.items()):
@@ -354,8 +355,9 @@ def static_slices(
             ax.set_yticks([])
             if row == 0:
                 ax.set_title(f"{view} slice {int(index) + 1} of {n}", fontsize=9)
-            if col == 0:
-                ax.set_ylabel(name)
+            if col == 0:  # horizontal and wrapped: long method names never overlap rows
+                ax.set_ylabel(textwrap.fill(name, width=16), rotation=0, ha="right",
+                              va="center", fontsize=8, labelpad=6)
             for text, x, y in ((left, 0.03, 0.5), (right, 0.97, 0.5),
                                (top, 0.5, 0.97), (bottom, 0.5, 0.03)):
                 ax.text(x, y, text, transform=ax.transAxes, color="#ffd400", fontsize=8,
