@@ -23,3 +23,31 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
         raise BreastlibError(f"device '{device}' requested but CUDA is not available")
     return resolved
+
+
+# cgroup files that cap a container's memory (v2, then v1): Binder, Docker, Kubernetes.
+_CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def memory_limit_gib(cgroup_files: tuple[str, ...] = _CGROUP_LIMITS) -> float:
+    """Memory this process may use, in GiB: the container's cgroup limit when there is one
+    (Binder gives 1-2 GB on a large host), else the machine's physical memory.
+
+    Parameters
+    ----------
+    cgroup_files
+        Limit files to read, first found wins (for tests).
+    """
+    import os
+    from pathlib import Path
+
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    for name in cgroup_files:
+        try:
+            text = Path(name).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():  # "max" (v2) or a huge number (v1) mean no limit
+            return min(physical, int(text) / 2**30)
+        return physical
+    return physical
