@@ -160,3 +160,24 @@ def test_3d_view_names_the_live_extra_when_itkwidgets_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "itkwidgets", None)  # import fails
     with pytest.raises(MissingDependencyError, match=r"breastlib\[live\]"):
         view_3d(np.zeros((4, 4, 4)), np.zeros((4, 4, 4)), spacing=(1, 1, 1))
+
+
+def test_3d_view_hands_itkwidgets_images_with_geometry(monkeypatch):
+    """itkwidgets itself needs a live front end; the images it is given are checked here."""
+    import types
+
+    itk = pytest.importorskip("itk")
+    monkeypatch.delenv(live.STATIC_BUILD_ENV, raising=False)
+    fake = types.ModuleType("itkwidgets")
+    fake.compare_images = lambda **kwargs: kwargs
+    monkeypatch.setitem(sys.modules, "itkwidgets", fake)
+    fixed = np.zeros((6, 5, 4), np.float32)
+    fixed[5, 0, 0] = 1.0  # the patient's right-most, posterior, inferior corner
+    shown = view_3d(fixed, fixed, spacing=(0.7, 0.8, 2.0), method="blend")
+    assert shown["method"] == "blend"
+    image = shown["fixed_image"]
+    assert tuple(image.GetLargestPossibleRegion().GetSize()) == (6, 5, 4)  # x, y, z
+    assert tuple(image.GetSpacing()) == pytest.approx((0.7, 0.8, 2.0))
+    assert itk.array_from_image(image)[0, 0, 5] == pytest.approx(1.0)
+    direction = itk.array_from_matrix(image.GetDirection())
+    np.testing.assert_allclose(direction, np.diag([-1.0, -1.0, 1.0]))  # RAS axes in LPS
