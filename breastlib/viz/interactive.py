@@ -158,6 +158,24 @@ def _encode(image: np.ndarray, colormap: str | None, image_format: str) -> str:
     return f"data:image/{image_format};base64,{encoded}"
 
 
+def _encoded_slices(
+    volume: np.ndarray, spacing: np.ndarray, view: str, indices: np.ndarray, *,
+    colormap: str | None, image_format: str, max_pixels: int,
+) -> tuple[list[str], float, tuple[float, float]]:
+    """``data:`` URIs of a [0, 1] volume's slices in one view, square mm pixels.
+
+    Returns the URIs, the pixel size in mm and the picture's (width, height) in mm.
+    """
+    uris = []
+    pixel_mm, size_mm = 1.0, (0.0, 0.0)
+    for index in indices:
+        image, extent = orthogonal_slice(volume, spacing, view, int(index))
+        picture, pixel_mm = _square_pixels(image, extent, max_pixels)
+        uris.append(_encode(picture, colormap, image_format))
+        size_mm = (picture.shape[1] * pixel_mm, picture.shape[0] * pixel_mm)
+    return uris, pixel_mm, size_mm
+
+
 def _scale_bar_mm(width_mm: float) -> int:
     """The largest round length that fits in a fifth of the picture's width."""
     fitting = [b for b in _SCALE_BARS_MM if b <= width_mm / 5]
@@ -227,17 +245,11 @@ def slice_browser(
     axis = _NORMAL_AXIS[view]
     indices = slice_indices(shape[axis], max_slices)
 
-    sources: dict[str, list[str]] = {name: [] for name in names}
-    pixel_mm = size = None
+    sources: dict[str, list[str]] = {}
     for name in names:
-        for index in indices:
-            image, extent = orthogonal_slice(shown[name], spacing, view, int(index))
-            picture, pixel_mm = _square_pixels(image, extent, max_pixels)
-            size = picture.shape
-            sources[name].append(_encode(picture, colormaps.get(name), image_format))
-    assert pixel_mm is not None and size is not None
-    rows, cols = size
-    width_mm, height_mm = cols * pixel_mm, rows * pixel_mm
+        sources[name], pixel_mm, (width_mm, height_mm) = _encoded_slices(
+            shown[name], spacing, view, indices, colormap=colormaps.get(name),
+            image_format=image_format, max_pixels=max_pixels)
     start = len(indices) // 2
 
     figure = go.Figure()

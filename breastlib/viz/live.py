@@ -335,9 +335,9 @@ class RegistrationExplorer:
         self.refresh()
 
     def _weights_for(self, method: str) -> str:
-        from ..study_worker import BASELINE_METHODS
+        from ..register.baselines import BASELINES
 
-        return "none" if method in ("mind", *BASELINE_METHODS) else self.weights.value
+        return "none" if method in ("mind", *BASELINES) else self.weights.value
 
     def refresh(self) -> PairRegistration:
         """Compute (or fetch from :attr:`cache`) the selected combination, then draw it."""

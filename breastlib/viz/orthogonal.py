@@ -20,8 +20,7 @@ import numpy as np
 from .interactive import (
     _NORMAL_AXIS,
     _ORIENTATION,
-    _encode,
-    _square_pixels,
+    _encoded_slices,
     display_images,
     show_interactive,
     slice_indices,
@@ -109,14 +108,9 @@ def orthogonal_browser(
     size_mm: dict[str, tuple[float, float]] = {}
     for view in VIEWS:
         for name in names:
-            uris = []
-            for index in indices[view]:
-                image, extent = orthogonal_slice(shown[name], spacing, view, int(index))
-                picture, pixel_mm[view] = _square_pixels(image, extent, max_pixels)
-                uris.append(_encode(picture, colormaps.get(name), image_format))
-                rows, cols = picture.shape
-                size_mm[view] = (cols * pixel_mm[view], rows * pixel_mm[view])
-            sources[view, name] = uris
+            sources[view, name], pixel_mm[view], size_mm[view] = _encoded_slices(
+                shown[name], spacing, view, indices[view], colormap=colormaps.get(name),
+                image_format=image_format, max_pixels=max_pixels)
 
     widths = [size_mm[view][0] for view in VIEWS]
     figure = make_subplots(rows=1, cols=3, subplot_titles=VIEWS, horizontal_spacing=0.02,
