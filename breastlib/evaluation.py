@@ -94,8 +94,18 @@ def load_cohort_pair(manifest: str | os.PathLike, pair_id: str) -> CohortPair:
     )
 
 
-def pair_metrics(displacement: Displacement, pair: CohortPair) -> dict[str, Any]:
+def pair_metrics(
+    displacement: Displacement,
+    pair: CohortPair,
+    *,
+    jacobian: np.ndarray | None = None,
+    warped_labels: Volume | None = None,
+) -> dict[str, Any]:
     """Every study metric of ``displacement`` on ``pair`` (NaN where a mask is empty).
+
+    ``jacobian`` (its :meth:`~Displacement.jacobian_determinant`) and ``warped_labels``
+    (the moving labels through it) are computed here unless a caller that needs them
+    anyway passes them in.
 
     Returns
     -------
@@ -120,7 +130,9 @@ def pair_metrics(displacement: Displacement, pair: CohortPair) -> dict[str, Any]
     if pair.fixed_labels is not None and pair.moving_labels is not None:
         names = pair.label_names
         fixed_labels = pair.fixed_labels.array
-        warped = displacement.warp_labels(pair.moving_labels).array
+        if warped_labels is None:
+            warped_labels = displacement.warp_labels(pair.moving_labels)
+        warped = warped_labels.array
         for name, make in (("breast", breast_mask), ("fgt", fgt_mask)):
             a, b = make(fixed_labels, names), make(warped, names)
             row[f"dice_{name}"] = dice(a, b)
@@ -128,7 +140,9 @@ def pair_metrics(displacement: Displacement, pair: CohortPair) -> dict[str, Any]
         row["dice_lesion"] = dice(tissue_mask(fixed_labels, names, ("lesion",)),
                                   tissue_mask(warped, names, ("lesion",)))
         body = fixed_labels > 0
-    row |= jacobian_stats(displacement.jacobian_determinant(), body)
+    if jacobian is None:
+        jacobian = displacement.jacobian_determinant()
+    row |= jacobian_stats(jacobian, body)
     if pair.fixed_points is not None and pair.moving_points is not None:
         before = tre_stats(pair.fixed_points, pair.moving_points)
         after = tre_stats(displacement.to_moving(pair.fixed_points), pair.moving_points)

@@ -80,10 +80,11 @@ def evaluate(job: dict[str, Any]) -> dict[str, Any]:
         row |= {"encoder": result.encoder.get("name", job["method"]),
                 "weights": result.encoder.get("weights"),
                 "weights_sha256": result.encoder.get("weights_sha256")}
-    row |= pair_metrics(disp, pair)
+    jacobian = disp.jacobian_determinant()
+    row |= pair_metrics(disp, pair, jacobian=jacobian)
     if job.get("preview"):
         save_preview(preview_path(job["row_path"]), disp.warp(pair.moving).array,
-                     disp.jacobian_determinant(), pair.fixed.spacing)
+                     jacobian, pair.fixed.spacing)
     row["peak_rss_mib"] = peak_rss_mib()
     return {k: _nan_to_none(v) for k, v in row.items()}
 

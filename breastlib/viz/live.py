@@ -4,8 +4,8 @@
 slice, overlay mode) over the study's cohorts: choosing a combination registers that pair
 with that method on the spot (seconds to a minute on a CPU for a small pair) and draws
 fixed, warped and an overlay (checkerboard, difference, label contours or the Jacobian);
-results are kept in memory, so going back is instant. :func:`view_3d` opens fixed, warped
-and moving volumes in an itkwidgets 3-D viewer.
+results are kept in memory, so going back is instant. :func:`view_3d` compares the fixed
+and the warped volume in an itkwidgets 3-D viewer.
 
 Neither belongs in the static site: a page built without a kernel would show dead
 controls. The book's Sphinx extension sets ``BREASTLIB_STATIC_BUILD=1`` for the kernels
@@ -107,23 +107,23 @@ def register_cohort_pair(
     method, weights, profile, device, seed
         As for :func:`breastlib.register.register_method`.
     """
-    from ..displacement import Displacement
     from ..evaluation import pair_metrics
     from ..register import register_method
 
     result = register_method(pair.fixed, pair.moving, method=method, weights=weights,
                              profile=profile, device=device, seed=seed)
     field = result.displacement
-    unregistered = Displacement.identity(pair.fixed.grid)
-    warped_labels = fixed_labels = None
+    jacobian = field.jacobian_determinant()
+    warped_labels = None
     if pair.fixed_labels is not None and pair.moving_labels is not None:
-        fixed_labels = pair.fixed_labels.array
-        warped_labels = field.warp_labels(pair.moving_labels).array
+        warped_labels = field.warp_labels(pair.moving_labels)
     return PairRegistration(
         fixed=pair.fixed.array, warped=field.warp(pair.moving).array,
-        moving=unregistered.warp(pair.moving).array, fixed_labels=fixed_labels,
-        warped_labels=warped_labels, jacobian=field.jacobian_determinant(),
-        spacing=pair.fixed.spacing, metrics=pair_metrics(field, pair),
+        moving=pair.moving.resample_to(pair.fixed).array,
+        fixed_labels=None if warped_labels is None else pair.fixed_labels.array,
+        warped_labels=None if warped_labels is None else warped_labels.array,
+        jacobian=jacobian, spacing=pair.fixed.spacing,
+        metrics=pair_metrics(field, pair, jacobian=jacobian, warped_labels=warped_labels),
         seconds=float(result.seconds["total"]), label_names=pair.label_names,
     )
 
