@@ -1,8 +1,11 @@
-"""Separable smoothing of displacement and feature tensors.
+"""Box smoothing of displacement and feature tensors, and grid resampling helpers.
 
-A ``k^3`` box filter is three 1-D averages; applying them one axis at a time costs
-``3k`` instead of ``k^3`` reads per voxel, which matters on CPU where ConvexAdam smooths
-the field several times per Adam iteration.
+A ``k^3`` box filter is three 1-D averages, and a 1-D average is a difference of two
+prefix sums: ``mean(x[i-h .. i+h]) = (S[i+h+1] - S[i-h]) / k`` with ``S = cumsum(x)``.
+That costs the same few reads per voxel whatever the kernel, and both the cumulative sum
+and its backward (a reversed cumulative sum) are fast on CPU and GPU, where pooling's
+backward is not: ConvexAdam smooths the field several times per Adam iteration, so this
+halves its optimisation time (benchmarks/bench_smoothing.py).
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ import torch.nn.functional as F
 
 
 def box_smooth(field: torch.Tensor, *, kernel: int, passes: int = 1) -> torch.Tensor:
-    """Repeated separable box filter with replicate borders.
+    """Repeated ``kernel^3`` box filter with replicate borders (differentiable).
+
+    Equal to ``avg_pool3d(pad(field, kernel // 2, "replicate"), kernel, stride=1)``
+    applied ``passes`` times, computed one axis at a time from running sums.
 
     Parameters
     ----------
@@ -22,27 +28,37 @@ def box_smooth(field: torch.Tensor, *, kernel: int, passes: int = 1) -> torch.Te
         Odd box width in voxels; 1 returns the input.
     passes
         How many times the box filter is applied.
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape, dtype and device as ``field``.
     """
     if kernel % 2 != 1:
         raise ValueError(f"kernel must be odd, got {kernel}")
     if kernel == 1 or passes == 0:
         return field
-    half = kernel // 2
     out = field
-    if kernel <= 3:
-        # Measured (benchmarks/bench_smoothing.py): for 3^3 one 3-D pool beats three
-        # 1-D passes; from 5^3 up the separable form wins (4x at 7^3).
-        for _ in range(passes):
-            out = F.avg_pool3d(F.pad(out, [half] * 6, mode="replicate"), kernel, stride=1)
-        return out
     for _ in range(passes):
-        for axis in range(3):
-            pad = [0, 0, 0, 0, 0, 0]
-            pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = half
-            size = [1, 1, 1]
-            size[axis] = kernel
-            out = F.avg_pool3d(F.pad(out, pad, mode="replicate"), kernel_size=size, stride=1)
+        for dim in (2, 3, 4):
+            out = _box_1d(out, dim, kernel)
     return out
+
+
+def _box_1d(tensor: torch.Tensor, dim: int, kernel: int) -> torch.Tensor:
+    """Centred moving average of width ``kernel`` along spatial ``dim`` (replicate borders)."""
+    half = kernel // 2
+    length = tensor.shape[dim]
+    # Subtracting each line's mean first keeps the running sums small, so the difference
+    # of two of them loses no float32 precision on long lines with a large offset.
+    mean = tensor.mean(dim, keepdim=True)
+    pad = [0] * 6
+    slot = 2 * (4 - dim)  # F.pad lists the last axis first
+    # One extra leading value: it is in both running sums, so it cancels.
+    pad[slot], pad[slot + 1] = half + 1, half
+    sums = F.pad(tensor - mean, pad, mode="replicate").cumsum(dim)
+    window = sums.narrow(dim, kernel, length) - sums.narrow(dim, 0, length)
+    return window.div_(kernel).add_(mean)  # in place: autograd needs neither operand
 
 
 def pad_to_multiple(tensor: torch.Tensor, multiple: int) -> torch.Tensor:

@@ -92,14 +92,35 @@ def test_profiles_and_overrides():
         get_profile("fast", lambda_=2)
 
 
-def test_separable_smoothing_equals_box_filter():
+def _pooled_box(field, kernel, passes):
+    for _ in range(passes):
+        field = F.avg_pool3d(F.pad(field, [kernel // 2] * 6, mode="replicate"), kernel, stride=1)
+    return field
+
+
+@pytest.mark.parametrize(("kernel", "passes", "shape"), [
+    (3, 1, (20, 18, 16)), (5, 2, (20, 18, 16)), (7, 3, (9, 5, 2)), (7, 1, (2, 3, 1)),
+])
+def test_running_sum_smoothing_equals_box_filter(kernel, passes, shape):
     torch.manual_seed(0)
-    field = torch.randn(1, 3, 20, 18, 16)
-    ours = box_smooth(field, kernel=5, passes=2)
-    naive = field
-    for _ in range(2):
-        naive = F.avg_pool3d(F.pad(naive, [2] * 6, mode="replicate"), 5, stride=1)
-    torch.testing.assert_close(ours, naive, atol=1e-5, rtol=1e-5)
+    field = torch.randn(2, 3, *shape, dtype=torch.float64, requires_grad=True)
+    ours = box_smooth(field, kernel=kernel, passes=passes)
+    naive = _pooled_box(field, kernel, passes)
+    torch.testing.assert_close(ours, naive, atol=1e-12, rtol=0)
+    weights = torch.randn_like(ours)
+    grad_ours, = torch.autograd.grad((ours * weights).sum(), field)
+    grad_naive, = torch.autograd.grad((naive * weights).sum(), field)
+    torch.testing.assert_close(grad_ours, grad_naive, atol=1e-12, rtol=0)
+
+
+def test_running_sums_keep_float32_precision_on_long_offset_lines():
+    # A published-size coarse field (224 voxels per line) displaced by ~20 voxels: the
+    # prefix sums would reach ~5000, where float32 steps are 5e-4, without centring.
+    torch.manual_seed(1)
+    field = 20.0 + torch.randn(1, 3, 224, 16, 8)
+    exact = _pooled_box(field.double(), 7, 5)
+    error = (box_smooth(field, kernel=7, passes=5).double() - exact).abs().max()
+    assert error < 1e-5
 
 
 def test_upsampling_keeps_a_constant_field_in_fine_voxels():
