@@ -76,7 +76,22 @@ def test_outputs_are_deterministic(blob_pair):
     b = register_pair(fixed, moving, iterations=20)
     np.testing.assert_array_equal(a.displacement.field, b.displacement.field)
     assert a.params["iterations"] == 20 and a.device == "cpu"
-    assert set(a.seconds) == {"init", "features", "optimisation", "total"}
+    assert set(a.seconds) == {"init", "features", "optimisation", "convex", "adam", "total"}
+    assert a.seconds["optimisation"] == pytest.approx(a.seconds["convex"] + a.seconds["adam"])
+    assert a.convex_displacement is None
+
+
+def test_kept_convex_field_is_the_zero_iteration_result(blob_pair):
+    fixed, moving, _ = blob_pair
+    both = register_pair(fixed, moving, iterations=15, keep_convex=True)
+    convex_only = register_pair(fixed, moving, iterations=0)
+    adam_only = register_pair(fixed, moving, iterations=15)
+    np.testing.assert_allclose(both.convex_displacement.field,
+                               convex_only.displacement.field, atol=1e-5)
+    np.testing.assert_allclose(both.displacement.field, adam_only.displacement.field,
+                               atol=1e-5)
+    assert np.abs(both.displacement.field - both.convex_displacement.field).max() > 1e-3
+    np.testing.assert_array_equal(both.convex_displacement.grid.affine, fixed.affine)
 
 
 def test_profiles_and_overrides():

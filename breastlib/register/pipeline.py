@@ -36,11 +36,16 @@ class RegistrationResult:
     device
         Where the computation ran (``"cpu"``, ``"cuda:0"``).
     seconds
-        ``{"init", "features", "optimisation", "total"}`` wall-clock seconds.
+        ``{"init", "features", "optimisation", "convex", "adam", "total"}`` wall-clock
+        seconds (``optimisation`` is ``convex`` + ``adam``).
     initial_matrix
         4x4 fixed -> moving world matrix of the initial alignment (RAS mm).
     encoder
         Encoder description for foundation-model methods (``None`` for MIND).
+    convex_displacement
+        With ``keep_convex=True``: the field after the convex step alone, smoothed as Adam
+        starts from it (what ``iterations=0`` returns), initial alignment included;
+        otherwise ``None``.
     """
 
     displacement: Displacement
@@ -51,6 +56,7 @@ class RegistrationResult:
     seconds: dict[str, float]
     initial_matrix: np.ndarray
     encoder: dict[str, Any] | None = field(default=None)
+    convex_displacement: Displacement | None = field(default=None)
 
 
 def _mind_features(
@@ -94,6 +100,7 @@ def register_pair(
     pca_dims: int | None = None,
     seed: int = 0,
     progress: bool = False,
+    keep_convex: bool = False,
     **overrides: Any,
 ) -> RegistrationResult:
     """Register ``moving`` to ``fixed`` with features + ConvexAdam.
@@ -116,6 +123,9 @@ def register_pair(
         Seeds PCA and random-weight encoders.
     progress
         Show a progress bar over the Adam iterations.
+    keep_convex
+        Also return the convex step's field (:attr:`RegistrationResult.convex_displacement`),
+        so one run shows what each stage contributes; costs one more full-size field.
     **overrides
         Any :class:`ConvexAdamParams` field, e.g. ``iterations=300``.
     """
@@ -162,19 +172,30 @@ def register_pair(
             half_width=params.half_width, coupling=params.coupling,
             inverse_iterations=params.inverse_iterations, cost_smooth=params.cost_smooth,
         )
-    field = adam_step(
-        fixed_feat, moving_feat, initial, grid_spacing=params.adam_grid,
-        iterations=params.iterations, learning_rate=params.learning_rate,
+    t_convex = time.perf_counter()
+    adam_settings = dict(
+        grid_spacing=params.adam_grid, learning_rate=params.learning_rate,
         regularisation=params.regularisation, smooth_kernel=params.smooth_kernel,
         smooth_passes=params.smooth_passes,
-        progress=(lambda i: bar.update(1)) if bar is not None else None,
+    )
+    convex_field = None
+    if keep_convex:
+        convex_field = adam_step(fixed_feat, moving_feat, initial, iterations=0,
+                                 **adam_settings)
+    field = adam_step(
+        fixed_feat, moving_feat, initial, iterations=params.iterations,
+        progress=(lambda i: bar.update(1)) if bar is not None else None, **adam_settings,
     )
     if bar is not None:
         bar.close()
     t_opt = time.perf_counter()
 
-    deformable = Displacement(field[0].detach().cpu().numpy().astype(np.float32), fixed.grid)
-    displacement = deformable.then_affine(matrix)
+    def to_displacement(voxels: torch.Tensor) -> Displacement:
+        array = voxels[0].detach().cpu().numpy().astype(np.float32)
+        return Displacement(array, fixed.grid).then_affine(matrix)
+
+    displacement = to_displacement(field)
+    convex_displacement = to_displacement(convex_field) if convex_field is not None else None
     end = time.perf_counter()
     return RegistrationResult(
         displacement=displacement,
@@ -186,8 +207,11 @@ def register_pair(
             "init": t_init - start,
             "features": t_features - t_init,
             "optimisation": t_opt - t_features,
+            "convex": t_convex - t_features,
+            "adam": t_opt - t_convex,
             "total": end - start,
         },
         initial_matrix=matrix,
         encoder=encoder_info,
+        convex_displacement=convex_displacement,
     )
