@@ -2,6 +2,8 @@
 
     OMP_NUM_THREADS=2 python benchmarks/bench_encoders.py --out benchmarks/results/encoders
     python benchmarks/bench_encoders.py --quick          # reduced run (fast sizes only)
+    OMP_NUM_THREADS=2 python benchmarks/bench_encoders.py --sweep 1,2,4,8 \
+        --out benchmarks/results/batch_sweep              # slices/s per batch size
 
 For every architecture (SAM ViT-B stands for sam/medsam/sslsam, the BiomedCLIP trunk
 for biomedclip/medclip; timings do not depend on the weights, so random weights are
@@ -19,6 +21,9 @@ slices of both volumes (every 6th slice and the last: 28 slices) + both input vo
 Where a published size is too slow to run, slices/s is extrapolated from the largest
 measured size with the transformer FLOP model ``depth * (24 N D^2 + 4 N^2 D)`` and the
 row says ``"extrapolated": true``.
+
+``--sweep`` instead times the same slices at each listed batch size (fast input sizes,
+best of two runs each), to see whether and where a larger batch pays on a machine.
 
 Writes ``<out>.json`` and ``<out>.csv``.
 """
@@ -72,6 +77,49 @@ def _measure(name: str, size: int, n: int) -> dict:
     params = sum(p.numel() for p in enc.parameters()) * 4
     return {"batched_s": batched, "single_s": single, "rss_model": rss_model,
             "rss_peak": rss_peak, "param_bytes": params}
+
+
+def _sweep(name: str, size: int, n: int, batches: list[int]) -> dict:
+    """Runs inside the subprocess: slices/s of ``n`` slices at each batch size."""
+    import torch
+
+    from breastlib.encoders import get_encoder
+
+    torch.manual_seed(0)
+    enc = get_encoder(name, input_size=size, device="cpu")
+    x = torch.rand(n, 1, size, size)
+    enc.encode(x[:1])  # warm-up
+    out = {}
+    for batch in batches:
+        best = math.inf
+        for _ in range(2):  # best of two: the machine's other load only slows a run down
+            t0 = time.perf_counter()
+            for start in range(0, n, batch):
+                enc.encode(x[start : start + batch])
+            best = min(best, time.perf_counter() - t0)
+        out[str(batch)] = n / best
+    return out
+
+
+def run_sweep(args: argparse.Namespace) -> list[dict]:
+    batches = [int(b) for b in args.sweep.split(",")]
+    n = max(args.slices, max(batches))
+    rows = []
+    for name, sizes in QUICK.items():
+        for size in sizes:
+            cmd = [sys.executable, __file__, "--sweep-child", name, str(size), str(n),
+                   args.sweep]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                                 env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            speeds = json.loads(out.stdout.strip().splitlines()[-1])
+            single = speeds["1"] if "1" in speeds else None
+            for batch, per_s in speeds.items():
+                rows.append({"encoder": name, "input_size": size,
+                             "tokens": (size // ARCH[name][2]) ** 2, "slices": n,
+                             "batch": int(batch), "slices_per_s": per_s,
+                             "vs_batch_1": per_s / single if single else None})
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 def _flops(depth: int, width: int, tokens: int) -> float:
@@ -139,15 +187,23 @@ def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--child":
         print(json.dumps(_measure(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
         return
+    if len(sys.argv) == 6 and sys.argv[1] == "--sweep-child":
+        batches = [int(b) for b in sys.argv[5].split(",")]
+        print(json.dumps(_sweep(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), batches)))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/results/encoders")
     parser.add_argument("--quick", action="store_true", help="fast input sizes only")
     parser.add_argument("--slices", type=int, default=8, help="slices per measurement")
     parser.add_argument("--only", help="e.g. 'sam:1024,dinov2:448' (replaces the size list)")
+    parser.add_argument("--sweep", help="batch sizes to compare, e.g. '1,2,4,8'")
     args = parser.parse_args()
-    rows = run(args)
+    rows = run_sweep(args) if args.sweep else run(args)
     meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-            "threads": os.environ.get("OMP_NUM_THREADS", "default"), "quick": args.quick}
+            "threads": os.environ.get("OMP_NUM_THREADS", "default"), "quick": args.quick,
+            "date": time.strftime("%Y-%m-%d")}
+    if args.sweep:
+        meta["sweep"] = args.sweep
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
