@@ -5,15 +5,38 @@ from __future__ import annotations
 import os
 import tempfile
 
-import numpy as np
-import pytest
+#: Most xdist workers the suite starts: each holds a few GB at its peak.
+MAX_WORKERS = 4
+
+
+def _threads_per_worker() -> int | None:
+    """CPU threads for each xdist worker, so that workers do not oversubscribe the cores."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers <= 1:
+        return None
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+# Set before numpy and torch load, and inherited by subprocesses (CLI runs, book kernels).
+if _threads_per_worker() is not None:
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[_name] = str(_threads_per_worker())
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Never read or fill a user's caches from the tests.
 os.environ["BREASTLIB_CACHE"] = tempfile.mkdtemp(prefix="breastlib-test-cache-")
 os.environ["BREASTLIB_WEIGHTS"] = tempfile.mkdtemp(prefix="breastlib-test-weights-")
 
-from breastlib.synthetic import blob_volume, centred_affine
+from breastlib.synthetic import blob_volume, centred_affine  # noqa: E402
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per core, at least two, at most :data:`MAX_WORKERS`."""
+    return min(MAX_WORKERS, max(2, os.cpu_count() or 1))
+
 
 # Geometry cases that catch the classic errors: anisotropic spacing, oblique direction
 # cosines, LPS storage order, a sagittal (axis-permuted) stack, non-zero origins.

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+# One xdist worker builds the book once for every test that reads it.
+pytestmark = pytest.mark.xdist_group("book")
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
 

@@ -28,7 +28,8 @@ import pytest
 from browser_support import CHROMIUM_ARGS
 from test_book import toc_files
 
-pytestmark = pytest.mark.browser
+# One xdist worker builds the book once for every test that reads it.
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("book")]
 
 MAX_PAGE_BYTES = 15 * 1024 * 1024
 VIEWPORT = {"width": 1280, "height": 900}
