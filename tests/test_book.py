@@ -27,6 +27,14 @@ def toc_files() -> list[str]:
     return files
 
 
+def test_book_tests_share_one_worker(request):
+    """Under ``--dist loadgroup`` every test of the "book" group runs on one worker, which
+    builds the book once; if the group split, each worker would build it again."""
+    if not request.config.getoption("loadgroup", False):
+        pytest.skip("not running under pytest-xdist --dist loadgroup")
+    assert request.node.nodeid.endswith("@book"), request.node.nodeid
+
+
 @pytest.mark.book
 def test_every_chapter_is_built(built_book):
     for name in toc_files():
