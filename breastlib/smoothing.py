@@ -5,8 +5,8 @@ prefix sums: ``mean(x[i-h .. i+h]) = (S[i+h+1] - S[i-h]) / k`` with ``S = cumsum
 That costs the same few reads per voxel whatever the kernel, and both the cumulative sum
 and its backward (a reversed cumulative sum) are fast on CPU and GPU, where pooling's
 backward is not. ConvexAdam smooths the field several times per Adam iteration: on a
-small phantom pair this took the Adam step from 19 s to 13 s (`fast`) and the whole
-`published` run from 693 s to 293 s (benchmarks/bench_smoothing.py, bench_profiles.py).
+small phantom pair this took the `fast` Adam step from 19 s to 13 s on a 2-core CPU
+(benchmarks/bench_smoothing.py times the filter alone).
 """
 
 from __future__ import annotations
