@@ -55,14 +55,21 @@ VOLUME = (512, 512, 160)
 STEP = 6
 
 
-def _measure(name: str, size: int, n: int) -> dict:
-    """Runs inside the subprocess: time batched and single encoding, report peak RSS."""
+def _random_encoder(name: str, size: int):
+    """The encoder at ``size`` px with seeded random weights (timings ignore the weights)."""
     import torch
 
     from breastlib.encoders import get_encoder
 
     torch.manual_seed(0)
-    enc = get_encoder(name, input_size=size, device="cpu")
+    return get_encoder(name, input_size=size, device="cpu")
+
+
+def _measure(name: str, size: int, n: int) -> dict:
+    """Runs inside the subprocess: time batched and single encoding, report peak RSS."""
+    import torch
+
+    enc = _random_encoder(name, size)
     rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     x = torch.rand(n, 1, size, size)
     enc.encode(x[:1])  # warm-up
@@ -83,10 +90,7 @@ def _sweep(name: str, size: int, n: int, batches: list[int]) -> dict:
     """Runs inside the subprocess: slices/s of ``n`` slices at each batch size."""
     import torch
 
-    from breastlib.encoders import get_encoder
-
-    torch.manual_seed(0)
-    enc = get_encoder(name, input_size=size, device="cpu")
+    enc = _random_encoder(name, size)
     x = torch.rand(n, 1, size, size)
     enc.encode(x[:1])  # warm-up
     out = {}

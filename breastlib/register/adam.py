@@ -24,6 +24,35 @@ def diffusion_penalty(field: torch.Tensor) -> torch.Tensor:
     return (dx**2).mean() + (dy**2).mean() + (dz**2).mean()
 
 
+def _coarse_start(initial: torch.Tensor, grid_spacing: int) -> torch.Tensor:
+    """A fine ``(1, 3, X, Y, Z)`` voxel field as a coarse field in coarse voxels."""
+    return downsample(initial, grid_spacing) / grid_spacing
+
+
+def _smoothed_fine(coarse: torch.Tensor, grid_spacing: int, shape: tuple[int, ...],
+                   kernel: int, passes: int) -> torch.Tensor:
+    """Smooth a coarse field as every iteration does and bring it back to fine voxels."""
+    return upsample_field(box_smooth(coarse, kernel=kernel, passes=passes), grid_spacing, shape)
+
+
+def convex_start(
+    initial: torch.Tensor, *, grid_spacing: int = 2, smooth_kernel: int = 7,
+    smooth_passes: int = 5,
+) -> torch.Tensor:
+    """The field Adam starts from, at full resolution: ``adam_step`` with no iterations.
+
+    Parameters
+    ----------
+    initial
+        ``(1, 3, X, Y, Z)`` convex-step displacement in fixed voxels.
+    grid_spacing, smooth_kernel, smooth_passes
+        As for :func:`adam_step`.
+    """
+    with torch.no_grad():
+        return _smoothed_fine(_coarse_start(initial, grid_spacing), grid_spacing,
+                              tuple(initial.shape[2:]), smooth_kernel, smooth_passes)
+
+
 def adam_step(
     fixed: torch.Tensor,
     moving: torch.Tensor,
@@ -65,7 +94,7 @@ def adam_step(
     with torch.no_grad():
         coarse_fixed = downsample(fixed, grid_spacing)
         coarse_moving = downsample(moving, grid_spacing)
-        start = downsample(initial, grid_spacing) / grid_spacing
+        start = _coarse_start(initial, grid_spacing)
     coarse_shape = tuple(coarse_fixed.shape[2:])
     axes = [torch.arange(s, device=fixed.device, dtype=fixed.dtype) for s in coarse_shape]
     identity = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
@@ -85,5 +114,4 @@ def adam_step(
         if progress is not None:
             progress(iteration + 1)
     with torch.no_grad():
-        field = box_smooth(parameter, kernel=smooth_kernel, passes=smooth_passes)
-        return upsample_field(field, grid_spacing, shape)
+        return _smoothed_fine(parameter, grid_spacing, shape, smooth_kernel, smooth_passes)

@@ -15,7 +15,7 @@ from ..displacement import Displacement
 from ..errors import InputError
 from ..intensity import normalise_intensity
 from ..volume import Volume
-from .adam import adam_step
+from .adam import adam_step, convex_start
 from .convex import convex_step
 from .initial import initial_matrix
 from .profiles import ConvexAdamParams, get_profile
@@ -180,8 +180,10 @@ def register_pair(
     )
     convex_field = None
     if keep_convex:
-        convex_field = adam_step(fixed_feat, moving_feat, initial, iterations=0,
-                                 **adam_settings)
+        convex_field = convex_start(
+            initial, grid_spacing=params.adam_grid, smooth_kernel=params.smooth_kernel,
+            smooth_passes=params.smooth_passes,
+        )
     field = adam_step(
         fixed_feat, moving_feat, initial, iterations=params.iterations,
         progress=(lambda i: bar.update(1)) if bar is not None else None, **adam_settings,
