@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from breastlib.metrics import breast_mask, dice, fgt_mask, jacobian_stats, tre_stats
+from breastlib.evaluate.metrics import dice, jacobian_stats, tre_stats
 from breastlib.phantom import make_pair
 from breastlib.phantom.labels import LABELS
 from breastlib.register import PROFILES, register_pair
+from breastlib.tissues import breast_mask, fgt_mask
 
 TASKS = ("longitudinal", "sequence", "modality", "lesion")
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .device import resolve_device
+from breastlib.device import resolve_device
 
 # Output slabs along the first axis, so a 512x512x160 warp never materialises all
 # coordinates at once.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import resource
+import sys
+
 import torch
 
 
@@ -19,7 +22,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        from .errors import BreastlibError
+        from breastlib.errors import BreastlibError
 
         raise BreastlibError(f"device '{device}' requested but CUDA is not available")
     return resolved
@@ -51,3 +54,9 @@ def memory_limit_gib(cgroup_files: tuple[str, ...] = _CGROUP_LIMITS) -> float:
             return min(physical, int(text) / 2**30)
         return physical
     return physical
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024

@@ -20,11 +20,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from ._atomic import atomic_path
-from ._sampling import sample_field_at_points, sample_volume
-from .errors import InputError
-from .grid import LPS_FLIP, Grid
-from .volume import Volume
+from breastlib._atomic import atomic_path
+from breastlib._sampling import sample_field_at_points, sample_volume
+from breastlib.errors import InputError
+from breastlib.grid import LPS_FLIP, Grid
+from breastlib.volume import Volume
 
 NIFTI_INTENT_VECTOR = 1007
 

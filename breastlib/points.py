@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._atomic import write_text_atomic
-from .errors import InputError
+from breastlib._atomic import write_text_atomic
+from breastlib.errors import InputError
 
 COLUMNS = ("x", "y", "z")
 

@@ -14,9 +14,9 @@ from typing import Literal
 import nibabel as nib
 import numpy as np
 
-from ._atomic import atomic_path
-from .errors import InputError
-from .grid import LPS_FLIP, Grid
+from breastlib._atomic import atomic_path
+from breastlib.errors import InputError
+from breastlib.grid import LPS_FLIP, Grid
 
 NanPolicy = Literal["error", "zero"]
 
@@ -85,7 +85,7 @@ class Volume:
         mode
             ``"linear"`` for intensities, ``"nearest"`` for label maps.
         """
-        from ._sampling import sample_volume
+        from breastlib._sampling import sample_volume
 
         grid = target.grid if isinstance(target, Volume) else target
         index_map = np.linalg.inv(self.affine) @ grid.affine

@@ -30,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["BREASTLIB_CACHE"] = tempfile.mkdtemp(prefix="breastlib-test-cache-")
 os.environ["BREASTLIB_WEIGHTS"] = tempfile.mkdtemp(prefix="breastlib-test-weights-")
 
-from breastlib.synthetic import blob_volume, centred_affine  # noqa: E402
+from synthetic_volumes import blob_volume, centred_affine  # noqa: E402
 
 
 def pytest_xdist_auto_num_workers(config):

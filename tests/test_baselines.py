@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic_volumes import blob_volume, centred_affine
 
 from breastlib.displacement import Displacement
 from breastlib.errors import InputError, MissingDependencyError
 from breastlib.grid import LPS_FLIP
 from breastlib.register import RegistrationResult, baselines
 from breastlib.register.baselines import BASELINES, register_baseline
-from breastlib.synthetic import blob_volume, centred_affine
 
 SHAPE = (40, 36, 28)
 SHIFT = np.array([4.0, -3.0, 5.0])  # mm, RAS: the true pull-back field

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from breastlib import bookdata
-from breastlib.bookdata import BUILD_ENV, BUILDS, book_cohort, current_build
+from breastlib.booktools import data as bookdata
+from breastlib.booktools.data import BUILD_ENV, BUILDS, book_cohort, current_build
 
 
 def test_small_is_the_default_and_full_is_published(monkeypatch):
@@ -49,7 +49,7 @@ def test_cohort_is_generated_once_with_the_builds_pairs(monkeypatch, tmp_path):
 def test_provenance_says_what_ran_with_which_weights(monkeypatch):
     import pandas as pd
 
-    from breastlib.viz.study_figures import provenance
+    from breastlib.booktools.figures import provenance
 
     monkeypatch.delenv(BUILD_ENV, raising=False)
     rows = [("sam", "random"), ("medsam", "random"), ("dinov2", "pretrained"),

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+from synthetic_volumes import blob_volume, centred_affine
 
 from breastlib.cli import main
-from breastlib.synthetic import blob_volume, centred_affine
 
 SHAPE = (44, 40, 28)
 

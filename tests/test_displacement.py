@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from scipy import ndimage as ndi
+from synthetic_volumes import blob_volume
 
 from breastlib.displacement import NIFTI_INTENT_VECTOR, Displacement
 from breastlib.errors import InputError
 from breastlib.grid import LPS_FLIP
-from breastlib.synthetic import blob_volume
 from breastlib.volume import Volume, load_volume, volume_to_sitk
 
 

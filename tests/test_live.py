@@ -14,7 +14,7 @@ pytest.importorskip("ipywidgets")
 from test_study import SHIFTS, write_tiny_cohort
 
 from breastlib.errors import MissingDependencyError
-from breastlib.evaluation import load_cohort_pair
+from breastlib.evaluate.pair import load_cohort_pair
 from breastlib.viz import live
 from breastlib.viz.live import (
     OVERLAYS,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from breastlib import booktools
+from breastlib.booktools import notebooks as booktools
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())

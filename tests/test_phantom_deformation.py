@@ -10,7 +10,11 @@ from scipy.ndimage import gaussian_filter
 from breastlib.phantom import LABELS, Anatomy, draw_deformation, draw_subject, mri_grid
 from breastlib.phantom.acquisition import ct_grid, grid_points
 from breastlib.phantom.deformation import integrate
-from breastlib.phantom.labels import breast_mask
+from breastlib.tissues import breast_mask as _tissue_breast_mask
+
+
+def breast_mask(labels):
+    return _tissue_breast_mask(labels, LABELS)
 
 
 @pytest.fixture(scope="module")

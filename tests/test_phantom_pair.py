@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from breastlib.phantom import LABELS, TASKS, Acquisition, make_pair
-from breastlib.phantom.labels import breast_mask
+from breastlib.tissues import breast_mask as _tissue_breast_mask
+
+
+def breast_mask(labels):
+    return _tissue_breast_mask(labels, LABELS)
 
 FAST = Acquisition(supersample=1)
 

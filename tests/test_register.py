@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from synthetic_volumes import blob_volume, centred_affine
 
 from breastlib.encoders.mind import mind_ssc
 from breastlib.errors import BreastlibError
 from breastlib.register import PROFILES, get_profile, register_pair
 from breastlib.register.convex import search_offsets, ssd_cost_volume
 from breastlib.smoothing import box_smooth, upsample_field
-from breastlib.synthetic import blob_volume, centred_affine
 
 
 def centre_region(shape, fraction=0.25):
@@ -177,7 +177,8 @@ def test_affine_init_recovers_rotation_and_shift():
     truth[:3, :3] = [[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0],
                      [0, 0, 1]]
     truth[:3, 3] = [6.0, -5.0, 4.0]
-    from breastlib.synthetic import textured_blob
+    from synthetic_volumes import textured_blob
+
     from breastlib.volume import Volume
 
     index = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1)

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from breastlib.claims import check_claims
 from breastlib.errors import InputError
-from breastlib.statistics import (
+from breastlib.evaluate.claims import check_claims
+from breastlib.evaluate.statistics import (
     MIN_PAIRS,
     bootstrap_ci,
     holm,

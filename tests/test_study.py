@@ -18,9 +18,9 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_volumes import blob_volume, centred_affine
 
-from breastlib.study import RESULT_COLUMNS, run_study
-from breastlib.synthetic import blob_volume, centred_affine
+from breastlib.study.run import RESULT_COLUMNS, run_study
 from breastlib.volume import Volume
 
 TINY = (32, 32, 24)
@@ -167,7 +167,7 @@ def test_failing_pair_is_recorded_and_retried(cohort, tmp_path):
 
 def test_executor_failure_is_a_failed_row(cohort, tmp_path, monkeypatch):
     """A cell whose executor raises (e.g. a lost Dask worker) is recorded, the rest run."""
-    import breastlib.study as study
+    import breastlib.study.run as study
 
     real = study.run_job_in_subprocess
 

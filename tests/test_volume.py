@@ -8,9 +8,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from synthetic_volumes import blob_volume, textured_blob
 
 from breastlib.errors import InputError
-from breastlib.synthetic import blob_volume, textured_blob
 from breastlib.volume import Volume, load_volume, volume_to_sitk
 
 

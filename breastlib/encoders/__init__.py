@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..device import resolve_device
-from ..errors import BreastlibError
-from .base import CLIP_MEAN, CLIP_STD, EncoderSpec, SliceEncoder, seed_for
+from breastlib.device import resolve_device
+from breastlib.encoders.base import CLIP_MEAN, CLIP_STD, EncoderSpec, SliceEncoder, seed_for
+from breastlib.errors import BreastlibError
 
 _SAM_NOTE = "SAM ViT-B image encoder, neck output"
 ENCODERS: dict[str, EncoderSpec] = {
@@ -108,7 +108,7 @@ def resolve_weights(spec: EncoderSpec, weights: str | os.PathLike, seed: int) ->
     WeightsError
         Pretrained weights are not in the cache or fail their checksum.
     """
-    from . import weights as w
+    from breastlib.encoders import weights as w
 
     if str(weights) == "random":
         return WeightsChoice("random", None, f"random:{spec.twin}:{int(seed)}", None)
@@ -131,25 +131,25 @@ def resolve_weights(spec: EncoderSpec, weights: str | os.PathLike, seed: int) ->
 
 def _build(spec: EncoderSpec) -> nn.Module:
     if spec.family == "sam":
-        from .sam import build_network
+        from breastlib.encoders.sam import build_network
 
         return build_network()
     if spec.family == "dinov2":
-        from .dinov2 import build_network
+        from breastlib.encoders.dinov2 import build_network
 
         return build_network(spec.arch)
-    from .biomedclip import build_network
+    from breastlib.encoders.biomedclip import build_network
 
     return build_network()
 
 
 def _map(spec: EncoderSpec, state: dict[str, torch.Tensor]):
     if spec.family == "sam":
-        from .sam import map_state_dict
+        from breastlib.encoders.sam import map_state_dict
     elif spec.family == "dinov2":
-        from .dinov2 import map_state_dict
+        from breastlib.encoders.dinov2 import map_state_dict
     else:
-        from .biomedclip import map_state_dict
+        from breastlib.encoders.biomedclip import map_state_dict
     return map_state_dict(state)
 
 
@@ -162,7 +162,7 @@ def _seeded(seed: int) -> Iterator[None]:
 
 def build_network(spec: EncoderSpec, choice: WeightsChoice) -> nn.Module:
     """Build the frozen CPU network of ``spec`` with random or checkpoint weights."""
-    from . import weights as w
+    from breastlib.encoders import weights as w
 
     if choice.kind == "random":
         with _seeded(seed_for(spec.twin, int(choice.identity.rsplit(":", 1)[1]))):
@@ -234,15 +234,28 @@ def get_encoder(
     size = int(input_size or spec.published_input)
     net = _network(spec, choice, dev)
     if spec.family == "sam":
-        from .sam import SamEncoder
+        from breastlib.encoders.sam import SamEncoder
 
         return SamEncoder(spec, net, size).to(dev)
-    from ._vit import TimmViTEncoder
+    from breastlib.encoders._vit import TimmViTEncoder
 
     return TimmViTEncoder(spec, net, size).to(dev)
 
 
+def weights_setting(method: str, weights: str) -> str:
+    """``"auto"`` -> ``"pretrained"`` when the encoder's checkpoint is in the cache, else
+    ``"random"``; other values pass through. Non-encoder methods have no weights."""
+    if weights != "auto":
+        return weights
+    from breastlib.encoders.weights import checkpoint_path
+
+    spec = ENCODERS.get(method)
+    if spec is None or spec.checkpoint is None:
+        return "random"
+    return "pretrained" if checkpoint_path(spec.checkpoint).is_file() else "random"
+
+
 __all__ = [
     "ENCODERS", "MIND", "EncoderSpec", "SliceEncoder", "WeightsChoice", "clear_cache",
-    "get_encoder", "get_spec", "list_methods", "resolve_weights",
+    "get_encoder", "get_spec", "list_methods", "resolve_weights", "weights_setting",
 ]

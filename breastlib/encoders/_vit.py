@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import require
-from .base import EncoderSpec, resize_pos_grid, to_rgb
+from breastlib.encoders.base import EncoderSpec, resize_pos_grid, to_rgb
+from breastlib.errors import require
 
 
 def build_timm(arch: str, **kwargs: object) -> nn.Module:

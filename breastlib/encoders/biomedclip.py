@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._vit import build_timm
+from breastlib.encoders._vit import build_timm
 
 ARCH = "vit_base_patch16_224"
 

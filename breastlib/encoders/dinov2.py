@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._vit import build_timm
+from breastlib.encoders._vit import build_timm
 
 ARCHS = {
     "dinov2-s": "vit_small_patch14_reg4_dinov2",

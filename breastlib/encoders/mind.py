@@ -13,7 +13,7 @@ import itertools
 import torch
 import torch.nn.functional as F
 
-from ..smoothing import box_smooth
+from breastlib.smoothing import box_smooth
 
 _SIX_NEIGHBOURS = torch.tensor(
     [[0, 1, 1], [1, 1, 0], [1, 0, 1], [1, 1, 2], [2, 1, 1], [1, 2, 1]]

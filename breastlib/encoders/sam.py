@@ -19,8 +19,8 @@ from functools import partial
 import torch
 from torch import nn
 
-from ..errors import require
-from .base import EncoderSpec, resize_pos_grid, to_rgb
+from breastlib.encoders.base import EncoderSpec, resize_pos_grid, to_rgb
+from breastlib.errors import require
 
 NATIVE_SIZE = 1024
 PATCH = 16

@@ -25,8 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._atomic import atomic_path, write_text_atomic
-from ..errors import BreastlibError
+from breastlib._atomic import atomic_path, write_text_atomic
+from breastlib.errors import BreastlibError
 
 MANIFEST_DIR = Path(__file__).parent / "manifests"
 

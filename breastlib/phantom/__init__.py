@@ -8,18 +8,18 @@ disk (:mod:`.cohort`).
 
 from __future__ import annotations
 
-from .acquisition import Acquisition, ct_grid, mri_grid
-from .anatomy import Anatomy, Subject, VisitState, draw_subject
-from .cohort import MANIFEST_COLUMNS, make_cohort, write_landmarks
-from .contrast import CONTRASTS, synthesize, tissue_table
-from .deformation import REGIMES, Deformation, draw_deformation
-from .labels import BREAST_TISSUES, LABELS, breast_mask
-from .pair import TASKS, Pair, make_pair, render_subject
+from breastlib.phantom.acquisition import Acquisition, ct_grid, mri_grid
+from breastlib.phantom.anatomy import Anatomy, Subject, VisitState, draw_subject
+from breastlib.phantom.cohort import MANIFEST_COLUMNS, make_cohort, write_landmarks
+from breastlib.phantom.contrast import CONTRASTS, synthesize, tissue_table
+from breastlib.phantom.deformation import REGIMES, Deformation, draw_deformation
+from breastlib.phantom.labels import LABELS
+from breastlib.phantom.pair import TASKS, Pair, make_pair, render_subject
 
 __all__ = [
-    "BREAST_TISSUES", "CONTRASTS", "LABELS", "MANIFEST_COLUMNS", "REGIMES", "TASKS",
+    "CONTRASTS", "LABELS", "MANIFEST_COLUMNS", "REGIMES", "TASKS",
     "Acquisition", "Anatomy", "Deformation", "Pair", "Subject", "VisitState",
-    "breast_mask", "ct_grid", "draw_deformation", "draw_subject", "make_cohort",
+    "ct_grid", "draw_deformation", "draw_subject", "make_cohort",
     "make_pair", "mri_grid", "render_subject", "synthesize", "tissue_table",
     "write_landmarks",
 ]

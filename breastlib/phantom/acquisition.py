@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from ..grid import Grid
-from .labels import N_LABELS
-from .noise import NoiseLattice
+from breastlib.grid import Grid
+from breastlib.phantom.labels import N_LABELS
+from breastlib.phantom.noise import NoiseLattice
 
 SIZES = ("small", "full")
 
@@ -54,7 +54,7 @@ class Acquisition:
 
 def _check_size(size: str) -> None:
     if size not in SIZES:
-        from ..errors import BreastlibError
+        from breastlib.errors import BreastlibError
 
         raise BreastlibError(f"size must be 'small' or 'full', not {size!r}")
 

@@ -19,11 +19,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .breast import Breast
-from .labels import LABELS
-from .noise import NoiseLattice, sample_grid
-from .shapes import ellipse_sdf, ellipsoid_sdf, rotation_matrix, smooth_min, smoothstep
-from .trees import Raster, Tree, duct_tree, rasterise, vessel_tree
+from breastlib.phantom.breast import Breast
+from breastlib.phantom.labels import LABELS
+from breastlib.phantom.noise import NoiseLattice, sample_grid
+from breastlib.phantom.shapes import (
+    ellipse_sdf,
+    ellipsoid_sdf,
+    rotation_matrix,
+    smooth_min,
+    smoothstep,
+)
+from breastlib.phantom.trees import Raster, Tree, duct_tree, rasterise, vessel_tree
 
 #: FGT volume fraction of the breast per BI-RADS density class.
 DENSITY_FRACTION: dict[str, float] = {"a": 0.08, "b": 0.2, "c": 0.38, "d": 0.58}

@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._atomic import write_text_atomic
-from ..errors import BreastlibError
-from .acquisition import SIZES, Acquisition
-from .labels import LABELS
-from .pair import TASKS, Pair, make_pair
+from breastlib._atomic import write_text_atomic
+from breastlib.errors import BreastlibError
+from breastlib.manifest import COLUMNS as MANIFEST_COLUMNS
+from breastlib.phantom.acquisition import SIZES, Acquisition
+from breastlib.phantom.labels import LABELS
+from breastlib.phantom.pair import TASKS, Pair, make_pair
 
 #: Version of the generator's output. Bump it with every change that alters a generated
 #: pair (anatomy, contrast, acquisition, deformation, landmarks): study results of phantom
@@ -35,14 +36,6 @@ from .pair import TASKS, Pair, make_pair
 #: the voxel values themselves differ in their last bits between CPUs (numpy's and
 #: torch's vectorised transcendental functions and BLAS kernels vary with the processor).
 PHANTOM_VERSION = 1
-
-MANIFEST_COLUMNS = (
-    "task", "pair_id", "fixed_image", "moving_image", "fixed_labels", "moving_labels",
-    "fixed_landmarks", "moving_landmarks", "gt_displacement", "gt_inverse_displacement",
-    "fixed_sequence", "moving_sequence", "has_lesion", "same_grid", "regime",
-    "magnitude_mm", "n_landmarks", "density", "size", "seed", "recipe",
-)
-
 
 def write_landmarks(path: str | os.PathLike, points: np.ndarray, kinds: list[str]) -> Path:
     """Write ``(N, 3)`` RAS mm points with their kinds as CSV ``x,y,z,kind`` (atomic)."""

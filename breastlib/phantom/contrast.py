@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .labels import LABELS, N_LABELS
+from breastlib.phantom.labels import LABELS, N_LABELS
 
 #: Contrast names and what they are.
 CONTRASTS: dict[str, str] = {

@@ -28,11 +28,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..displacement import Displacement
-from ..grid import Grid
-from .anatomy import Anatomy
-from .noise import NoiseLattice, sample_grid
-from .shapes import rotation_matrix, smoothstep
+from breastlib.displacement import Displacement
+from breastlib.grid import Grid
+from breastlib.phantom.anatomy import Anatomy
+from breastlib.phantom.noise import NoiseLattice, sample_grid
+from breastlib.phantom.shapes import rotation_matrix, smoothstep
 
 REGIMES = ("visit", "position", "static")
 _SQUARINGS = 7
@@ -91,7 +91,7 @@ class Deformation:
 
 
 def _field(grid: Grid, mapping) -> Displacement:
-    from .acquisition import grid_points
+    from breastlib.phantom.acquisition import grid_points
 
     field = np.empty((3, *grid.shape), dtype=np.float32)
     nz = grid.shape[2]

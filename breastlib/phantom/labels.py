@@ -6,8 +6,6 @@ Names are plain tissue names. Only ``fat`` contains "fat" and only ``fgt`` conta
 
 from __future__ import annotations
 
-import numpy as np
-
 #: ``{name: value}`` of every tissue the generator draws (0 is air / background).
 LABELS: dict[str, int] = {
     "background": 0,
@@ -29,14 +27,4 @@ LABELS: dict[str, int] = {
     "spine": 16,
 }
 
-#: Tissues whose union is the breast mask (DESIGN.md: pectoralis and chest wall excluded).
-BREAST_TISSUES: tuple[str, ...] = (
-    "fat", "fgt", "skin", "nipple", "ligament", "vessel", "lesion",
-)
-
 N_LABELS = max(LABELS.values()) + 1
-
-
-def breast_mask(labels: np.ndarray) -> np.ndarray:
-    """Boolean mask of the breast tissues in an integer label array (any shape)."""
-    return np.isin(labels, [LABELS[name] for name in BREAST_TISSUES])

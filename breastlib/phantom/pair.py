@@ -14,15 +14,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..displacement import Displacement
-from ..errors import BreastlibError
-from ..grid import Grid
-from ..volume import Volume
-from .acquisition import Acquisition, acquire, bias_field, ct_grid, mri_grid, render_on_grid
-from .anatomy import Anatomy, Subject, VisitState, draw_subject
-from .contrast import CONTRASTS, synthesize
-from .deformation import Deformation, draw_deformation
-from .labels import breast_mask
+from breastlib.displacement import Displacement
+from breastlib.errors import BreastlibError
+from breastlib.grid import Grid
+from breastlib.phantom.acquisition import (
+    Acquisition,
+    acquire,
+    bias_field,
+    ct_grid,
+    mri_grid,
+    render_on_grid,
+)
+from breastlib.phantom.anatomy import Anatomy, Subject, VisitState, draw_subject
+from breastlib.phantom.contrast import CONTRASTS, synthesize
+from breastlib.phantom.deformation import Deformation, draw_deformation
+from breastlib.phantom.labels import LABELS
+from breastlib.tissues import breast_mask
+from breastlib.volume import Volume
 
 #: The study tasks and, for each, fixed sequence, moving sequence and motion regime.
 TASKS: dict[str, tuple[str, str, str]] = {
@@ -222,7 +230,7 @@ def make_pair(
     fixed_img = _acquire_series(fixed_clean, fixed_grid, (fixed_seq,), acq, r_fixed)[fixed_seq]
 
     # Ground truth, calibrated inside the fixed breast mask.
-    mask = breast_mask(fixed_lab)
+    mask = breast_mask(fixed_lab, LABELS)
     idx = np.argwhere(mask)
     idx = idx[:: max(1, len(idx) // 30_000)]
     breast_pts = fixed_grid.index_to_world(idx)

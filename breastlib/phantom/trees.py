@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-from .breast import Breast
+from breastlib.phantom.breast import Breast
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .._sampling import normalise_index
-from ..smoothing import box_smooth, downsample, upsample_field
+from breastlib._sampling import normalise_index
+from breastlib.smoothing import box_smooth, downsample, upsample_field
 
 
 def diffusion_penalty(field: torch.Tensor) -> torch.Tensor:

@@ -29,13 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from ..displacement import Displacement
-from ..errors import BreastlibError, InputError, require
-from ..grid import LPS_FLIP
-from ..intensity import normalise_intensity
-from ..volume import Volume
-from .initial import affine_matrix
-from .pipeline import RegistrationResult
+from breastlib.displacement import Displacement
+from breastlib.errors import BreastlibError, InputError, require
+from breastlib.grid import LPS_FLIP
+from breastlib.intensity import normalise_intensity
+from breastlib.register.initial import affine_matrix
+from breastlib.register.pipeline import RegistrationResult
+from breastlib.volume import Volume
 
 BASELINES = ("identity", "affine", "ants", "elastix")
 

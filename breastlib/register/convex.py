@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .._sampling import normalise_index
-from ..smoothing import box_smooth, downsample, upsample_field
+from breastlib._sampling import normalise_index
+from breastlib.smoothing import box_smooth, downsample, upsample_field
 
 
 def search_offsets(half_width: int, *, device: torch.device) -> torch.Tensor:

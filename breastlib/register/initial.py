@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..errors import BreastlibError
-from ..grid import LPS_FLIP
-from ..intensity import normalise_intensity
-from ..volume import Volume, volume_to_sitk
+from breastlib.errors import BreastlibError
+from breastlib.grid import LPS_FLIP
+from breastlib.intensity import normalise_intensity
+from breastlib.volume import Volume, volume_to_sitk
 
 INIT_METHODS = ("none", "com", "affine")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..volume import Volume
-from .baselines import BASELINES, register_baseline
-from .pipeline import RegistrationResult, register_pair
+from breastlib.register.baselines import BASELINES, register_baseline
+from breastlib.register.pipeline import RegistrationResult, register_pair
+from breastlib.volume import Volume
 
 
 def register_method(

@@ -9,16 +9,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._sampling import sample_volume
-from ..device import resolve_device
-from ..displacement import Displacement
-from ..errors import InputError
-from ..intensity import normalise_intensity
-from ..volume import Volume
-from .adam import adam_step, convex_start
-from .convex import convex_step
-from .initial import initial_matrix
-from .profiles import ConvexAdamParams, get_profile
+from breastlib._sampling import sample_volume
+from breastlib.device import resolve_device
+from breastlib.displacement import Displacement
+from breastlib.errors import InputError
+from breastlib.intensity import normalise_intensity
+from breastlib.profiles import ConvexAdamParams, get_profile
+from breastlib.register.adam import adam_step, convex_start
+from breastlib.register.convex import convex_step
+from breastlib.register.initial import initial_matrix
+from breastlib.volume import Volume
 
 
 @dataclass
@@ -62,7 +62,7 @@ class RegistrationResult:
 def _mind_features(
     fixed: np.ndarray, moving: np.ndarray, params: ConvexAdamParams, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    from ..encoders.mind import mind_ssc
+    from breastlib.encoders.mind import mind_ssc
 
     out = []
     for array in (fixed, moving):
@@ -149,7 +149,7 @@ def register_pair(
     if method == "mind":
         fixed_feat, moving_feat = _mind_features(fixed_norm, moving_norm, params, dev)
     else:
-        from ..features import feature_pair
+        from breastlib.features import feature_pair
 
         fixed_feat, moving_feat, encoder_info = feature_pair(
             method, fixed.with_array(fixed_norm), fixed.with_array(moving_norm),

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..intensity import normalise_intensity
-from .slices import VIEWS, orthogonal_slice
+from breastlib.intensity import normalise_intensity
+from breastlib.viz.slices import NORMAL_AXIS, VIEWS, orthogonal_slice
 
 if TYPE_CHECKING:  # pragma: no cover
     import matplotlib.figure
@@ -43,7 +43,6 @@ __all__ = [
     "static_slices",
 ]
 
-_NORMAL_AXIS = {"axial": 2, "coronal": 1, "sagittal": 0}
 # Letters at the (left, right, top, bottom) edges of each view, as orthogonal_slice lays
 # them out: patient's right on the viewer's left; anterior on the left of sagittal views.
 _ORIENTATION = {
@@ -242,7 +241,7 @@ def slice_browser(
     shown = display_images(volumes, windows=windows)
     names = list(shown)
     shape = next(iter(shown.values())).shape
-    axis = _NORMAL_AXIS[view]
+    axis = NORMAL_AXIS[view]
     indices = slice_indices(shape[axis], max_slices)
 
     sources: dict[str, list[str]] = {}
@@ -348,7 +347,7 @@ def static_slices(
     spacing = np.asarray(spacing, dtype=float)
     colormaps = dict(colormaps or {})
     shown = display_images(volumes, windows=windows)
-    n = next(iter(shown.values())).shape[_NORMAL_AXIS[view]]
+    n = next(iter(shown.values())).shape[NORMAL_AXIS[view]]
     # Interior slices: the first and last are often empty borders.
     indices = np.unique(np.linspace(0, n - 1, n_slices + 2).round().astype(int)[1:-1])
     indices = indices if indices.size else np.array([n // 2])

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import require
-from ..intensity import normalise_intensity
+from breastlib.errors import require
+from breastlib.intensity import normalise_intensity
 
 if TYPE_CHECKING:  # pragma: no cover
     import matplotlib.figure
 
-    from ..evaluation import CohortPair
+    from breastlib.evaluate.pair import CohortPair
 
 __all__ = [
     "OVERLAYS",
@@ -70,7 +70,7 @@ class PairRegistration:
     spacing
         ``(3,)`` voxel size in mm.
     metrics
-        :func:`breastlib.evaluation.pair_metrics` of the field.
+        :func:`breastlib.evaluate.pair.pair_metrics` of the field.
     seconds
         Wall-clock seconds of the registration.
     label_names
@@ -103,12 +103,12 @@ def register_cohort_pair(
     Parameters
     ----------
     pair
-        From :func:`breastlib.evaluation.load_cohort_pair`.
+        From :func:`breastlib.evaluate.pair.load_cohort_pair`.
     method, weights, profile, device, seed
         As for :func:`breastlib.register.register_method`.
     """
-    from ..evaluation import pair_metrics
-    from ..register import register_method
+    from breastlib.evaluate.pair import pair_metrics
+    from breastlib.register import register_method
 
     result = register_method(pair.fixed, pair.moving, method=method, weights=weights,
                              profile=profile, device=device, seed=seed)
@@ -162,8 +162,8 @@ def overlay_figure(
     """
     import matplotlib.pyplot as plt
 
-    from ..metrics import breast_mask, fgt_mask
-    from .slices import orthogonal_slice
+    from breastlib.tissues import breast_mask, fgt_mask
+    from breastlib.viz.slices import orthogonal_slice
 
     if overlay not in OVERLAYS:
         raise ValueError(f"overlay must be one of {OVERLAYS}, got {overlay!r}")
@@ -268,7 +268,7 @@ class RegistrationExplorer:
     ) -> None:
         import ipywidgets as widgets
 
-        from ..evaluation import load_cohort_pair
+        from breastlib.evaluate.pair import load_cohort_pair
 
         if not manifests:
             raise ValueError("no cohorts to explore")
@@ -335,7 +335,7 @@ class RegistrationExplorer:
         self.refresh()
 
     def _weights_for(self, method: str) -> str:
-        from ..register.baselines import BASELINES
+        from breastlib.register.baselines import BASELINES
 
         return "none" if method in ("mind", *BASELINES) else self.weights.value
 

@@ -17,15 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .interactive import (
-    _NORMAL_AXIS,
+from breastlib.viz.interactive import (
     _ORIENTATION,
     _encoded_slices,
     display_images,
     show_interactive,
     slice_indices,
 )
-from .slices import VIEWS, orthogonal_slice
+from breastlib.viz.slices import NORMAL_AXIS, VIEWS, orthogonal_slice
 
 if TYPE_CHECKING:  # pragma: no cover
     import matplotlib.figure
@@ -100,7 +99,7 @@ def orthogonal_browser(
     shown = display_images(volumes, windows=windows)
     names = list(shown)
     shape = next(iter(shown.values())).shape
-    indices = {view: slice_indices(shape[_NORMAL_AXIS[view]], max_slices) for view in VIEWS}
+    indices = {view: slice_indices(shape[NORMAL_AXIS[view]], max_slices) for view in VIEWS}
     starts = {view: len(indices[view]) // 2 for view in VIEWS}
 
     sources: dict[tuple[str, str], list[str]] = {}
@@ -134,7 +133,7 @@ def orthogonal_browser(
         for other in VIEWS:
             if other == view:
                 continue
-            normal = _NORMAL_AXIS[other]
+            normal = NORMAL_AXIS[other]
             where = _screen_mm(indices[other][starts[other]], normal, shape, spacing)
             line_of[view, other] = len(lines)
             if normal == _COLUMN_AXIS[view]:  # a vertical line
@@ -147,7 +146,7 @@ def orthogonal_browser(
     sliders = []
     for number, view in enumerate(VIEWS):
         traces = [trace_of[view, name] for name in names]
-        normal = _NORMAL_AXIS[view]
+        normal = NORMAL_AXIS[view]
         steps = []
         for k, index in enumerate(indices[view]):
             where = _screen_mm(index, normal, shape, spacing)

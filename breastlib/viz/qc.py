@@ -11,9 +11,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .._atomic import atomic_path
-from ..intensity import normalise_intensity
-from .slices import VIEWS, orthogonal_slice
+from breastlib._atomic import atomic_path
+from breastlib.intensity import normalise_intensity
+from breastlib.viz.slices import NORMAL_AXIS, VIEWS, orthogonal_slice
 
 
 def checkerboard(a: np.ndarray, b: np.ndarray, *, tile: int = 8) -> np.ndarray:
@@ -57,7 +57,7 @@ def qc_figure(
     figure, axes = plt.subplots(3, len(panels), figsize=(3.2 * len(panels), 9.6),
                                 constrained_layout=True)
     for row, view in enumerate(VIEWS):
-        slice_index = centre[{"axial": 2, "coronal": 1, "sagittal": 0}[view]]
+        slice_index = centre[NORMAL_AXIS[view]]
         for col, (name, volume, style) in enumerate(panels):
             image, extent = orthogonal_slice(volume, spacing, view, slice_index)
             ax = axes[row, col]

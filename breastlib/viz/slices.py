@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 VIEWS = ("axial", "coronal", "sagittal")
+#: The array axis normal to each view (RAS+: x=0, y=1, z=2).
+NORMAL_AXIS = {"axial": 2, "coronal": 1, "sagittal": 0}
 
 
 def orthogonal_slice(
@@ -35,7 +37,7 @@ def orthogonal_slice(
     extent : list of float
         ``[left, right, bottom, top]`` in mm, so anisotropic voxels keep their shape.
     """
-    axis = {"axial": 2, "coronal": 1, "sagittal": 0}[view]
+    axis = NORMAL_AXIS[view]
     if index is None:
         index = array.shape[axis] // 2
     plane = np.take(array, index, axis=axis)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import InputError
+from breastlib.errors import InputError
 
 ALPHA = 0.05
 FOUNDATION = ("sam", "medsam", "sslsam", "dinov2", "medclip")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from ..errors import BreastlibError
+from breastlib.errors import BreastlibError
 
 
 @dataclass(frozen=True)

@@ -37,12 +37,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._atomic import atomic_path
-from .device import resolve_device
-from .encoders import ENCODERS, MIND, SliceEncoder, get_encoder, get_spec, resolve_weights
-from .encoders._pca import fit_pca, project
-from .errors import BreastlibError, InputError
-from .volume import Volume
+from breastlib._atomic import atomic_path
+from breastlib.device import resolve_device
+from breastlib.encoders import ENCODERS, MIND, SliceEncoder, get_encoder, get_spec, resolve_weights
+from breastlib.encoders._pca import fit_pca, project
+from breastlib.errors import BreastlibError, InputError
+from breastlib.volume import Volume
 
 CACHE_VERSION = "features-v1"
 PROFILES = ("fast", "published", "convexadam")
@@ -434,8 +434,8 @@ def _mind_pair(
     fixed: Volume, moving: Volume, profile: str, dev: torch.device, start: float
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     try:
-        from .encoders.mind import mind_ssc
-        from .register.profiles import get_profile
+        from breastlib.encoders.mind import mind_ssc
+        from breastlib.profiles import get_profile
     except ImportError as exc:  # pragma: no cover - the lead's module is part of the package
         raise BreastlibError(f"MIND-SSC is not available in this build ({exc})") from exc
     params = get_profile(profile)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from .cohort import make_cohort
-from .pair import TASKS
+from breastlib.phantom.cohort import make_cohort
+from breastlib.phantom.pair import TASKS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

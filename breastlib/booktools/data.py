@@ -84,7 +84,7 @@ def book_cohort(task: str, *, cohort_root: str | os.PathLike | None = None,
     build
         The book build (size, pairs); default :func:`current_build`.
     """
-    from .phantom import make_cohort
+    from breastlib.phantom import make_cohort
 
     build = build or current_build()
     cohort_root = Path(cohort_root) if cohort_root is not None else build.cohort_root(task)
@@ -119,7 +119,7 @@ def book_results(
     weights
         ``"auto"``: pretrained where the checkpoint is in the weights cache, else random.
     """
-    from .study import run_study
+    from breastlib.study.run import run_study
 
     build = build or current_build()
     manifest = book_cohort(task, cohort_root=cohort_root, build=build)

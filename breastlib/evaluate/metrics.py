@@ -16,9 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import ndimage as ndi
 
-# Tissue names belonging to the breast (DESIGN.md): pectoralis and chest wall excluded.
-BREAST_TISSUES = ("skin", "fat", "fgt", "duct", "ligament", "nipple", "vessel", "lesion")
-FGT_TISSUES = ("fgt", "duct")
+from breastlib.tissues import breast_mask, fgt_mask
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -89,24 +87,6 @@ def jacobian_stats(determinant: np.ndarray, mask: np.ndarray | None = None) -> d
         "jac_nonpos_pct": float(100.0 * np.mean(values <= 0)),
         "sdlogj": float(np.std(np.log(np.clip(values, 1e-9, None)))),
     }
-
-
-def tissue_mask(
-    labels: np.ndarray, label_names: Mapping[str, int], tissues: tuple[str, ...]
-) -> np.ndarray:
-    """Union of the named tissues present in ``label_names`` (others are ignored)."""
-    values = [value for name, value in label_names.items() if name in tissues]
-    return np.isin(labels, values)
-
-
-def breast_mask(labels: np.ndarray, label_names: Mapping[str, int]) -> np.ndarray:
-    """The whole-breast mask (breast tissues, pectoralis and chest wall excluded)."""
-    return tissue_mask(labels, label_names, BREAST_TISSUES)
-
-
-def fgt_mask(labels: np.ndarray, label_names: Mapping[str, int]) -> np.ndarray:
-    """The fibroglandular tissue mask (FGT and ducts)."""
-    return tissue_mask(labels, label_names, FGT_TISSUES)
 
 
 def label_metrics(

@@ -10,7 +10,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.special import expit
 
-from .volume import Volume
+from breastlib.volume import Volume
 
 
 def oblique_affine(

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .displacement import Displacement
-from .errors import InputError
-from .volume import Volume, load_volume
+from breastlib.displacement import Displacement
+from breastlib.errors import InputError
+from breastlib.volume import Volume, load_volume
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def load_cohort_pair(manifest: str | os.PathLike, pair_id: str) -> CohortPair:
     """
     import pandas as pd
 
-    from .points import point_array, read_points
+    from breastlib.points import point_array, read_points
 
     manifest = Path(manifest)
     root = manifest.parent
@@ -115,7 +115,7 @@ def pair_metrics(
         and ``tre_mean_before_mm, tre_mean_after_mm, tre_median_after_mm,
         tre_p90_after_mm`` (when both landmark sets exist).
     """
-    from .metrics import (
+    from breastlib.evaluate.metrics import (
         breast_mask,
         dice,
         fgt_mask,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import weights as w
+from breastlib.encoders import weights as w
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

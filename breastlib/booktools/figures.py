@@ -1,6 +1,6 @@
 """Tables and figures of the book's task and results chapters, drawn from a study table.
 
-Everything here reads what :func:`breastlib.study.run_study` wrote (``results.csv`` rows
+Everything here reads what :func:`breastlib.study.run.run_study` wrote (``results.csv`` rows
 and ``previews/``) plus the cohort images; nothing is recomputed.
 """
 
@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..intensity import normalise_intensity
-from ..study import RESULTS_VERSION
-from ..volume import load_volume
+from breastlib.intensity import normalise_intensity
+from breastlib.study.run import RESULTS_VERSION
+from breastlib.volume import load_volume
 
 if TYPE_CHECKING:  # pragma: no cover
     import matplotlib.figure
@@ -50,7 +50,7 @@ def provenance(table: pd.DataFrame, *, size: str | None = None) -> str:
     random = sorted(m for m, w in weights.items() if "random" in w)
     pretrained = sorted(m for m, w in weights.items() if "pretrained" in w)
     failed = table[table["status"] == "failed"]
-    from ..bookdata import current_build
+    from breastlib.booktools.data import current_build
 
     size = {"small": "small size (about 2.7 x 2.7 x 2.5 mm)",
             "full": "full size (about 0.76 x 0.76 x 1.5 mm)"}[size or current_build().size]
@@ -62,7 +62,7 @@ def provenance(table: pd.DataFrame, *, size: str | None = None) -> str:
         f"Encoders with RANDOM weights (architecture only, no pretraining): "
         f"{', '.join(random) or 'none'}.",
     ]
-    from ..encoders import ENCODERS
+    from breastlib.encoders import ENCODERS
 
     twins: dict[str, list[str]] = {}
     for method in random:

@@ -1,4 +1,4 @@
-"""One cell of the study grid, run as ``python -m breastlib.study_worker JOB.json``.
+"""One cell of the study grid, run as ``python -m breastlib.study.worker JOB.json``.
 
 Runs in a fresh process so its peak memory is its own; writes its row atomically, with
 ``status="failed"`` and the error when anything goes wrong.
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-BASELINE_METHODS = ("identity", "affine", "ants", "elastix")
+from breastlib.register.baselines import BASELINES
 
 
 def base_row(job: Any) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def base_row(job: Any) -> dict[str, Any]:
         "pair_id": data["pair_id"],
         "method": data["method"],
         "encoder": "mind-ssc" if data["method"] == "mind" else None,
-        "weights": data["weights"] if data["method"] not in ("mind", *BASELINE_METHODS)
+        "weights": data["weights"] if data["method"] not in ("mind", *BASELINES)
         else None,
         "weights_sha256": None,
         "profile": data["profile"],
@@ -61,9 +61,9 @@ def _nan_to_none(value: Any) -> Any:
 
 def evaluate(job: dict[str, Any]) -> dict[str, Any]:
     """Register one pair with one method and compute every metric of the row."""
-    from .commands import peak_rss_mib
-    from .evaluation import load_cohort_pair, pair_metrics
-    from .register import register_method
+    from breastlib.device import peak_rss_mib
+    from breastlib.evaluate.pair import load_cohort_pair, pair_metrics
+    from breastlib.register import register_method
 
     pair = load_cohort_pair(job["manifest"], job["pair_id"])
     result = register_method(pair.fixed, pair.moving, method=job["method"],
@@ -104,8 +104,8 @@ def save_preview(path: Path, warped: np.ndarray, jacobian: np.ndarray,
 
     The warped image is normalised to [0, 255]; the Jacobian maps [0, 2] to [0, 255].
     """
-    from ._atomic import atomic_path
-    from .intensity import normalise_intensity
+    from breastlib._atomic import atomic_path
+    from breastlib.intensity import normalise_intensity
 
     slices = np.unique(np.linspace(0, warped.shape[2] - 1, PREVIEW_SLICES).round().astype(int))
     image = (normalise_intensity(warped)[:, :, slices] * 255).round().astype(np.uint8)
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(int(threads))
-    from ._atomic import write_text_atomic
+    from breastlib._atomic import write_text_atomic
 
     row = base_row(job) | {"versions": _versions()}
     start = time.perf_counter()
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         row |= evaluate(job)
         row |= {"status": "ok", "error": None}
     except Exception as exc:  # recorded in the row; the study goes on
-        from .errors import BreastlibError
+        from breastlib.errors import BreastlibError
 
         detail = str(exc) if isinstance(exc, BreastlibError) else traceback.format_exc(limit=3)
         row |= {"status": "failed", "error": f"{type(exc).__name__}: {detail}"[-2000:]}

@@ -3,7 +3,7 @@
 Each check returns ``held``, ``not held`` or ``not testable`` with the numbers behind the
 verdict. A claim about pretrained encoders is not testable on rows computed with random
 weights, and no claim is testable on fewer pairs than its comparisons need to reach
-significance after Holm correction (:func:`~breastlib.statistics.min_pairs`: 6 for one
+significance after Holm correction (:func:`~breastlib.evaluate.statistics.min_pairs`: 6 for one
 comparison, 7 for two, 8 for the four of claim 1).
 """
 
@@ -12,7 +12,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .statistics import ALPHA, FOUNDATION, TRADITIONAL, holm, min_pairs, ok_rows, wilcoxon_p
+from breastlib.evaluate.statistics import (
+    ALPHA,
+    FOUNDATION,
+    TRADITIONAL,
+    holm,
+    min_pairs,
+    ok_rows,
+    wilcoxon_p,
+)
 
 CLAIMS = {
     1: "SAM is the best of the five foundation encoders (whole-breast Dice).",

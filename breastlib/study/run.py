@@ -1,6 +1,6 @@
 """The study runner: every method on every pair of a cohort, one tidy results table.
 
-Each (pair, method) runs in a fresh Python process (:mod:`breastlib.study_worker`), so a
+Each (pair, method) runs in a fresh Python process (:mod:`breastlib.study.worker`), so a
 crash or a memory blow-up stays in its row and ``peak_rss_mib`` is that row's own peak.
 A finished row is a JSON file under ``DIR/rows/``, written atomically by the worker;
 ``DIR/results.csv`` and ``DIR/results.parquet`` are regenerated from the rows after every
@@ -26,8 +26,10 @@ from typing import Any
 
 import pandas as pd
 
-from ._atomic import atomic_path, write_text_atomic
-from .errors import BreastlibError, InputError
+from breastlib._atomic import atomic_path, write_text_atomic
+from breastlib.encoders import weights_setting
+from breastlib.errors import BreastlibError
+from breastlib.manifest import read_manifest
 
 RESULT_COLUMNS = [
     "task", "pair_id", "method", "encoder", "weights", "weights_sha256", "profile",
@@ -39,7 +41,6 @@ RESULT_COLUMNS = [
 #: Columns holding numbers (float64, NaN when missing); the others hold text (``str``).
 NUMERIC_COLUMNS = tuple(RESULT_COLUMNS[RESULT_COLUMNS.index("dice_breast"):
                                        RESULT_COLUMNS.index("peak_rss_mib") + 1])
-MANIFEST_COLUMNS = ("task", "pair_id", "fixed_image", "moving_image")
 # Part of every row's key. Bump it with any change that alters results (a new initial
 # alignment, new profile defaults), so cached rows of the old code are never reused.
 RESULTS_VERSION = "2"
@@ -104,37 +105,6 @@ def pair_fingerprint(root: Path, entry: pd.Series) -> str:
     return digest.hexdigest()[:12]
 
 
-def resolve_weights(method: str, weights: str) -> str:
-    """``"auto"`` -> ``"pretrained"`` when the encoder's checkpoint is in the cache, else
-    ``"random"``; other values pass through. Non-encoder methods have no weights."""
-    if weights != "auto":
-        return weights
-    from .encoders import ENCODERS
-    from .encoders.weights import checkpoint_path
-
-    spec = ENCODERS.get(method)
-    if spec is None or spec.checkpoint is None:
-        return "random"
-    return "pretrained" if checkpoint_path(spec.checkpoint).is_file() else "random"
-
-
-def read_manifest(manifest: str | os.PathLike) -> pd.DataFrame:
-    """Read and check a cohort ``manifest.csv`` (as written by ``breastlib phantom``)."""
-    manifest = Path(manifest)
-    if not manifest.is_file():
-        raise InputError("cohort manifest not found", manifest)
-    try:
-        table = pd.read_csv(manifest)
-    except Exception as exc:
-        raise InputError(f"cannot read manifest ({exc})", manifest) from exc
-    missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
-    if missing:
-        raise InputError(f"manifest lacks column(s): {', '.join(missing)}", manifest)
-    if table["pair_id"].duplicated().any():
-        raise InputError("manifest has duplicate pair_id values", manifest)
-    return table
-
-
 def plan_jobs(
     manifest: str | os.PathLike,
     methods: Sequence[str],
@@ -165,7 +135,7 @@ def plan_jobs(
         pair_id = str(entry["pair_id"])
         data_key = pair_fingerprint(root, entry)
         for method in methods:
-            resolved = resolve_weights(method, weights)
+            resolved = weights_setting(method, weights)
             path = rows_dir / row_filename(pair_id, method, profile, resolved, data_key)
             if path.is_file():
                 status = _read_row(path).get("status")
@@ -201,7 +171,7 @@ def run_job_in_subprocess(job: Job, *, threads: int | None = None,
         job_file = handle.name
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "breastlib.study_worker", job_file],
+            [sys.executable, "-m", "breastlib.study.worker", job_file],
             capture_output=True, text=True, env=env, timeout=timeout, check=False,
         )
         error = result.stderr.strip()[-2000:]
@@ -213,7 +183,7 @@ def run_job_in_subprocess(job: Job, *, threads: int | None = None,
     row_path = Path(job.row_path)
     row = _read_row(row_path)
     if not row:
-        from .study_worker import base_row
+        from breastlib.study.worker import base_row
 
         row = base_row(job) | {"status": "failed",
                                "error": f"worker exited with code {code}: {error}"}
@@ -350,7 +320,7 @@ def _row_or_failure(job: Job, future: Any) -> dict[str, Any]:
     try:
         return future.result()
     except Exception as exc:
-        from .study_worker import base_row
+        from breastlib.study.worker import base_row
 
         return base_row(job) | {"status": "failed",
                                 "error": f"executor: {type(exc).__name__}: {exc}"[-2000:]}
@@ -359,7 +329,7 @@ def _row_or_failure(job: Job, future: Any) -> dict[str, Any]:
 def _run_with_dask(todo: list[Job], record: Callable[[Job, dict[str, Any]], None], *,
                    scheduler: str | None, workers: int,
                    timeout: float | None) -> None:
-    from .errors import require
+    from breastlib.errors import require
 
     distributed = require("distributed", "study")
     if scheduler:

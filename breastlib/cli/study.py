@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from breastlib.profiles import PROFILES
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the ``study`` subcommand."""
@@ -20,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated: identity,affine,ants,elastix,mind,sam,dinov2,...")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--weights", default="random", help="pretrained, random or a path")
-    p.add_argument("--profile", default="fast", choices=("fast", "published", "convexadam"))
+    p.add_argument("--profile", default="fast", choices=sorted(PROFILES))
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--retry-failed", action="store_true", help="rerun rows that failed")
@@ -33,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the study and print a one-line summary."""
-    from .study import run_study
+    from breastlib.study.run import run_study
 
     table = run_study(
         args.cohort, args.methods.split(","), out=args.out, weights=args.weights,
