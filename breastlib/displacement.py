@@ -1,7 +1,8 @@
 """Dense displacement fields on the fixed image's grid.
 
-Convention (DESIGN.md): a pull-back field ``u`` from fixed to moving,
-``warped(x) = moving(x + u(x))``, with ``u`` in voxels of the fixed (canonical) grid.
+Convention (see book/conventions.md, "The displacement convention" and "File formats"):
+a pull-back field ``u`` from fixed to moving, ``warped(x) = moving(x + u(x))``, with ``u``
+in voxels of the fixed (canonical) grid.
 Millimetres are always derived through the affine, never assumed isotropic.
 
 On disk, a displacement is a 5-D NIfTI ``(X, Y, Z, 1, 3)`` on the fixed *file's* grid,
@@ -182,7 +183,10 @@ class Displacement:
 
     # -- files ----------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the DESIGN.md displacement NIfTI (5-D, intent 1007, LPS mm, float64)."""
+        """Write the displacement NIfTI (5-D, intent 1007, LPS mm, float64).
+
+        The format is described in book/conventions.md, "File formats".
+        """
         path = Path(path)
         lps = np.einsum("ij,j...->i...", LPS_FLIP[:3, :3], self.millimetres().astype(np.float64))
         data = self.grid.to_file_order(np.moveaxis(lps, 0, -1))  # (I, J, K, 3)

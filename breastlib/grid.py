@@ -1,10 +1,11 @@
 """Voxel grids: the geometry shared by volumes, label maps and displacement fields.
 
-Conventions (DESIGN.md): arrays are held internally as ``(X, Y, Z)`` in the closest
-canonical RAS+ orientation, so the last axis runs inferior -> superior and axial slices
-are ``array[..., k]``. A :class:`Grid` remembers the file's own affine so that every file
-breastlib writes uses the original voxel order and affine; the canonical reordering is an
-internal detail that is undone on save.
+Conventions (see book/conventions.md, "Coordinates and orientation"): arrays are held
+internally as ``(X, Y, Z)`` in the closest canonical RAS+ orientation, so the last axis
+runs inferior -> superior and axial slices are ``array[..., k]``. A :class:`Grid`
+remembers the file's own affine so that every file breastlib writes uses the original
+voxel order and affine; the canonical reordering is an internal detail that is undone on
+save.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ class ConvexAdamParams:
 
 
 PROFILES: dict[str, ConvexAdamParams] = {
-    # The released code of Gu et al. 2025 (STUDY.md section 2).
+    # The released code of Gu et al. 2025 (see book/conventions.md, "Profiles").
     "published": ConvexAdamParams(
         mind_radius=3, mind_dilation=2, feature_scale=10.0, convex_grid=6, half_width=4,
         iterations=1000, learning_rate=3.0, regularisation=2.0,

@@ -4,7 +4,7 @@ A label map comes with ``{name: integer value}`` (``labels.json``). Masks are se
 name, so any label map whose names follow this vocabulary works: the phantom's
 (:data:`breastlib.phantom.labels.LABELS`) and a user's. The breast is the union of the
 breast tissues; the pectoralis muscle and the chest wall are not breast (see the book's
-conventions appendix, "Metrics").
+conventions appendix, book/conventions.md, "Metrics").
 """
 
 from __future__ import annotations

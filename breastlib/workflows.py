@@ -21,8 +21,7 @@ from breastlib._atomic import staged_output
 from breastlib.device import peak_rss_mib
 from breastlib.displacement import Displacement
 from breastlib.errors import InputError
-from breastlib.evaluate.metrics import jacobian_stats, label_metrics, tre_stats
-from breastlib.intensity import normalise_intensity
+from breastlib.evaluate.pair import CohortPair, pair_metrics
 from breastlib.points import point_array, read_points, write_points
 from breastlib.tissues import load_label_names
 from breastlib.volume import Volume, load_volume
@@ -47,13 +46,6 @@ def _default_label_names(*label_maps: Volume | None) -> dict[str, int]:
         if labels is not None:
             values.update(int(v) for v in np.unique(labels.array))
     return {f"label_{v}": v for v in sorted(values) if v != 0}
-
-
-def body_mask(fixed: Volume, fixed_labels: Volume | None) -> np.ndarray:
-    """Where Jacobian statistics are taken: labelled tissue, else the image foreground."""
-    if fixed_labels is not None and fixed_labels.array.any():
-        return fixed_labels.array > 0
-    return normalise_intensity(fixed.array) > 0.1
 
 
 def register_files(
@@ -154,23 +146,16 @@ def register_files(
     warped = displacement.warp(moving, device=result.device)
     jacobian = displacement.jacobian_determinant()
 
-    # 3. Metrics.
-    metrics: dict[str, Any] = jacobian_stats(jacobian, body_mask(fixed, fixed_label_map))
+    # 3. Metrics: the study's evaluation, with every label's Dice and the "before" values.
     warped_labels = None
     if fixed_label_map is not None and moving_label_map is not None:
         warped_labels = displacement.warp_labels(moving_label_map, device=result.device)
-        before = moving_label_map.resample_to(fixed.grid, mode="nearest")
-        after_metrics = label_metrics(fixed_label_map.array, warped_labels.array, names,
-                                      fixed.spacing)
-        before_metrics = label_metrics(fixed_label_map.array, before.array, names,
-                                       fixed.spacing)
-        metrics |= after_metrics
-        metrics |= {f"{k}_before": v for k, v in before_metrics.items()}
-    if fixed_xyz is not None and moving_xyz is not None:
-        before = tre_stats(fixed_xyz, moving_xyz)
-        after = tre_stats(displacement.to_moving(fixed_xyz), moving_xyz)
-        metrics |= {f"tre_{k}_before_mm": v for k, v in before.items()}
-        metrics |= {f"tre_{k}_after_mm": v for k, v in after.items()}
+    scored = CohortPair(
+        pair_id=moving_path.name, task=None, fixed=fixed, moving=moving,
+        fixed_labels=fixed_label_map, moving_labels=moving_label_map,
+        fixed_points=fixed_xyz, moving_points=moving_xyz, label_names=names)
+    metrics = pair_metrics(displacement, scored, jacobian=jacobian,
+                           warped_labels=warped_labels, detail=True)
 
     summary = {
         "breastlib_version": __version__,

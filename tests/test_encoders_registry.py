@@ -31,8 +31,11 @@ def test_registry_lists_every_method_with_published_facts():
 
 
 def test_seed_depends_on_network_and_seed():
-    assert seed_for("sam", 0) == seed_for("sam", 0)
-    assert len({seed_for("sam", 0), seed_for("sam", 1), seed_for("dinov2", 0)}) == 3
+    # Pinned: every random-weight result of the study was drawn with these seeds, so they
+    # must not change between runs, interpreters (no salted ``hash()``) or versions.
+    assert seed_for("sam", 0) == 3427017800934974879
+    assert seed_for("sam", 1) == 8254273809951523708
+    assert seed_for("dinov2", 0) == 6430171595630443537
 
 
 def test_random_twin_is_seeded_and_reproducible():

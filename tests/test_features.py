@@ -13,15 +13,8 @@ import torch.nn.functional as F
 
 from breastlib.encoders._pca import fit_pca, project
 from breastlib.errors import InputError
-from breastlib.features import (
-    _interpolate_z,
-    _Layout,
-    _prepare,
-    _to_voxels,
-    encoded_slices,
-    feature_pair,
-    resolve_settings,
-)
+from breastlib.features import encoded_slices, feature_pair, resolve_settings
+from breastlib.features.layout import SliceLayout, interpolate_z, prepare, to_voxels
 from breastlib.volume import Volume
 
 NAMES = ["sam", "medsam", "sslsam", "dinov2", "dinov2-s", "dinov2-b", "medclip", "biomedclip"]
@@ -46,7 +39,7 @@ def test_z_interpolation_is_linear_and_exact_at_encoded_slices():
     index = encoded_slices(11, 4)  # [0, 4, 8, 10]
     z = torch.tensor(index, dtype=torch.float32)
     maps = (2 * z - 1)[:, None, None, None].expand(-1, 2, 3, 3).contiguous()
-    out = _interpolate_z(maps, index, 11)
+    out = interpolate_z(maps, index, 11)
     expected = 2 * torch.arange(11, dtype=torch.float32) - 1
     assert out.shape == (2, 3, 3, 11)
     assert torch.allclose(out[0, 0, 0], expected)
@@ -54,7 +47,7 @@ def test_z_interpolation_is_linear_and_exact_at_encoded_slices():
 
 
 def test_layout_gives_square_pixels_for_anisotropic_spacing():
-    layout = _Layout.build((100, 50, 3), np.array([0.5, 2.0, 1.0]), 64, 16)
+    layout = SliceLayout.build((100, 50, 3), np.array([0.5, 2.0, 1.0]), 64, 16)
     # X extent 50 mm, Y extent 100 mm: rows (Y) fill the input, columns (X) half of it
     assert (layout.content_rows, layout.content_cols) == (64, 32)
     assert (layout.token_rows, layout.token_cols) == (4, 2)
@@ -64,15 +57,15 @@ def test_slice_orientation_and_token_to_voxel_mapping_round_trip():
     x, y = 40, 30
     xs, ys = torch.meshgrid(torch.arange(x), torch.arange(y), indexing="ij")
     field = (0.02 * xs + 0.05 * ys).float()[None]  # smooth, varies along both axes
-    layout = _Layout.build((x, y, 1), np.array([1.0, 1.0, 1.0]), 64, 8)
-    image = _prepare(field, layout)
+    layout = SliceLayout.build((x, y, 1), np.array([1.0, 1.0, 1.0]), 64, 8)
+    image = prepare(field, layout)
     assert image.shape == (1, 1, 64, 64)
     # radiological display: anterior (high Y) at the top row, patient left (high X) right
     top = image[0, 0, 0, : layout.content_cols]
     assert top[-1] > top[0]
     assert image[0, 0, 0, 0] > image[0, 0, layout.content_rows - 1, 0]
     tokens = F.avg_pool2d(image, 8)
-    back = _to_voxels(tokens, layout)[0, 0]
+    back = to_voxels(tokens, layout)[0, 0]
     assert back.shape == (x, y)
     inner = (slice(4, -4), slice(4, -4))
     assert torch.allclose(back[inner], field[0][inner], atol=0.02)

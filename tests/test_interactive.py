@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import io
+import sys
+import types
 
 import matplotlib
 import numpy as np
@@ -12,22 +12,15 @@ import pytest
 matplotlib.use("Agg")
 pytest.importorskip("plotly")
 
-from breastlib.viz import interactive
+from breastlib.viz import _plotly
 from breastlib.viz.interactive import (
+    PlotlyPage,
     display_images,
     interactive_html,
     slice_browser,
     slice_indices,
     static_slices,
 )
-
-
-def decode(uri: str) -> np.ndarray:
-    from PIL import Image
-
-    header, data = uri.split(",", 1)
-    assert header.startswith("data:image/")
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))))
 
 
 @pytest.fixture
@@ -48,12 +41,12 @@ def test_slice_indices_are_even_and_keep_both_ends():
         slice_indices(0, 3)
 
 
-def test_axial_slices_are_radiological_with_square_mm_pixels(marked_volume):
+def test_axial_slices_are_radiological_with_square_mm_pixels(marked_volume, decode_image):
     spacing = (1.0, 2.0, 3.0)  # 40 mm wide (x), 40 mm high (y): square in mm
     figure = slice_browser({"a": marked_volume}, spacing, view="axial", max_slices=10)
     steps = figure.layout.sliders[0].steps
     top_slice = steps[-1].args[0]["source"][0]  # most superior slice: block is there
-    image = decode(top_slice)
+    image = decode_image(top_slice)
     assert image.shape[0] == image.shape[1]  # square in mm, so square in pixels
     rows, cols = image.shape
     # Patient's right on the viewer's left, anterior at the top (row 0 is the top).
@@ -63,9 +56,9 @@ def test_axial_slices_are_radiological_with_square_mm_pixels(marked_volume):
     assert figure.layout.meta["pixel_mm"] == pytest.approx(1.0)
 
 
-def test_sagittal_view_puts_anterior_left_and_superior_up(marked_volume):
+def test_sagittal_view_puts_anterior_left_and_superior_up(marked_volume, decode_image):
     figure = slice_browser({"a": marked_volume}, (1.0, 1.0, 1.0), view="sagittal")
-    image = decode(figure.layout.sliders[0].steps[-1].args[0]["source"][0])
+    image = decode_image(figure.layout.sliders[0].steps[-1].args[0]["source"][0])
     rows, cols = image.shape
     assert image[: rows // 3, : cols // 4].mean() > 200  # superior-anterior corner
     assert image[-rows // 3:, -cols // 4:].mean() < 20
@@ -108,10 +101,10 @@ def test_windows_share_one_scale_across_volumes():
         display_images({"a": small, "b": np.zeros((4, 4, 5))})
 
 
-def test_colormap_gives_rgb_and_bad_arguments_fail():
+def test_colormap_gives_rgb_and_bad_arguments_fail(decode_image):
     volume = np.random.default_rng(1).random((8, 8, 4))
     figure = slice_browser({"j": volume}, (1, 1, 1), colormaps={"j": "PiYG"})
-    assert decode(figure.data[0].source).shape[-1] == 3
+    assert decode_image(figure.data[0].source).shape[-1] == 3
     with pytest.raises(ValueError, match="view"):
         slice_browser({"j": volume}, (1, 1, 1), view="oblique")
     with pytest.raises(ValueError, match="spacing"):
@@ -129,18 +122,35 @@ def test_jpeg_pages_are_smaller_than_png():
 
 
 def test_html_embeds_plotlyjs_once_and_never_from_a_cdn(monkeypatch):
-    monkeypatch.setattr(interactive, "_plotlyjs_embedded", False)
     figure = slice_browser({"v": np.ones((6, 6, 3))}, (1, 1, 1))
-    first, second = interactive_html(figure), interactive_html(figure)
+    page = PlotlyPage()
+    first, second = interactive_html(figure, page=page), interactive_html(figure, page=page)
     assert len(first) > 1_000_000 > len(second)  # plotly.js (~5 MB) only in the first
     for html in (first, second):
         assert 'class="breastlib-interactive"' in html
         assert "<script src=" not in html
+    assert 'id="breastlib-plot-0"' in first and 'id="breastlib-plot-1"' in second
     # Only the bundle itself names its CDN (the topojson default for maps, unused here).
     assert "cdn.plot.ly" not in second and "require(" not in second
-    assert len(interactive_html(figure, include_plotlyjs=True)) > 1_000_000
+    assert len(interactive_html(figure, include_plotlyjs=True, page=page)) > 1_000_000
+    # Outside a kernel and without a page, a fragment stands alone.
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    assert len(interactive_html(figure)) > 1_000_000
     # Colab isolates each output, so each needs its own copy.
-    monkeypatch.setattr(interactive, "_in_colab", lambda: True)
+    monkeypatch.setattr(_plotly, "in_colab", lambda: True)
+    assert len(interactive_html(figure, page=page)) > 1_000_000
+
+
+def test_a_kernel_is_one_page(monkeypatch):
+    """Without a page, figures go into the running kernel's: plotly.js once per kernel."""
+    figure = slice_browser({"v": np.ones((6, 6, 3))}, (1, 1, 1))
+    shells = [types.SimpleNamespace(), types.SimpleNamespace()]
+    monkeypatch.setitem(sys.modules, "IPython",
+                        types.SimpleNamespace(get_ipython=lambda: shells[0]))
+    first, second = interactive_html(figure), interactive_html(figure)
+    assert len(first) > 1_000_000 > len(second)
+    assert 'id="breastlib-plot-1"' in second
+    shells.reverse()  # another kernel: a new page
     assert len(interactive_html(figure)) > 1_000_000
 
 

@@ -11,7 +11,7 @@ import pytest
 matplotlib.use("Agg")
 pytest.importorskip("ipywidgets")
 
-from test_study import SHIFTS, write_tiny_cohort
+from synthetic_volumes import TINY_SHIFTS
 
 from breastlib.errors import MissingDependencyError
 from breastlib.evaluate.pair import load_cohort_pair
@@ -26,11 +26,6 @@ from breastlib.viz.live import (
     show_explorer,
     view_3d,
 )
-
-
-@pytest.fixture(scope="module")
-def manifest(tmp_path_factory):
-    return write_tiny_cohort(tmp_path_factory.mktemp("tiny"))
 
 
 def fake_result(depth: int = 10) -> PairRegistration:
@@ -81,10 +76,10 @@ def test_overlay_figure_rejects_bad_arguments():
         overlay_figure(fake_result(depth=6), slice_index=6)
 
 
-def test_register_cohort_pair_measures_the_registration(manifest):
-    pair = load_cohort_pair(manifest, "tiny_000")
+def test_register_cohort_pair_measures_the_registration(tiny_cohort):
+    pair = load_cohort_pair(tiny_cohort, "tiny_000")
     none = register_cohort_pair(pair, method="identity")
-    shift = np.linalg.norm(SHIFTS["tiny_000"])
+    shift = np.linalg.norm(TINY_SHIFTS["tiny_000"])
     assert none.metrics["tre_mean_before_mm"] == pytest.approx(shift, abs=1e-4)
     assert none.metrics["tre_mean_after_mm"] == pytest.approx(shift, abs=1e-4)
     np.testing.assert_allclose(none.warped, none.moving, atol=1e-5)
@@ -94,22 +89,22 @@ def test_register_cohort_pair_measures_the_registration(manifest):
     assert moved.label_names["fgt"] == 2
 
 
-def test_explorer_computes_on_demand_and_caches(manifest):
+def test_explorer_computes_on_demand_and_caches(tiny_cohort):
     calls = []
 
     def register(task, pair_id, method, weights):
         calls.append((task, pair_id, method, weights))
         return fake_result(depth=8 if method == "identity" else 12)
 
-    other = manifest.parent / "copy.csv"
-    other.write_text(manifest.read_text().replace("longitudinal", "sequence"))
+    other = tiny_cohort.parent / "copy.csv"
+    other.write_text(tiny_cohort.read_text().replace("longitudinal", "sequence"))
     made = []
 
     def make_sequence_cohort():  # called when the task is first selected
         made.append(True)
         return other
 
-    explorer = RegistrationExplorer({"longitudinal": manifest, "sequence": make_sequence_cohort},
+    explorer = RegistrationExplorer({"longitudinal": tiny_cohort, "sequence": make_sequence_cohort},
                                     methods=("identity", "sam"), register=register)
     assert calls == []  # nothing is computed before it is shown
     explorer.refresh()
@@ -131,25 +126,25 @@ def test_explorer_computes_on_demand_and_caches(manifest):
     explorer.task.value = "sequence"
     assert made == [True]
     assert calls[-1] == ("sequence", "tiny_000", "identity", "none")
-    assert list(explorer.pair.options) == list(SHIFTS)
+    assert list(explorer.pair.options) == list(TINY_SHIFTS)
     explorer.pair.value = "tiny_001"
     assert calls[-1][1] == "tiny_001"
     assert explorer.widget.children  # one box holding every control
 
 
-def test_explorer_reports_a_failed_registration(manifest):
+def test_explorer_reports_a_failed_registration(tiny_cohort):
     def register(*key):
         raise RuntimeError("no weights")
 
-    explorer = RegistrationExplorer({"longitudinal": manifest}, register=register)
+    explorer = RegistrationExplorer({"longitudinal": tiny_cohort}, register=register)
     with pytest.raises(RuntimeError):
         explorer.refresh()
     assert "failed" in explorer.status.value and "no weights" in explorer.status.value
 
 
-def test_static_build_prints_notes_instead_of_dead_controls(monkeypatch, manifest, capsys):
+def test_static_build_prints_notes_instead_of_dead_controls(monkeypatch, tiny_cohort, capsys):
     monkeypatch.setenv(live.STATIC_BUILD_ENV, "1")
-    assert show_explorer({"longitudinal": manifest}) is None
+    assert show_explorer({"longitudinal": tiny_cohort}) is None
     assert view_3d(np.zeros((4, 4, 4)), np.zeros((4, 4, 4)), spacing=(1, 1, 1)) is None
     printed = capsys.readouterr().out
     assert "needs a running kernel" in printed and "stand in" in printed

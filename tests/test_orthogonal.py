@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import io
-
 import matplotlib
 import numpy as np
 import pytest
@@ -17,12 +14,6 @@ from breastlib.viz.orthogonal import orthogonal_browser, static_orthogonal
 VIEWS = ("axial", "coronal", "sagittal")
 
 
-def decode(uri: str) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
-
-
 @pytest.fixture
 def corner_volume() -> np.ndarray:
     """Bright at the patient's right (high x), anterior (high y), superior (high z)."""
@@ -32,11 +23,11 @@ def corner_volume() -> np.ndarray:
     return volume
 
 
-def test_every_view_is_radiological(corner_volume):
+def test_every_view_is_radiological(corner_volume, decode_image):
     figure = orthogonal_browser({"v": corner_volume}, (1.0, 1.0, 1.0), image_format="png")
     sliders = figure.layout.sliders
     # Last stored slice of every view cuts through the bright corner.
-    pictures = {view: decode(sliders[k].steps[-1].args[0]["source"][0])
+    pictures = {view: decode_image(sliders[k].steps[-1].args[0]["source"][0])
                 for k, view in enumerate(VIEWS)}
     for view in ("axial", "coronal"):  # right on the viewer's left, A or S at the top
         rows, cols = pictures[view].shape

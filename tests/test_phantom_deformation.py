@@ -10,11 +10,7 @@ from scipy.ndimage import gaussian_filter
 from breastlib.phantom import LABELS, Anatomy, draw_deformation, draw_subject, mri_grid
 from breastlib.phantom.acquisition import ct_grid, grid_points
 from breastlib.phantom.deformation import integrate
-from breastlib.tissues import breast_mask as _tissue_breast_mask
-
-
-def breast_mask(labels):
-    return _tissue_breast_mask(labels, LABELS)
+from breastlib.tissues import breast_mask
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +19,7 @@ def setting():
     grid = mri_grid("small")
     pts = grid_points(grid)
     labels, _ = anatomy.render(pts)
-    mask = breast_mask(labels)
+    mask = breast_mask(labels, LABELS)
     breast = pts[mask][::7].astype(np.float64)
     lung = pts[labels == LABELS["lung"]][::50].astype(np.float64)
     return anatomy, grid, breast, lung

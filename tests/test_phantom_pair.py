@@ -5,12 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from breastlib.evaluate.metrics import dice
 from breastlib.phantom import LABELS, TASKS, Acquisition, make_pair
-from breastlib.tissues import breast_mask as _tissue_breast_mask
-
-
-def breast_mask(labels):
-    return _tissue_breast_mask(labels, LABELS)
+from breastlib.tissues import breast_mask
 
 FAST = Acquisition(supersample=1)
 
@@ -18,10 +15,6 @@ FAST = Acquisition(supersample=1)
 @pytest.fixture(scope="module")
 def pairs():
     return {task: make_pair(task, "small", seed=5, acquisition=FAST) for task in TASKS}
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2 * (a & b).sum() / max(a.sum() + b.sum(), 1))
 
 
 @pytest.mark.parametrize("task", list(TASKS))
@@ -48,14 +41,14 @@ def test_ground_truth_brings_the_moving_tissue_onto_the_fixed_tissue(pairs, task
     fixed = pair.fixed_labels.array
     warped = pair.displacement.warp_labels(pair.moving_labels).array
     unwarped = pair.moving_labels.resample_to(pair.fixed_labels, mode="nearest").array
-    d_gt = _dice(breast_mask(fixed), breast_mask(warped))
-    d_none = _dice(breast_mask(fixed), breast_mask(unwarped))
+    d_gt = dice(breast_mask(fixed, LABELS), breast_mask(warped, LABELS))
+    d_none = dice(breast_mask(fixed, LABELS), breast_mask(unwarped, LABELS))
     assert d_gt > 0.93
     assert d_gt > d_none + 0.02
-    body_gt = _dice(fixed > 0, warped > 0)
+    body_gt = dice(fixed > 0, warped > 0)
     assert body_gt > 0.97
     lung = LABELS["lung"]
-    assert _dice(fixed == lung, warped == lung) > 0.9
+    assert dice(fixed == lung, warped == lung) > 0.9
 
 
 @pytest.mark.parametrize("task", list(TASKS))
@@ -99,9 +92,9 @@ def test_lesion_pairs_with_and_without_lesion():
     assert (without.fixed_labels.array == lesion).sum() == 0
     assert "lesion_centre" in with_lesion.landmark_kinds
     # Matched: same subject otherwise, so the breasts coincide.
-    a = breast_mask(with_lesion.fixed_labels.array)
-    b = breast_mask(without.fixed_labels.array)
-    assert _dice(a, b) > 0.99
+    a = breast_mask(with_lesion.fixed_labels.array, LABELS)
+    b = breast_mask(without.fixed_labels.array, LABELS)
+    assert dice(a, b) > 0.99
     # The lesion enhances on the fat-suppressed post-contrast image.
     img = with_lesion.fixed.array
     fgt = with_lesion.fixed_labels.array == LABELS["fgt"]

@@ -1,4 +1,6 @@
-"""Tissue contrast of the synthetic cohort follows the relaxation physics (STUDY.md s. 4).
+"""Tissue contrast of the synthetic cohort follows the relaxation physics.
+
+Targets and their sources: book/conventions.md, "Phantom physics".
 
 Ratios are measured on the generated images inside the generated label map (eroded, so
 partial volume at tissue borders does not bias them).
@@ -13,8 +15,7 @@ import pytest
 from scipy.ndimage import binary_erosion
 
 from breastlib.phantom import LABELS, Acquisition, render_subject, tissue_table
-from breastlib.tissues import BREAST_TISSUES
-from breastlib.tissues import breast_mask as _tissue_breast_mask
+from breastlib.tissues import BREAST_TISSUES, breast_mask
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,7 @@ def test_fat_suppression_and_its_failure_near_the_skin(subject):
     near = (labels == LABELS["fat"]) & binary_erosion(~skin, iterations=1) & \
         ~binary_erosion(~skin, iterations=2)
     deep = (labels == LABELS["fat"]) & binary_erosion(~skin, iterations=6)
-    deep &= _tissue_breast_mask(labels, LABELS)
+    deep &= breast_mask(labels, LABELS)
     assert np.median(fs[near]) > 1.3 * np.median(fs[deep])
 
 

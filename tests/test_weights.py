@@ -11,8 +11,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 import torch
+from checkpoints import checkpoint_from_manifest
 
-from breastlib.encoders import ENCODERS, clear_cache, get_encoder, weights_cli
+from breastlib.cli import weights as weights_cli
+from breastlib.encoders import ENCODERS, clear_cache, get_encoder
 from breastlib.encoders import weights as w
 from breastlib.errors import BreastlibError
 
@@ -51,7 +53,7 @@ def _map(name, state):
 def test_manifest_checkpoints_load_strictly(name):
     manifest = w.load_manifest(MANIFEST_OF[name])
     assert manifest["source"] and manifest["parameters"]
-    mapped, unexpected = _map(name, w.checkpoint_from_manifest(manifest))
+    mapped, unexpected = _map(name, checkpoint_from_manifest(manifest))
     w.load_strict(_meta_network(name), mapped, unexpected, source=name)
 
 
@@ -70,7 +72,7 @@ def _save(state, path):
 
 
 def test_dinov2_meta_layout_loads_from_cache_and_maps_class_position(weights_home):
-    state = w.checkpoint_from_manifest(w.load_manifest("dinov2_vits14_reg4.json"))
+    state = checkpoint_from_manifest(w.load_manifest("dinov2_vits14_reg4.json"))
     _save(state, weights_home / w.CHECKPOINTS["dinov2_vits14_reg4"].filename)
     enc = get_encoder("dinov2-s", weights="pretrained", input_size=28, device="cpu")
     net = enc.network
@@ -82,7 +84,7 @@ def test_dinov2_meta_layout_loads_from_cache_and_maps_class_position(weights_hom
 
 def test_sam_full_and_dataparallel_layouts_load_by_path(tmp_path):
     manifest = w.load_manifest("sam_vit_b.json")
-    state = w.checkpoint_from_manifest(manifest)
+    state = checkpoint_from_manifest(manifest)
     state["prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"] = torch.zeros(2, 128)
     state["mask_decoder.iou_token.weight"] = torch.zeros(1, 256)
     path = _save(state, tmp_path / "sam.pth")
@@ -93,7 +95,7 @@ def test_sam_full_and_dataparallel_layouts_load_by_path(tmp_path):
 
 
 def test_wrong_keys_are_listed(tmp_path):
-    state = w.checkpoint_from_manifest(w.load_manifest("sam_vit_b.json"))
+    state = checkpoint_from_manifest(w.load_manifest("sam_vit_b.json"))
     del state["image_encoder.neck.0.weight"]
     state["image_encoder.blocks.0.adapter.weight"] = torch.zeros(3)
     state["decoder_head.weight"] = torch.zeros(3)
@@ -106,12 +108,12 @@ def test_wrong_keys_are_listed(tmp_path):
 
 
 def test_wrong_shape_and_wrong_family_rejected(tmp_path):
-    state = w.checkpoint_from_manifest(w.load_manifest("biomedclip_vit_b16.json"))
+    state = checkpoint_from_manifest(w.load_manifest("biomedclip_vit_b16.json"))
     state["visual.trunk.pos_embed"] = torch.zeros(1, 50, 768)
     path = _save(state, tmp_path / "clip.bin")
     with pytest.raises(w.WeightsError, match=r"1 shape: pos_embed \(1, 50, 768\)"):
         get_encoder("biomedclip", weights=str(path), device="cpu")
-    dino = _save(w.checkpoint_from_manifest(w.load_manifest("dinov2_vits14_reg4.json")),
+    dino = _save(checkpoint_from_manifest(w.load_manifest("dinov2_vits14_reg4.json")),
                  tmp_path / "dino.pth")
     with pytest.raises(w.WeightsError, match="missing"):
         get_encoder("sam", weights=str(dino), input_size=32, device="cpu")

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from breastlib.errors import BreastlibError, InputError
+from breastlib.errors import BreastlibError
 
 EXIT_USAGE = 2
 
 # One module per subcommand, each exposing add_parser(subparsers), which sets ``func``.
-_SUBCOMMANDS = ("register", "apply", "phantom", "weights", "study")
+_SUBCOMMANDS = ("register", "apply", "phantom", "weights", "study", "data")
 
 
 def build_parser() -> argparse.ArgumentParser:

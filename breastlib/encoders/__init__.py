@@ -108,24 +108,25 @@ def resolve_weights(spec: EncoderSpec, weights: str | os.PathLike, seed: int) ->
     WeightsError
         Pretrained weights are not in the cache or fail their checksum.
     """
-    from breastlib.encoders import weights as w
+    from breastlib.encoders.weights.cache import file_sha256, locate
+    from breastlib.encoders.weights.registry import WeightsError
 
     if str(weights) == "random":
         return WeightsChoice("random", None, f"random:{spec.twin}:{int(seed)}", None)
     if str(weights) == "pretrained":
         if spec.checkpoint is None:
             raise BreastlibError(f"encoder '{spec.name}' has no pretrained checkpoint")
-        path = w.locate(spec.checkpoint)
+        path = locate(spec.checkpoint)
         kind = "pretrained"
     else:
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise w.WeightsError(
+            raise WeightsError(
                 f"{path}: checkpoint file not found (weights must be 'random', "
                 f"'pretrained' or a path to a file)"
             )
         kind = "path"
-    sha = w.file_sha256(path)
+    sha = file_sha256(path)
     return WeightsChoice(kind, path, f"sha256:{sha}", sha)
 
 
@@ -162,18 +163,18 @@ def _seeded(seed: int) -> Iterator[None]:
 
 def build_network(spec: EncoderSpec, choice: WeightsChoice) -> nn.Module:
     """Build the frozen CPU network of ``spec`` with random or checkpoint weights."""
-    from breastlib.encoders import weights as w
+    from breastlib.encoders.weights.loading import load_strict, read_state_dict
 
     if choice.kind == "random":
         with _seeded(seed_for(spec.twin, int(choice.identity.rsplit(":", 1)[1]))):
             net = _build(spec)
     else:
         assert choice.path is not None
-        state = w.read_state_dict(choice.path)
+        state = read_state_dict(choice.path)
         mapped, unexpected = _map(spec, state)
         with torch.device("meta"):
             net = _build(spec)
-        w.load_strict(net, mapped, unexpected, source=str(choice.path))
+        load_strict(net, mapped, unexpected, source=str(choice.path))
     net.eval()
     for param in net.parameters():
         param.requires_grad_(False)
@@ -247,7 +248,7 @@ def weights_setting(method: str, weights: str) -> str:
     ``"random"``; other values pass through. Non-encoder methods have no weights."""
     if weights != "auto":
         return weights
-    from breastlib.encoders.weights import checkpoint_path
+    from breastlib.encoders.weights.cache import checkpoint_path
 
     spec = ENCODERS.get(method)
     if spec is None or spec.checkpoint is None:

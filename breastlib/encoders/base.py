@@ -39,7 +39,8 @@ class EncoderSpec:
     channels
         Channels of the output tokens.
     published_input
-        Input side in pixels of the released pipeline (STUDY.md section 2).
+        Input side in pixels of the released pipeline (see book/conventions.md,
+        "Profiles").
     fast_input
         Reduced input side used by the ``fast`` profile.
     pca_dims

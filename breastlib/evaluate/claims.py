@@ -1,4 +1,7 @@
-"""The four published claims (STUDY.md section 1) as testable statements.
+"""The four published claims as testable statements.
+
+The claims and the study they come from are described in the book's conventions appendix
+(book/conventions.md, "The published study").
 
 Each check returns ``held``, ``not held`` or ``not testable`` with the numbers behind the
 verdict. A claim about pretrained encoders is not testable on rows computed with random

@@ -1,4 +1,4 @@
-"""Evaluation metrics, one definition each (DESIGN.md, "Metrics").
+"""Evaluation metrics, one definition each (see book/conventions.md, "Metrics").
 
 - Dice per named structure.
 - HD95 in mm: the larger of the two directed 95th-percentile surface distances; NaN when

@@ -2,8 +2,8 @@
 
 :func:`load_cohort_pair` reads a pair listed in a cohort ``manifest.csv`` (images, label
 maps, landmarks, label names); :func:`pair_metrics` scores a fixed -> moving displacement
-on it with the definitions of ``metrics.py`` (Dice and HD95 of the breast, FGT and lesion
-masks, TRE before and after, Jacobian statistics inside the body).
+on it with the definitions of :mod:`breastlib.evaluate.metrics` (Dice and HD95 of the
+breast, FGT and lesion masks, TRE before and after, Jacobian statistics inside the body).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 from breastlib.displacement import Displacement
 from breastlib.errors import InputError
+from breastlib.intensity import normalise_intensity
 from breastlib.volume import Volume, load_volume
 
 
@@ -94,39 +95,63 @@ def load_cohort_pair(manifest: str | os.PathLike, pair_id: str) -> CohortPair:
     )
 
 
+def body_mask(fixed: Volume, fixed_labels: Volume | None) -> np.ndarray:
+    """Where the Jacobian is summarised: labelled tissue, else the image's foreground.
+
+    Parameters
+    ----------
+    fixed
+        The fixed image.
+    fixed_labels
+        Its label map, or ``None``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(X, Y, Z)`` boolean mask on the fixed grid: ``labels > 0`` when a non-empty label
+        map is given, else voxels above 10 % of the robust intensity range.
+    """
+    if fixed_labels is not None and fixed_labels.array.any():
+        return fixed_labels.array > 0
+    return normalise_intensity(fixed.array) > 0.1
+
+
 def pair_metrics(
     displacement: Displacement,
     pair: CohortPair,
     *,
     jacobian: np.ndarray | None = None,
     warped_labels: Volume | None = None,
+    detail: bool = False,
 ) -> dict[str, Any]:
-    """Every study metric of ``displacement`` on ``pair`` (NaN where a mask is empty).
+    """Every metric of ``displacement`` on ``pair`` (NaN where a mask is empty).
 
-    ``jacobian`` (its :meth:`~Displacement.jacobian_determinant`) and ``warped_labels``
-    (the moving labels through it) are computed here unless a caller that needs them
-    anyway passes them in.
+    The one evaluation of a registration: the study's rows, ``summary.json`` of
+    ``breastlib register`` and the live explorer all call it, so the same pair gets the
+    same numbers everywhere. ``jacobian`` (its
+    :meth:`~Displacement.jacobian_determinant`) and ``warped_labels`` (the moving labels
+    through it) are computed here unless a caller that needs them anyway passes them in.
 
     Returns
     -------
     dict
         ``dice_breast, hd95_breast_mm, dice_fgt, hd95_fgt_mm, dice_lesion`` (when both
-        label maps exist), ``jac_nonpos_pct, sdlogj`` (inside the fixed body when labelled)
+        label maps exist), ``jac_nonpos_pct, sdlogj`` (inside :func:`body_mask`)
         and ``tre_mean_before_mm, tre_mean_after_mm, tre_median_after_mm,
-        tre_p90_after_mm`` (when both landmark sets exist).
+        tre_p90_after_mm`` (when both landmark sets exist). With ``detail``, also the Dice
+        of every named label, every label metric before registration (``<key>_before``)
+        and the median and 90th percentile of TRE before.
     """
     from breastlib.evaluate.metrics import (
-        breast_mask,
         dice,
-        fgt_mask,
         hd95_mm,
         jacobian_stats,
-        tissue_mask,
+        label_metrics,
         tre_stats,
     )
+    from breastlib.tissues import breast_mask, fgt_mask, tissue_mask
 
     row: dict[str, Any] = {}
-    body = None
     if pair.fixed_labels is not None and pair.moving_labels is not None:
         names = pair.label_names
         fixed_labels = pair.fixed_labels.array
@@ -139,13 +164,20 @@ def pair_metrics(
             row[f"hd95_{name}_mm"] = hd95_mm(a, b, pair.fixed.spacing)
         row["dice_lesion"] = dice(tissue_mask(fixed_labels, names, ("lesion",)),
                                   tissue_mask(warped, names, ("lesion",)))
-        body = fixed_labels > 0
+        if detail:
+            before = pair.moving_labels.resample_to(pair.fixed.grid, mode="nearest")
+            row |= label_metrics(fixed_labels, warped, names, pair.fixed.spacing)
+            row |= {f"{k}_before": v for k, v in label_metrics(
+                fixed_labels, before.array, names, pair.fixed.spacing).items()}
     if jacobian is None:
         jacobian = displacement.jacobian_determinant()
-    row |= jacobian_stats(jacobian, body)
+    row |= jacobian_stats(jacobian, body_mask(pair.fixed, pair.fixed_labels))
     if pair.fixed_points is not None and pair.moving_points is not None:
         before = tre_stats(pair.fixed_points, pair.moving_points)
         after = tre_stats(displacement.to_moving(pair.fixed_points), pair.moving_points)
         row |= {"tre_mean_before_mm": before["mean"], "tre_mean_after_mm": after["mean"],
                 "tre_median_after_mm": after["median"], "tre_p90_after_mm": after["p90"]}
+        if detail:
+            row |= {"tre_median_before_mm": before["median"],
+                    "tre_p90_before_mm": before["p90"]}
     return row

@@ -6,7 +6,8 @@ Layout under ``out_dir``::
     labels.json      {tissue name: label value}
     <pair_id>/fixed.nii.gz, moving.nii.gz, fixed_labels.nii.gz, moving_labels.nii.gz,
               fixed_landmarks.csv, moving_landmarks.csv (x,y,z,kind; RAS mm),
-              gt_displacement.nii.gz (fixed -> moving, DESIGN.md displacement NIfTI),
+              gt_displacement.nii.gz (fixed -> moving, the displacement NIfTI of
+              book/conventions.md, "File formats"),
               gt_inverse_displacement.nii.gz (moving -> fixed, on the moving grid),
               info.json (regime, magnitudes, density, seeds)
 """

@@ -1,4 +1,6 @@
-"""Tissue intensities of each contrast, from relaxation physics (STUDY.md section 4).
+"""Tissue intensities of each contrast, from relaxation physics.
+
+Sources and targets: book/conventions.md, "Phantom physics".
 
 MRI values are relative signals scaled so that fat on T1 non-fat-suppressed is 1000
 (arbitrary units, as a scanner would store them); CT values are Hounsfield units.

@@ -8,7 +8,7 @@ repositioning) applied after the soft-tissue deformation; its inverse is
 field on the fixed grid, its inverse on the moving grid and the moving image's sample
 positions all come from one transform.
 
-Regimes (STUDY.md section 4):
+Regimes (see book/conventions.md, "Phantom physics"):
 
 ``visit``
     rigid (translation 2-8 mm, rotation up to 5 degrees) plus a smooth deformation whose

@@ -17,7 +17,7 @@ from breastlib.volume import Volume, volume_to_sitk
 INIT_METHODS = ("none", "com", "affine")
 
 
-def body_mask(volume: Volume, *, threshold: float = 0.05) -> np.ndarray:
+def foreground_mask(volume: Volume, *, threshold: float = 0.05) -> np.ndarray:
     """The body: largest connected region above ``threshold`` of the robust range, filled.
 
     Binary, so the centre does not move with contrast (fat bright on T1, dark with fat
@@ -34,8 +34,8 @@ def body_mask(volume: Volume, *, threshold: float = 0.05) -> np.ndarray:
 
 
 def centre_of_mass_mm(volume: Volume) -> np.ndarray:
-    """Centre of the body mask (:func:`body_mask`), RAS mm, ``(3,)``."""
-    mask = body_mask(volume)
+    """Centre of the body mask (:func:`foreground_mask`), RAS mm, ``(3,)``."""
+    mask = foreground_mask(volume)
     if not mask.any():
         raise BreastlibError("cannot compute a centre of mass: the image has no foreground")
     index = np.argwhere(mask).mean(axis=0)

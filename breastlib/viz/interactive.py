@@ -16,10 +16,6 @@ plotly is imported lazily: it belongs to the ``book`` extra, not to the core lib
 
 from __future__ import annotations
 
-import base64
-import io
-import itertools
-import sys
 import textwrap
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -27,6 +23,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from breastlib.intensity import normalise_intensity
+from breastlib.viz._plotly import (
+    PlotlyPage,
+    check_spacing,
+    draw_static_slice,
+    encoded_slices,
+    kernel_page,
+    orientation_letters,
+    scale_bar_mm,
+    title_layout,
+    volume_menu,
+)
 from breastlib.viz.slices import NORMAL_AXIS, VIEWS, orthogonal_slice
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
 
 __all__ = [
+    "PlotlyPage",
     "display_images",
     "interactive_html",
     "show_interactive",
@@ -42,17 +50,6 @@ __all__ = [
     "slice_indices",
     "static_slices",
 ]
-
-# Letters at the (left, right, top, bottom) edges of each view, as orthogonal_slice lays
-# them out: patient's right on the viewer's left; anterior on the left of sagittal views.
-_ORIENTATION = {
-    "axial": ("R", "L", "A", "P"),
-    "coronal": ("R", "L", "S", "I"),
-    "sagittal": ("A", "P", "S", "I"),
-}
-_SCALE_BARS_MM = (5, 10, 20, 50, 100, 200)
-_div_counter = itertools.count()
-_plotlyjs_embedded = False
 
 
 def slice_indices(n: int, max_slices: int) -> np.ndarray:
@@ -120,67 +117,6 @@ def display_images(
     return shown
 
 
-def _square_pixels(image: np.ndarray, extent: list[float], max_pixels: int) -> tuple:
-    """Resample a [0, 1] slice to square pixels, top row first; returns (image, mm/px)."""
-    from PIL import Image
-
-    width_mm, height_mm = extent[1], extent[3]
-    rows, cols = image.shape
-    pixel_mm = min(width_mm / cols, height_mm / rows)
-    pixel_mm = max(pixel_mm, max(width_mm, height_mm) / max_pixels)
-    size = (max(1, round(width_mm / pixel_mm)), max(1, round(height_mm / pixel_mm)))
-    grey = Image.fromarray(np.round(image[::-1] * 255).astype(np.uint8))
-    if grey.size != size:
-        grey = grey.resize(size, Image.Resampling.BILINEAR)
-    return np.asarray(grey), pixel_mm
-
-
-def _encode(image: np.ndarray, colormap: str | None, image_format: str) -> str:
-    """uint8 greyscale -> ``data:`` URI, optionally through a matplotlib colour map."""
-    from PIL import Image
-
-    if colormap is None:
-        picture = Image.fromarray(image)
-    else:
-        import matplotlib
-
-        rgb = matplotlib.colormaps[colormap](image / 255.0)[..., :3]
-        picture = Image.fromarray(np.round(rgb * 255).astype(np.uint8))
-    buffer = io.BytesIO()
-    if image_format == "png":
-        picture.save(buffer, format="PNG", optimize=True)
-    elif image_format == "jpeg":
-        picture.save(buffer, format="JPEG", quality=90)
-    else:
-        raise ValueError(f"image_format must be 'png' or 'jpeg', got {image_format!r}")
-    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f"data:image/{image_format};base64,{encoded}"
-
-
-def _encoded_slices(
-    volume: np.ndarray, spacing: np.ndarray, view: str, indices: np.ndarray, *,
-    colormap: str | None, image_format: str, max_pixels: int,
-) -> tuple[list[str], float, tuple[float, float]]:
-    """``data:`` URIs of a [0, 1] volume's slices in one view, square mm pixels.
-
-    Returns the URIs, the pixel size in mm and the picture's (width, height) in mm.
-    """
-    uris = []
-    pixel_mm, size_mm = 1.0, (0.0, 0.0)
-    for index in indices:
-        image, extent = orthogonal_slice(volume, spacing, view, int(index))
-        picture, pixel_mm = _square_pixels(image, extent, max_pixels)
-        uris.append(_encode(picture, colormap, image_format))
-        size_mm = (picture.shape[1] * pixel_mm, picture.shape[0] * pixel_mm)
-    return uris, pixel_mm, size_mm
-
-
-def _scale_bar_mm(width_mm: float) -> int:
-    """The largest round length that fits in a fifth of the picture's width."""
-    fitting = [b for b in _SCALE_BARS_MM if b <= width_mm / 5]
-    return fitting[-1] if fitting else _SCALE_BARS_MM[0]
-
-
 def slice_browser(
     volumes: Mapping[str, np.ndarray],
     spacing: np.ndarray | tuple[float, float, float],
@@ -234,9 +170,7 @@ def slice_browser(
 
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
-    spacing = np.asarray(spacing, dtype=float)
-    if spacing.shape != (3,) or np.any(spacing <= 0):
-        raise ValueError(f"spacing must be three positive numbers, got {spacing}")
+    spacing = check_spacing(spacing)
     colormaps = dict(colormaps or {})
     shown = display_images(volumes, windows=windows)
     names = list(shown)
@@ -246,7 +180,7 @@ def slice_browser(
 
     sources: dict[str, list[str]] = {}
     for name in names:
-        sources[name], pixel_mm, (width_mm, height_mm) = _encoded_slices(
+        sources[name], pixel_mm, (width_mm, height_mm) = encoded_slices(
             shown[name], spacing, view, indices, colormap=colormaps.get(name),
             image_format=image_format, max_pixels=max_pixels)
     start = len(indices) // 2
@@ -260,16 +194,7 @@ def slice_browser(
         ))
 
     prefix = f"{title} — " if title else ""
-    menu = dict(
-        type="dropdown", direction="down", active=0, showactive=True,
-        x=0.0, xanchor="left", y=1.0, yanchor="bottom", pad=dict(b=8),
-        buttons=[
-            dict(label=name, method="update",
-                 args=[{"visible": [other == name for other in names]},
-                       {"title.text": prefix + name}])
-            for name in names
-        ],
-    )
+    menu = volume_menu(names, prefix, y=1.0, pad=dict(b=8))
     slider = dict(
         active=start, pad=dict(t=24), x=0.0, len=1.0, ticklen=0,
         font=dict(size=9), transition=dict(duration=0),
@@ -281,23 +206,14 @@ def slice_browser(
             for k, index in enumerate(indices)
         ],
     )
-    left, right, top, bottom = _ORIENTATION[view]
-    letter = dict(showarrow=False, font=dict(color="#ffd400", size=15), xref="x", yref="y")
-    annotations = [
-        dict(text=left, x=0.03 * width_mm, y=height_mm / 2, xanchor="left", **letter),
-        dict(text=right, x=0.97 * width_mm, y=height_mm / 2, xanchor="right", **letter),
-        dict(text=top, x=width_mm / 2, y=0.03 * height_mm, yanchor="top", **letter),
-        dict(text=bottom, x=width_mm / 2, y=0.97 * height_mm, yanchor="bottom", **letter),
-    ]
-    bar = _scale_bar_mm(width_mm)
+    annotations = orientation_letters(view, width_mm, height_mm, inset=0.03, size=15)
+    bar = scale_bar_mm(width_mm)
     bar_x, bar_y = 0.05 * width_mm, 0.93 * height_mm
     annotations.append(dict(text=f"{bar} mm", x=bar_x + bar / 2, y=bar_y,
                             yanchor="bottom", showarrow=False, xref="x", yref="y",
                             font=dict(color="white", size=11)))
     figure.update_layout(
-        # Title on the top line, menu on the next: long names never overlap.
-        title=dict(text=prefix + names[0], x=0.5, xanchor="center", yref="container",
-                   y=1.0, yanchor="top", pad=dict(t=12)),
+        title=title_layout(prefix + names[0], pad=12),
         height=height, margin=dict(l=10, r=10, t=100, b=10),
         paper_bgcolor="white", plot_bgcolor="black",
         updatemenus=[menu], sliders=[slider], annotations=annotations,
@@ -355,35 +271,28 @@ def static_slices(
         len(shown), indices.size, squeeze=False, constrained_layout=True,
         figsize=(2.0 * indices.size + 1.6, 2.0 * len(shown) + 0.6),
     )
-    left, right, top, bottom = _ORIENTATION[view]
     for row, (name, volume) in enumerate(shown.items()):
         for col, index in enumerate(indices):
             image, extent = orthogonal_slice(volume, spacing, view, int(index))
             ax = axes[row, col]
-            ax.imshow(image, origin="lower", extent=extent, interpolation="nearest",
-                      cmap=colormaps.get(name, "gray"), vmin=0.0, vmax=1.0)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            draw_static_slice(ax, image, extent, view, cmap=colormaps.get(name, "gray"),
+                              inset=(0.03, 0.03))
             if row == 0:
                 ax.set_title(f"{view} slice {int(index) + 1} of {n}", fontsize=9)
             if col == 0:  # horizontal and wrapped: long method names never overlap rows
                 ax.set_ylabel(textwrap.fill(name, width=16), rotation=0, ha="right",
                               va="center", fontsize=8, labelpad=6)
-            for text, x, y in ((left, 0.03, 0.5), (right, 0.97, 0.5),
-                               (top, 0.5, 0.97), (bottom, 0.5, 0.03)):
-                ax.text(x, y, text, transform=ax.transAxes, color="#ffd400", fontsize=8,
-                        ha="center", va="center")
     suffix = "radiological view: patient's right on the viewer's left"
     figure.suptitle(f"{title}\n{suffix}" if title else suffix)
     return figure
 
 
-def _in_colab() -> bool:
-    """Colab sandboxes each output in its own frame, so each needs its own plotly.js."""
-    return "google.colab" in sys.modules
-
-
-def interactive_html(figure: go.Figure, *, include_plotlyjs: bool | None = None) -> str:
+def interactive_html(
+    figure: go.Figure,
+    *,
+    include_plotlyjs: bool | None = None,
+    page: PlotlyPage | None = None,
+) -> str:
     """HTML for a plotly figure, with plotly.js inline (never from a CDN).
 
     Parameters
@@ -392,24 +301,22 @@ def interactive_html(figure: go.Figure, *, include_plotlyjs: bool | None = None)
         The figure (for example from :func:`slice_browser`).
     include_plotlyjs
         Embed the plotly.js bundle (about 5 MB) in this output. ``None`` embeds it in
-        the first figure of the process (a book page runs in one kernel, so once per
-        page) and in every figure on Colab, whose outputs do not share scripts.
+        the first figure of the page and in every figure on Colab, whose outputs do not
+        share scripts.
+    page
+        The page the fragment goes into, which knows whether plotly.js is already in it
+        and numbers the fragments. ``None``: the running IPython kernel's page (a book
+        page runs in one kernel, so plotly.js is embedded once per page); outside IPython
+        a new page, so the fragment stands alone. Pass one :class:`PlotlyPage` to put
+        several fragments in one document from a script.
 
     Returns
     -------
     str
         A ``<div class="breastlib-interactive">`` fragment with a deterministic id.
     """
-    global _plotlyjs_embedded
-    if include_plotlyjs is None:
-        include_plotlyjs = _in_colab() or not _plotlyjs_embedded
-    _plotlyjs_embedded = _plotlyjs_embedded or include_plotlyjs
-    div_id = f"breastlib-plot-{next(_div_counter)}"
-    body = figure.to_html(
-        full_html=False, include_plotlyjs=bool(include_plotlyjs), div_id=div_id,
-        include_mathjax=False, config=dict(displaylogo=False, responsive=True),
-    )
-    return f'<div class="breastlib-interactive">{body}</div>'
+    page = page if page is not None else kernel_page()
+    return page.html(figure, include_plotlyjs=include_plotlyjs)
 
 
 def show_interactive(
@@ -417,6 +324,7 @@ def show_interactive(
     fallback: matplotlib.figure.Figure | None = None,
     *,
     include_plotlyjs: bool | None = None,
+    page: PlotlyPage | None = None,
 ) -> None:
     """Display an interactive figure and its static fallback in a notebook page.
 
@@ -430,12 +338,12 @@ def show_interactive(
         The plotly figure.
     fallback
         A matplotlib figure; it is displayed, then closed.
-    include_plotlyjs
+    include_plotlyjs, page
         See :func:`interactive_html`.
     """
     from IPython.display import HTML, display
 
-    display(HTML(interactive_html(figure, include_plotlyjs=include_plotlyjs)))
+    display(HTML(interactive_html(figure, include_plotlyjs=include_plotlyjs, page=page)))
     if fallback is not None:
         import matplotlib.pyplot as plt
 
@@ -450,6 +358,7 @@ def show_slice_browser(
     view: str = "axial",
     title: str = "",
     n_static: int = 4,
+    page: PlotlyPage | None = None,
     **options: Any,
 ) -> None:
     """Build a :func:`slice_browser`, display it with its :func:`static_slices` fallback.
@@ -464,6 +373,8 @@ def show_slice_browser(
         As for :func:`slice_browser`.
     n_static
         Slices per row in the static fallback.
+    page
+        See :func:`interactive_html`.
     **options
         Further keywords for :func:`slice_browser`; ``windows`` and ``colormaps`` are
         passed to the fallback too.
@@ -473,4 +384,4 @@ def show_slice_browser(
         volumes, spacing, view=view, n_slices=n_static, title=title,
         windows=options.get("windows"), colormaps=options.get("colormaps"),
     )
-    show_interactive(figure, fallback)
+    show_interactive(figure, fallback, page=page)

@@ -17,13 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from breastlib.viz.interactive import (
-    _ORIENTATION,
-    _encoded_slices,
-    display_images,
-    show_interactive,
-    slice_indices,
+from breastlib.viz._plotly import (
+    PlotlyPage,
+    check_spacing,
+    draw_static_slice,
+    encoded_slices,
+    orientation_letters,
+    title_layout,
+    volume_menu,
 )
+from breastlib.viz.interactive import display_images, show_interactive, slice_indices
 from breastlib.viz.slices import NORMAL_AXIS, VIEWS, orthogonal_slice
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -92,9 +95,7 @@ def orthogonal_browser(
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    spacing = np.asarray(spacing, dtype=float)
-    if spacing.shape != (3,) or np.any(spacing <= 0):
-        raise ValueError(f"spacing must be three positive numbers, got {spacing}")
+    spacing = check_spacing(spacing)
     colormaps = dict(colormaps or {})
     shown = display_images(volumes, windows=windows)
     names = list(shown)
@@ -107,7 +108,7 @@ def orthogonal_browser(
     size_mm: dict[str, tuple[float, float]] = {}
     for view in VIEWS:
         for name in names:
-            sources[view, name], pixel_mm[view], size_mm[view] = _encoded_slices(
+            sources[view, name], pixel_mm[view], size_mm[view] = encoded_slices(
                 shown[name], spacing, view, indices[view], colormap=colormaps.get(name),
                 image_format=image_format, max_pixels=max_pixels)
 
@@ -171,41 +172,19 @@ def orthogonal_browser(
         ))
 
     prefix = f"{title} — " if title else ""
-    menu = dict(
-        type="dropdown", direction="down", active=0, showactive=True,
-        x=0.0, xanchor="left", y=1.08, yanchor="bottom",
-        buttons=[
-            dict(label=name, method="update",
-                 args=[{"visible": [trace_name == name for trace_name in names
-                                    for _ in VIEWS]},
-                       {"title.text": prefix + name}])
-            for name in names
-        ],
-    )
-    letter = dict(showarrow=False, font=dict(color="#ffd400", size=12))
+    menu = volume_menu(names, prefix, y=1.08, traces_per_volume=len(VIEWS))
     annotations = list(figure.layout.annotations)  # the subplot titles
     for col, view in enumerate(VIEWS, start=1):
         width_mm, height_mm = size_mm[view]
-        left, right, top, bottom = _ORIENTATION[view]
         ref = "" if col == 1 else str(col)
-        refs = dict(xref=f"x{ref}", yref=f"y{ref}")
-        annotations += [
-            dict(text=left, x=0.04 * width_mm, y=height_mm / 2, xanchor="left",
-                 **refs, **letter),
-            dict(text=right, x=0.96 * width_mm, y=height_mm / 2, xanchor="right",
-                 **refs, **letter),
-            dict(text=top, x=width_mm / 2, y=0.04 * height_mm, yanchor="top",
-                 **refs, **letter),
-            dict(text=bottom, x=width_mm / 2, y=0.96 * height_mm, yanchor="bottom",
-                 **refs, **letter),
-        ]
+        annotations += orientation_letters(view, width_mm, height_mm, inset=0.04, size=12,
+                                           xref=f"x{ref}", yref=f"y{ref}")
         figure.update_xaxes(visible=False, range=[0, width_mm], constrain="domain",
                             row=1, col=col)
         figure.update_yaxes(visible=False, range=[height_mm, 0], constrain="domain",
                             scaleanchor=f"x{ref}", row=1, col=col)
     figure.update_layout(
-        title=dict(text=prefix + names[0], x=0.5, xanchor="center", yref="container",
-                   y=1.0, yanchor="top", pad=dict(t=10)),
+        title=title_layout(prefix + names[0], pad=10),
         height=height, margin=dict(l=10, r=10, t=110, b=70),
         paper_bgcolor="white", plot_bgcolor="black",
         updatemenus=[menu], sliders=sliders, shapes=lines, annotations=annotations,
@@ -251,15 +230,8 @@ def static_orthogonal(
         for col, view in enumerate(VIEWS):
             image, extent = orthogonal_slice(volume, spacing, view)
             ax = axes[row, col]
-            ax.imshow(image, origin="lower", extent=extent, interpolation="nearest",
-                      cmap=colormaps.get(name, "gray"), vmin=0.0, vmax=1.0)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            left, right, top, bottom = _ORIENTATION[view]
-            for text, x, y in ((left, 0.04, 0.5), (right, 0.96, 0.5),
-                               (top, 0.5, 0.95), (bottom, 0.5, 0.05)):
-                ax.text(x, y, text, transform=ax.transAxes, color="#ffd400", fontsize=8,
-                        ha="center", va="center")
+            draw_static_slice(ax, image, extent, view, cmap=colormaps.get(name, "gray"),
+                              inset=(0.04, 0.05))
             if row == 0:
                 ax.set_title(view, fontsize=9)
             if col == 0:
@@ -274,6 +246,7 @@ def show_orthogonal_browser(
     spacing: np.ndarray | tuple[float, float, float],
     *,
     title: str = "",
+    page: PlotlyPage | None = None,
     **options: Any,
 ) -> None:
     """Display an :func:`orthogonal_browser` with its :func:`static_orthogonal` fallback.
@@ -282,6 +255,8 @@ def show_orthogonal_browser(
     ----------
     volumes, spacing, title
         As for :func:`orthogonal_browser`.
+    page
+        See :func:`breastlib.viz.interactive.interactive_html`.
     **options
         Further keywords for :func:`orthogonal_browser`; ``windows`` and ``colormaps`` go
         to the fallback too.
@@ -290,4 +265,4 @@ def show_orthogonal_browser(
     fallback = static_orthogonal(volumes, spacing, title=title,
                                  windows=options.get("windows"),
                                  colormaps=options.get("colormaps"))
-    show_interactive(figure, fallback)
+    show_interactive(figure, fallback, page=page)

@@ -5,11 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from breastlib._atomic import atomic_path
 from breastlib.intensity import normalise_intensity
@@ -30,7 +27,7 @@ def qc_figure(
     *,
     title: str = "",
     centre: tuple[int, int, int] | None = None,
-) -> plt.Figure:
+) -> Figure:
     """Fixed, warped, checkerboard, difference and Jacobian in three orthogonal views.
 
     Parameters
@@ -54,8 +51,10 @@ def qc_figure(
         ("Jacobian det.", jacobian, dict(cmap="PiYG", vmin=0.0, vmax=2.0)),
     ]
     centre = centre or tuple(s // 2 for s in fixed.shape)
-    figure, axes = plt.subplots(3, len(panels), figsize=(3.2 * len(panels), 9.6),
-                                constrained_layout=True)
+    # A bare Figure (no pyplot): no global backend is switched and nothing is left open
+    # in pyplot's figure manager when a notebook imports this module.
+    figure = Figure(figsize=(3.2 * len(panels), 9.6), layout="constrained")
+    axes = figure.subplots(3, len(panels))
     for row, view in enumerate(VIEWS):
         slice_index = centre[NORMAL_AXIS[view]]
         for col, (name, volume, style) in enumerate(panels):
@@ -76,9 +75,8 @@ def qc_figure(
     return figure
 
 
-def save_qc(path: str | os.PathLike, figure: plt.Figure) -> Path:
-    """Save a figure as PNG atomically and close it."""
+def save_qc(path: str | os.PathLike, figure: Figure) -> Path:
+    """Save a figure as PNG atomically."""
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=90, format="png")
-    plt.close(figure)
     return Path(path)

@@ -1,0 +1,275 @@
+"""Plumbing shared by the kernel-free plotly browsers and their static fallbacks.
+
+Slices as square-millimetre ``data:`` URIs, orientation letters, the scale bar, the title
+and the volume menu of :mod:`breastlib.viz.interactive` and
+:mod:`breastlib.viz.orthogonal`, and :class:`PlotlyPage`, which writes figures into one
+HTML page with plotly.js inline at most once. No state is kept at module level: a page's
+state lives in its :class:`PlotlyPage` (the running kernel's one by default).
+
+plotly, PIL and matplotlib are imported lazily, inside the functions that use them.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from breastlib.viz.slices import orthogonal_slice
+
+if TYPE_CHECKING:  # pragma: no cover
+    import matplotlib.axes
+    import plotly.graph_objects as go
+
+# Letters at the (left, right, top, bottom) edges of each view, as orthogonal_slice lays
+# them out: patient's right on the viewer's left; anterior on the left of sagittal views.
+ORIENTATION = {
+    "axial": ("R", "L", "A", "P"),
+    "coronal": ("R", "L", "S", "I"),
+    "sagittal": ("A", "P", "S", "I"),
+}
+#: Colour of the orientation letters.
+LETTER_COLOUR = "#ffd400"
+_SCALE_BARS_MM = (5, 10, 20, 50, 100, 200)
+#: Attribute of the IPython shell holding the kernel's :class:`PlotlyPage`.
+_KERNEL_PAGE = "_breastlib_plotly_page"
+
+
+def check_spacing(spacing: np.ndarray | Sequence[float]) -> np.ndarray:
+    """``(3,)`` float voxel size in mm; raises ``ValueError`` unless three positive numbers."""
+    spacing = np.asarray(spacing, dtype=float)
+    if spacing.shape != (3,) or np.any(spacing <= 0):
+        raise ValueError(f"spacing must be three positive numbers, got {spacing}")
+    return spacing
+
+
+def square_pixels(
+    image: np.ndarray, extent: list[float], max_pixels: int
+) -> tuple[np.ndarray, float]:
+    """Resample a [0, 1] slice to square pixels, top row first.
+
+    Parameters
+    ----------
+    image, extent
+        From :func:`breastlib.viz.slices.orthogonal_slice` (``extent`` in mm).
+    max_pixels
+        Longest side of the result in pixels.
+
+    Returns
+    -------
+    picture : numpy.ndarray
+        ``(rows, cols)`` uint8 greyscale.
+    pixel_mm : float
+        Side of one pixel in mm.
+    """
+    from PIL import Image
+
+    width_mm, height_mm = extent[1], extent[3]
+    rows, cols = image.shape
+    pixel_mm = min(width_mm / cols, height_mm / rows)
+    pixel_mm = max(pixel_mm, max(width_mm, height_mm) / max_pixels)
+    size = (max(1, round(width_mm / pixel_mm)), max(1, round(height_mm / pixel_mm)))
+    grey = Image.fromarray(np.round(image[::-1] * 255).astype(np.uint8))
+    if grey.size != size:
+        grey = grey.resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(grey), pixel_mm
+
+
+def encode_image(image: np.ndarray, colormap: str | None, image_format: str) -> str:
+    """uint8 greyscale -> ``data:`` URI (``"png"`` or ``"jpeg"``), optionally through a
+    matplotlib colour map."""
+    from PIL import Image
+
+    if colormap is None:
+        picture = Image.fromarray(image)
+    else:
+        import matplotlib
+
+        rgb = matplotlib.colormaps[colormap](image / 255.0)[..., :3]
+        picture = Image.fromarray(np.round(rgb * 255).astype(np.uint8))
+    buffer = io.BytesIO()
+    if image_format == "png":
+        picture.save(buffer, format="PNG", optimize=True)
+    elif image_format == "jpeg":
+        picture.save(buffer, format="JPEG", quality=90)
+    else:
+        raise ValueError(f"image_format must be 'png' or 'jpeg', got {image_format!r}")
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f"data:image/{image_format};base64,{encoded}"
+
+
+def encoded_slices(
+    volume: np.ndarray, spacing: np.ndarray, view: str, indices: np.ndarray, *,
+    colormap: str | None, image_format: str, max_pixels: int,
+) -> tuple[list[str], float, tuple[float, float]]:
+    """``data:`` URIs of a [0, 1] volume's slices in one view, square mm pixels.
+
+    Parameters
+    ----------
+    volume
+        ``(X, Y, Z)`` display values in [0, 1].
+    spacing
+        ``(3,)`` voxel size in mm.
+    view
+        ``"axial"``, ``"coronal"`` or ``"sagittal"``.
+    indices
+        Slice indices along the view's normal axis.
+    colormap, image_format, max_pixels
+        As for :func:`encode_image` and :func:`square_pixels`.
+
+    Returns
+    -------
+    uris : list of str
+        One URI per index.
+    pixel_mm : float
+        Pixel side in mm.
+    size_mm : tuple of float
+        The picture's (width, height) in mm.
+    """
+    uris = []
+    pixel_mm, size_mm = 1.0, (0.0, 0.0)
+    for index in indices:
+        image, extent = orthogonal_slice(volume, spacing, view, int(index))
+        picture, pixel_mm = square_pixels(image, extent, max_pixels)
+        uris.append(encode_image(picture, colormap, image_format))
+        size_mm = (picture.shape[1] * pixel_mm, picture.shape[0] * pixel_mm)
+    return uris, pixel_mm, size_mm
+
+
+def scale_bar_mm(width_mm: float) -> int:
+    """The largest round length (mm) that fits in a fifth of the picture's width (mm)."""
+    fitting = [b for b in _SCALE_BARS_MM if b <= width_mm / 5]
+    return fitting[-1] if fitting else _SCALE_BARS_MM[0]
+
+
+def orientation_letters(
+    view: str, width_mm: float, height_mm: float, *, inset: float, size: int,
+    xref: str = "x", yref: str = "y",
+) -> list[dict[str, Any]]:
+    """Plotly annotations: the four orientation letters of ``view`` at its edges.
+
+    ``inset`` is the letters' distance from the edges as a fraction of the picture
+    (``width_mm`` by ``height_mm``); ``size`` the font size in points.
+    """
+    left, right, top, bottom = ORIENTATION[view]
+    letter = dict(showarrow=False, font=dict(color=LETTER_COLOUR, size=size),
+                  xref=xref, yref=yref)
+    near, far = inset, 1 - inset
+    return [
+        dict(text=left, x=near * width_mm, y=height_mm / 2, xanchor="left", **letter),
+        dict(text=right, x=far * width_mm, y=height_mm / 2, xanchor="right", **letter),
+        dict(text=top, x=width_mm / 2, y=near * height_mm, yanchor="top", **letter),
+        dict(text=bottom, x=width_mm / 2, y=far * height_mm, yanchor="bottom", **letter),
+    ]
+
+
+def title_layout(text: str, *, pad: int) -> dict[str, Any]:
+    """A centred title on the figure's top line (menus go on the next: no overlap)."""
+    return dict(text=text, x=0.5, xanchor="center", yref="container", y=1.0, yanchor="top",
+                pad=dict(t=pad))
+
+
+def volume_menu(
+    names: list[str], prefix: str, *, y: float, traces_per_volume: int = 1, **options: Any
+) -> dict[str, Any]:
+    """A drop-down that shows one volume's traces and names it in the title.
+
+    Parameters
+    ----------
+    names
+        Volume names, in trace order; each volume owns ``traces_per_volume`` consecutive
+        traces.
+    prefix
+        Title text before the volume's name.
+    y
+        Vertical position of the menu (paper fraction, bottom anchored).
+    **options
+        Further menu properties (``pad``...).
+    """
+    return dict(
+        type="dropdown", direction="down", active=0, showactive=True,
+        x=0.0, xanchor="left", y=y, yanchor="bottom", **options,
+        buttons=[
+            dict(label=name, method="update",
+                 args=[{"visible": [other == name for other in names
+                                    for _ in range(traces_per_volume)]},
+                       {"title.text": prefix + name}])
+            for name in names
+        ],
+    )
+
+
+def draw_static_slice(
+    ax: matplotlib.axes.Axes, image: np.ndarray, extent: list[float], view: str, *,
+    cmap: str, inset: tuple[float, float],
+) -> None:
+    """Draw one display slice on a fallback axes: no ticks, orientation letters inset by
+    ``inset`` = (horizontal, vertical) fractions of the axes."""
+    ax.imshow(image, origin="lower", extent=extent, interpolation="nearest", cmap=cmap,
+              vmin=0.0, vmax=1.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    left, right, top, bottom = ORIENTATION[view]
+    dx, dy = inset
+    for text, x, y in ((left, dx, 0.5), (right, 1 - dx, 0.5),
+                       (top, 0.5, 1 - dy), (bottom, 0.5, dy)):
+        ax.text(x, y, text, transform=ax.transAxes, color=LETTER_COLOUR, fontsize=8,
+                ha="center", va="center")
+
+
+def in_colab() -> bool:
+    """Colab sandboxes each output in its own frame, so each needs its own plotly.js."""
+    return "google.colab" in sys.modules
+
+
+@dataclass
+class PlotlyPage:
+    """The plotly figures written into one HTML page (a notebook run in one kernel).
+
+    Attributes
+    ----------
+    plotlyjs_embedded
+        Whether a fragment written so far carries the plotly.js bundle.
+    figures
+        Fragments written so far; numbers the next ``div`` id.
+    """
+
+    plotlyjs_embedded: bool = False
+    figures: int = 0
+
+    def html(self, figure: go.Figure, *, include_plotlyjs: bool | None = None) -> str:
+        """A ``<div class="breastlib-interactive">`` fragment for ``figure``.
+
+        ``include_plotlyjs=None`` embeds plotly.js (about 5 MB, inline, never from a CDN)
+        in the page's first fragment, and in every fragment on Colab. The ``div`` ids
+        ``breastlib-plot-0``, ``-1``... are deterministic within the page.
+        """
+        if include_plotlyjs is None:
+            include_plotlyjs = in_colab() or not self.plotlyjs_embedded
+        self.plotlyjs_embedded = self.plotlyjs_embedded or bool(include_plotlyjs)
+        div_id = f"breastlib-plot-{self.figures}"
+        self.figures += 1
+        body = figure.to_html(
+            full_html=False, include_plotlyjs=bool(include_plotlyjs), div_id=div_id,
+            include_mathjax=False, config=dict(displaylogo=False, responsive=True),
+        )
+        return f'<div class="breastlib-interactive">{body}</div>'
+
+
+def kernel_page() -> PlotlyPage:
+    """The :class:`PlotlyPage` of the running IPython kernel (one page per kernel, as a
+    book chapter runs in one kernel), kept on its shell; outside IPython a new page."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return PlotlyPage()
+    page = getattr(shell, _KERNEL_PAGE, None)
+    if not isinstance(page, PlotlyPage):
+        page = PlotlyPage()
+        setattr(shell, _KERNEL_PAGE, page)
+    return page
