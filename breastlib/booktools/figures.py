@@ -40,6 +40,14 @@ def method_label(row: pd.Series) -> str:
     return str(row["method"])
 
 
+def ran_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows that ran (``status == "ok"``), their ``method`` replaced by its
+    :func:`method_label` (``sam (random)``); a copy, in the table's order."""
+    ok = table[table["status"] == "ok"].copy()
+    ok["method"] = [method_label(row) for _, row in ok.iterrows()]
+    return ok
+
+
 def provenance(table: pd.DataFrame, *, size: str | None = None) -> str:
     """One paragraph saying what ran on what: data, pairs, profile, weights per encoder
     (``size``: the phantom size, ``small`` or ``full``; default the current book build)."""
@@ -79,8 +87,7 @@ def provenance(table: pd.DataFrame, *, size: str | None = None) -> str:
 
 def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     """Mean of each metric per method (ok rows), with the landmark error before."""
-    ok = table[table["status"] == "ok"].copy()
-    ok["method"] = ok.apply(method_label, axis=1)
+    ok = ran_rows(table)
     columns = ["tre_mean_before_mm", *METRICS]
     means = ok.groupby("method")[columns].mean()
     means.insert(0, "pairs", ok.groupby("method").size())
@@ -96,8 +103,7 @@ def distributions(
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    ok = table[table["status"] == "ok"].copy()
-    ok["method"] = ok.apply(method_label, axis=1)
+    ok = ran_rows(table)
     order = ok.groupby("method")["tre_mean_after_mm"].mean().sort_values().index
     figure, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.8),
                                 constrained_layout=True)
@@ -107,6 +113,74 @@ def distributions(
         sns.stripplot(data=ok, y="method", x=metric, order=order, ax=ax, color="#1f4e79",
                       size=5)
         ax.set_xlabel(METRICS.get(metric, metric))
+        ax.set_ylabel("")
+    return figure
+
+
+def task_means(ran: pd.DataFrame) -> pd.DataFrame:
+    """Mean of each metric per method and task, rounded to 2 decimals.
+
+    Parameters
+    ----------
+    ran
+        Rows that ran, with method labels (:func:`ran_rows`).
+    """
+    return (ran.groupby(["method", "task"])[list(METRICS)].mean().rename(columns=METRICS)
+            .round(2))
+
+
+def tre_by_task(ran: pd.DataFrame) -> matplotlib.figure.Figure:
+    """Mean landmark error after registration per task and method (bars, best method
+    first), over a grey bar per task for the error before registration.
+
+    Parameters
+    ----------
+    ran
+        Rows that ran, with method labels (:func:`ran_rows`); errors in mm.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    before = ran.groupby("task")["tre_mean_before_mm"].mean()
+    order = ran.groupby("method")["tre_mean_after_mm"].mean().sort_values().index
+    figure, ax = plt.subplots(figsize=(10, 4.2))
+    ax.bar(range(len(before)), before.to_numpy(), width=0.9, color="#d9d9d9",
+           label="before registration")
+    sns.barplot(data=ran, x="task", y="tre_mean_after_mm", hue="method", hue_order=order,
+                order=before.index, ax=ax, errorbar=None, palette="tab10")
+    ax.set_ylabel("mean landmark error (mm)")
+    ax.set_xlabel("")
+    ax.legend(ncol=4, fontsize=8, frameon=False)
+    return figure
+
+
+def rank_heatmaps(
+    ran: pd.DataFrame,
+    metrics: tuple[str, ...] = ("tre_mean_after_mm", "dice_breast", "dice_fgt",
+                                "jac_nonpos_pct"),
+) -> matplotlib.figure.Figure:
+    """Methods x tasks, one heatmap per metric: colour is the rank within a task (darker
+    is better: higher Dice, lower everything else), the numbers are the means.
+
+    Parameters
+    ----------
+    ran
+        Rows that ran, with method labels (:func:`ran_rows`).
+    metrics
+        Columns of the study table, one panel each.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    figure, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 4.2),
+                                constrained_layout=True, squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        grid = ran.pivot_table(index="method", columns="task", values=metric, aggfunc="mean")
+        ranks = grid.rank(ascending=not metric.startswith("dice"))
+        sns.heatmap(ranks, annot=grid.round(2), fmt="", cmap="Blues_r", cbar=False, ax=ax,
+                    linewidths=0.5)
+        ax.set_title(METRICS.get(metric, metric))
+        ax.set_xlabel("")
         ax.set_ylabel("")
     return figure
 

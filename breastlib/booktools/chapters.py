@@ -1,0 +1,634 @@
+"""What the book's chapters call: a chapter holds its narrative and a few of these calls.
+
+- every task chapter: :func:`task_chapter` (its figures, tables and explorer, from the
+  task's name);
+- the introduction and the results chapter: :func:`study_results` (every task's rows,
+  and the rows that ran with method labels), :func:`build_note`, :func:`show_full_build`;
+- the cohort chapter: :func:`contrast_figure`, :func:`fat_fgt_ratios`,
+  :func:`ground_truth_figure`;
+- the method chapter: :func:`before_after_volumes`, :func:`encoders_fit`,
+  :func:`feature_images`, :func:`stage_table`, :func:`profile_comparison`;
+- the performance appendix: :func:`benchmark`, :func:`benchmark_runs`,
+  :func:`throughput_figure`, :func:`batching_verdict`, :func:`batch_sweep_figure`,
+  :func:`best_batch_sizes`;
+- the tests: :func:`code_cell_lines`, the measure each chapter's code is held to.
+
+Paths are relative to the ``book/`` folder the chapters run in. Nothing here recomputes a
+study row: the results come from :func:`breastlib.booktools.data.book_results`, which
+reuses the committed rows under ``book/data/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from breastlib.booktools.data import (
+    BOOK_METHODS,
+    BUILDS,
+    BookBuild,
+    book_cohort,
+    book_results,
+    current_build,
+)
+from breastlib.booktools.figures import (
+    ENCODER_METHODS,
+    comparison_volumes,
+    distributions,
+    provenance,
+    ran_rows,
+    summary_table,
+    task_means,
+)
+from breastlib.intensity import normalise_intensity
+from breastlib.viz.panels import Window, draw_slice, view_grid
+
+if TYPE_CHECKING:  # pragma: no cover
+    import matplotlib.figure
+
+    from breastlib.phantom.anatomy import Anatomy
+    from breastlib.phantom.pair import Pair
+    from breastlib.register.pipeline import RegistrationResult
+    from breastlib.volume import Volume
+
+#: Most lines of code a chapter's cells may hold together (the method chapter aside).
+CODE_LINE_LIMIT = 40
+#: First line of the generated Colab set-up cell (:mod:`breastlib.booktools.notebooks`).
+SETUP_MARKER = "# Colab set-up (breastlib.booktools)"
+#: The benchmark records the performance appendix reads.
+BENCHMARK_RESULTS = Path("../benchmarks/results")
+
+_CODE_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
+_CELL_OPTION = re.compile(r"^:[\w-]+:")
+
+
+def _display(figure: matplotlib.figure.Figure) -> None:
+    """Show a figure as an output of the running cell, then close it."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    display(figure)
+    plt.close(figure)
+
+
+# --- the measure: code per chapter ------------------------------------------------------
+
+
+def code_cell_lines(text: str) -> int:
+    """Lines of code in a MyST notebook chapter's code cells.
+
+    Counts the non-blank lines of every ``{code-cell}`` block, comments included, except
+    the generated Colab set-up cell and each cell's ``:option:`` lines.
+
+    Parameters
+    ----------
+    text
+        The chapter's markdown (``book/NAME.md``).
+    """
+    total = 0
+    for cell in _CODE_CELL.finditer(text):
+        lines = cell.group(1).splitlines()
+        while lines and _CELL_OPTION.match(lines[0]):
+            lines.pop(0)
+        if lines and lines[0].startswith(SETUP_MARKER):
+            continue
+        total += sum(1 for line in lines if line.strip())
+    return total
+
+
+# --- every task's results: the introduction and the results chapter -----------------
+
+
+class StudyTables(NamedTuple):
+    """Every task's study rows of one build, concatenated in task order."""
+
+    #: Every row as the study wrote it (``failed`` rows too, plain method names): what
+    #: :func:`~breastlib.booktools.figures.provenance` and the statistics read.
+    rows: pd.DataFrame
+    #: The rows that ran, with method labels (``sam (random)``): what tables and
+    #: figures show (:func:`~breastlib.booktools.figures.ran_rows`).
+    ran: pd.DataFrame
+
+
+def study_results(build: BookBuild | None = None, *, compute: bool = True) -> StudyTables:
+    """Concatenate every task's results, keep the rows that ran, add method labels.
+
+    Parameters
+    ----------
+    build
+        The book build; default :func:`~breastlib.booktools.data.current_build`.
+    compute
+        ``True``: :func:`~breastlib.booktools.data.book_results` per task (reuses the
+        recorded rows, computes only what is missing). ``False``: read the build's
+        committed ``results.csv`` files only, skipping tasks that have none (the tables
+        are empty when no task has one).
+    """
+    from breastlib.study.run import RESULT_COLUMNS
+
+    build = build or current_build()
+    tables = []
+    for task in build.pairs:
+        if compute:
+            tables.append(book_results(task, build=build)[1])
+        elif (path := build.results_root(task) / "results.csv").is_file():
+            tables.append(pd.read_csv(path))
+    rows = (pd.concat(tables, ignore_index=True) if tables
+            else pd.DataFrame(columns=RESULT_COLUMNS))
+    return StudyTables(rows, ran_rows(rows))
+
+
+def build_note(study: StudyTables, build: BookBuild | None = None) -> str:
+    """Two lines: the build (phantom size, profile, devices) and its pretrained encoders.
+
+    Parameters
+    ----------
+    study
+        From :func:`study_results`.
+    build
+        The book build; default :func:`~breastlib.booktools.data.current_build`.
+    """
+    build = build or current_build()
+    ran = study.ran
+    encoders = ran[ran["method"].str.split(" ").str[0].isin(ENCODER_METHODS)]
+    pretrained = sorted(set(encoders.loc[encoders["weights"] == "pretrained", "method"]))
+    devices = ", ".join(sorted(set(study.rows["device"].dropna())))
+    return (f"build '{build.name}': {build.size} phantoms, '{build.profile}' profile, "
+            f"computed on {devices}.\npretrained encoders: "
+            + (", ".join(pretrained) if pretrained else
+               "none (no checkpoint was in the weights cache; every encoder ran with random "
+               "weights)"))
+
+
+def show_full_build(build: BookBuild | None = None) -> pd.DataFrame | None:
+    """Say whether a full-resolution study is committed; if so, print its provenance and
+    return its means per method and task (:func:`~breastlib.booktools.figures.task_means`).
+
+    Parameters
+    ----------
+    build
+        The build this page is; default :func:`~breastlib.booktools.data.current_build`.
+    """
+    if (build or current_build()).name == "full":
+        print("This page is the full build: the tables above are the full-resolution ones.")
+        return None
+    full = study_results(BUILDS["full"], compute=False)
+    if full.rows.empty:
+        print("No full-resolution study is committed yet: it needs pretrained weights and a "
+              "GPU (hours at the published settings); the tables above are the small build's.")
+        return None
+    print(provenance(full.rows, size="full"))
+    return task_means(full.ran)
+
+
+# --- a task chapter ------------------------------------------------------------------
+
+
+def highlights(summary: pd.DataFrame) -> str:
+    """Three lines on a task's summary table: the lowest landmark error, the best FGT
+    overlap, and the methods worse than no registration.
+
+    Parameters
+    ----------
+    summary
+        From :func:`~breastlib.booktools.figures.summary_table`.
+    """
+    best_tre = summary["TRE after (mm)"].idxmin()
+    best_fgt = summary["Dice FGT"].idxmax()
+    worse = summary.index[summary["TRE after (mm)"] > summary["TRE before (mm)"]]
+    return (f"Lowest landmark error: {best_tre} "
+            f"({summary.loc[best_tre, 'TRE after (mm)']:.2f} mm, "
+            f"from {summary.loc[best_tre, 'TRE before (mm)']:.2f} mm before).\n"
+            f"Best FGT overlap: {best_fgt} (Dice {summary.loc[best_fgt, 'Dice FGT']:.2f}).\n"
+            f"Worse than no registration: {', '.join(worse) if len(worse) else 'none'}")
+
+
+@dataclass(frozen=True)
+class TaskChapter:
+    """One task's results and the sections its chapter shows, in page order.
+
+    Build it with :func:`task_chapter`; each method renders one section of the chapter.
+    """
+
+    task: str
+    #: The cohort's ``manifest.csv``.
+    manifest: Path
+    #: The study folder (``rows/``, ``previews/``, ``results.csv``).
+    results_dir: Path
+    #: The task's study table.
+    results: pd.DataFrame
+    build: BookBuild
+
+    def provenance(self) -> str:
+        """What ran on what (:func:`~breastlib.booktools.figures.provenance`)."""
+        return provenance(self.results, size=self.build.size)
+
+    def show_browser(self) -> None:
+        """Every method's warped image and difference on the cohort's first pair, in a
+        slice browser with a static fallback (three slices a row)."""
+        from breastlib.viz.interactive import show_slice_browser
+
+        view = comparison_volumes(self.manifest, self.results_dir, self.results)
+        show_slice_browser(view["volumes"], view["spacing"], windows=view["windows"],
+                           colormaps=view["colormaps"], n_static=3, image_format="jpeg",
+                           title=f"{self.task}: pair {view['pair_id']}")
+
+    def show_explorer(self) -> Any:
+        """The live explorer (every task of the build, this one first); in the static
+        build a note. Returns the explorer, ``None`` when static."""
+        from breastlib.viz.live import show_explorer
+
+        cohorts = {task: partial(book_cohort, task, build=self.build)
+                   for task in self.build.pairs}
+        return show_explorer(cohorts, task=self.task, methods=BOOK_METHODS,
+                             profile=self.build.profile)
+
+    def summary(self) -> pd.DataFrame:
+        """Means per method (:func:`~breastlib.booktools.figures.summary_table`)."""
+        return summary_table(self.results)
+
+    def show_distributions(self) -> None:
+        """Per-method distributions of TRE and Dice
+        (:func:`~breastlib.booktools.figures.distributions`)."""
+        _display(distributions(self.results))
+
+    def highlights(self) -> str:
+        """The best methods and those worse than none (:func:`highlights`)."""
+        return highlights(self.summary())
+
+
+def task_chapter(task: str, *, build: BookBuild | None = None) -> TaskChapter:
+    """The results of ``task`` (computing only missing rows) and its chapter's sections.
+
+    Parameters
+    ----------
+    task
+        ``longitudinal``, ``sequence``, ``modality`` or ``lesion``.
+    build
+        The book build; default :func:`~breastlib.booktools.data.current_build`.
+    """
+    build = build or current_build()
+    manifest, results = book_results(task, build=build)
+    return TaskChapter(task, Path(manifest), build.results_root(task), results, build)
+
+
+# --- the cohort chapter ------------------------------------------------------------------
+
+#: Column titles of :func:`contrast_figure`, by contrast.
+CONTRAST_TITLES = {"t1": "T1 (no fat sat)", "t1fs": "T1 fat-sat pre",
+                   "post": "early post-contrast", "sub": "subtraction", "t2": "T2-weighted",
+                   "ct": "CT (HU)"}
+#: Display window of CT images in HU (soft tissue and lung edges).
+CT_WINDOW: Window = (-200.0, 250.0)
+
+
+def subject_slices(labels: Volume, anatomy: Anatomy) -> dict[str, int]:
+    """Slices through a phantom subject's features: the axial slice through the lesion
+    centre, the coronal slice 10 mm anterior of the grid's origin plane (through the
+    breasts), the sagittal slice through the patient's left nipple.
+
+    Returns
+    -------
+    dict
+        View -> slice index along its normal axis.
+    """
+    grid = labels.grid
+    subject = anatomy.subject
+
+    def index(point: np.ndarray, axis: int) -> int:
+        return int(np.rint(grid.world_to_index(np.asarray(point, dtype=float)[None])[0, axis]))
+
+    return {"axial": index(subject.lesion.centre, 2),
+            "coronal": index([0.0, 10.0, 0.0], 1),
+            "sagittal": index(subject.breasts[1].nipple, 0)}
+
+
+def contrast_figure(images: Mapping[str, Volume], labels: Volume, anatomy: Anatomy
+                    ) -> matplotlib.figure.Figure:
+    """Every contrast of one subject and its label map, in three views
+    (:func:`subject_slices`): MRI windowed to its 1st-99.5th percentile, CT to
+    -200...250 HU, labels in ``tab20``.
+
+    Parameters
+    ----------
+    images, labels, anatomy
+        From :func:`breastlib.phantom.render_subject`.
+    """
+    volumes = {CONTRAST_TITLES.get(name, name): image.array for name, image in images.items()}
+    windows = {CONTRAST_TITLES.get(name, name): CT_WINDOW if name == "ct" else
+               tuple(float(v) for v in np.percentile(image.array, [1, 99.5]))
+               for name, image in images.items()}
+    volumes["labels"], windows["labels"] = labels.array, (0.0, 19.0)
+    return view_grid(volumes, labels.spacing, index=subject_slices(labels, anatomy),
+                     windows=windows, colormaps={"labels": "tab20"})
+
+
+def fat_fgt_ratios(images: Mapping[str, Volume], labels: Volume,
+                   contrasts: Iterable[str] = ("t1", "t2", "t1fs")) -> dict[str, float]:
+    """Median fat signal over median FGT signal per contrast, in the breasts.
+
+    Voxels count when they lie in the anterior half of the field of view and one voxel
+    inside their tissue (eroded masks), so partial volume does not dilute the ratio.
+
+    Returns
+    -------
+    dict
+        Contrast -> ratio, rounded to 2 decimals.
+    """
+    from scipy.ndimage import binary_erosion
+
+    from breastlib.phantom import LABELS
+
+    front = np.zeros(labels.shape, dtype=bool)
+    front[:, labels.shape[1] // 2:, :] = True
+    fat = binary_erosion(labels.array == LABELS["fat"]) & front
+    fgt = binary_erosion(labels.array == LABELS["fgt"]) & front
+    return {name: round(float(np.median(images[name].array[fat])
+                              / np.median(images[name].array[fgt])), 2)
+            for name in contrasts}
+
+
+def ground_truth_figure(tasks: Iterable[str] | None = None, *, size: str = "small",
+                        seed: int = 1) -> matplotlib.figure.Figure:
+    """One pair per task with its ground truth: fixed, moving, moving warped by the true
+    field, and ``|u|`` in mm (axial centre slices; the moving image's slice is the one
+    through the same world point). The first panel of a row names the task, its landmark
+    count, the landmark error before registration and the 95th percentile of ``|u|``.
+
+    Parameters
+    ----------
+    tasks
+        Default every study task (:data:`breastlib.phantom.TASKS`).
+    size, seed
+        Passed to :func:`breastlib.phantom.make_pair`.
+    """
+    import matplotlib.pyplot as plt
+
+    from breastlib.phantom import TASKS, make_pair
+
+    tasks = list(TASKS if tasks is None else tasks)
+    figure, axes = plt.subplots(len(tasks), 4, figsize=(11, 2.9 * len(tasks)), squeeze=False)
+    for row, task in enumerate(tasks):
+        pair = make_pair(task, size, seed=seed)
+        k = pair.fixed.shape[2] // 2
+        km = int(np.rint(pair.moving.grid.world_to_index(
+            pair.fixed.grid.index_to_world(np.array([[0, 0, k]])))[0, 2]))
+        ct = CT_WINDOW if pair.info["moving_sequence"] == "ct" else None
+        magnitude = pair.displacement.magnitude_mm()
+        panels = [
+            (pair.fixed.array, pair.fixed.spacing, k, None,
+             f"fixed: {pair.info['fixed_sequence']}"),
+            (pair.moving.array, pair.moving.spacing, km, ct,
+             f"moving: {pair.info['moving_sequence']}"),
+            (pair.displacement.warp(pair.moving).array, pair.fixed.spacing, k, ct,
+             "moving warped by ground truth"),
+        ]
+        for col, (volume, spacing, index, window, title) in enumerate(panels):
+            draw_slice(axes[row, col], volume, spacing, index=index, window=window,
+                       title=title)
+        shown = draw_slice(axes[row, 3], magnitude, pair.fixed.spacing, index=k,
+                           colormap="magma", title="|u| (mm)",
+                           window=(float(magnitude[:, :, k].min()),
+                                   float(magnitude[:, :, k].max())))
+        figure.colorbar(shown, ax=axes[row, 3], fraction=0.046)
+        tre = np.linalg.norm(pair.moving_landmarks - pair.fixed_landmarks, axis=1).mean()
+        axes[row, 0].text(0.016, 0.94, f"{task}\n{len(pair.landmark_kinds)} landmarks, "
+                          f"TRE before {tre:.1f} mm\np95 |u| {pair.info['magnitude_mm']:.1f} mm",
+                          color="yellow", fontsize=8, va="top", transform=axes[row, 0].transAxes)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    figure.tight_layout()
+    return figure
+
+
+# --- the method chapter -----------------------------------------------------------------
+
+
+def before_after_volumes(fixed: Volume, moving: Volume, warped: Volume,
+                         jacobian: np.ndarray) -> dict[str, dict[str, Any]]:
+    """A registered pair as volumes to compare, with shared display windows.
+
+    Parameters
+    ----------
+    fixed, moving, warped
+        The pair and the moving image warped onto the fixed grid (``moving`` on that grid
+        too); intensities are normalised to ``[0, 1]`` here.
+    jacobian
+        ``(X, Y, Z)`` Jacobian determinant of the estimated deformation.
+
+    Returns
+    -------
+    dict
+        ``volumes`` (title -> ``(X, Y, Z)`` array: the three images, both absolute
+        differences, the Jacobian), ``windows`` (one scale for the images, 0-0.5 for both
+        differences, 0-2 for the Jacobian) and ``colormaps``: keywords for
+        :func:`breastlib.viz.panels.view_grid` and
+        :func:`breastlib.viz.interactive.show_slice_browser`.
+    """
+    f, m, w = (normalise_intensity(v.array) for v in (fixed, moving, warped))
+    volumes = {"fixed": f, "moving": m, "warped moving": w,
+               "|fixed - moving| (before)": np.abs(f - m),
+               "|fixed - warped| (after)": np.abs(f - w),
+               "Jacobian determinant": np.asarray(jacobian)}
+    windows = {name: (0.0, 1.0) for name in ("fixed", "moving", "warped moving")}
+    windows |= {"|fixed - moving| (before)": (0.0, 0.5),
+                "|fixed - warped| (after)": (0.0, 0.5), "Jacobian determinant": (0.0, 2.0)}
+    colormaps = {"|fixed - moving| (before)": "magma", "|fixed - warped| (after)": "magma",
+                 "Jacobian determinant": "PiYG"}
+    return {"volumes": volumes, "windows": windows, "colormaps": colormaps}
+
+
+def encoders_fit(min_gib: float = 3.0) -> bool:
+    """Whether this machine has the memory to run the foundation encoders here (up to
+    about 2.5 GB on a small pair); when not (Binder gives 1-2 GB), print what runs instead.
+    """
+    from breastlib.device import memory_limit_gib
+
+    if memory_limit_gib() >= min_gib:
+        return True
+    print(f"Only {memory_limit_gib():.1f} GiB of memory here (Binder?): the encoder cells "
+          "run MIND only; open this chapter in Colab or locally to see the encoders.")
+    return False
+
+
+def feature_images(fixed: Volume, moving: Volume, encoders: Sequence[str] = (), *,
+                   index: int | None = None) -> dict[str, np.ndarray]:
+    """What each method's features look like on the fixed image's axial slice ``index``.
+
+    The fixed image itself (grey), MIND-SSC (channels 0, 4 and 8 of 12) and each encoder's
+    first three PCA components (weights: pretrained when in the cache, else random), as
+    :func:`breastlib.viz.panels.as_rgb` colour slices for
+    :func:`breastlib.viz.panels.image_row`.
+
+    Parameters
+    ----------
+    fixed, moving
+        The pair (``moving`` is resampled onto the fixed grid).
+    encoders
+        Encoder names (``sam``, ``dinov2``, ...).
+    index
+        Axial slice; default the centre.
+
+    Returns
+    -------
+    dict
+        Title (the encoder's label and input size) -> ``(H, W)`` or ``(H, W, 3)`` slice.
+    """
+    import torch
+
+    from breastlib.encoders import weights_setting
+    from breastlib.encoders.mind import mind_ssc
+    from breastlib.features import feature_pair
+    from breastlib.viz.panels import as_rgb
+    from breastlib.viz.slices import orthogonal_slice
+
+    fixed_norm = fixed.with_array(normalise_intensity(fixed.array))
+    moving_norm = fixed.with_array(normalise_intensity(moving.resample_to(fixed).array))
+    index = fixed.shape[2] // 2 if index is None else index
+    spacing = fixed.spacing
+    images = {"fixed": orthogonal_slice(fixed_norm.array, spacing, "axial", index)[0]}
+    mind = mind_ssc(torch.from_numpy(fixed_norm.array)[None, None])[0, [0, 4, 8]].numpy()
+    images["MIND-SSC (3 of 12 channels)"] = as_rgb(mind, spacing, index=index)
+    for name in encoders:
+        weights = weights_setting(name, "auto")  # pretrained if in the cache, else random
+        features, _, info = feature_pair(name, fixed_norm, moving_norm, weights=weights)
+        images[f"{info.get('label', name)}, {info['input_size']} px"] = as_rgb(
+            features.cpu().numpy(), spacing, index=index)
+    return images
+
+
+def stage_table(runs: Mapping[str, RegistrationResult], pair: Pair, mask: np.ndarray
+                ) -> tuple[pd.DataFrame, dict[tuple[str, str], np.ndarray]]:
+    """Landmark error, folding and time of each run after the convex step and after Adam.
+
+    Parameters
+    ----------
+    runs
+        Label -> a result of :func:`breastlib.register.register_pair` with
+        ``keep_convex=True``.
+    pair
+        The registered pair, with its landmarks (mm).
+    mask
+        ``(X, Y, Z)`` bool, where folding is counted (the body).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Indexed by (method, stage): ``TRE mean (mm)``, ``TRE p90 (mm)``,
+        ``folded voxels (%)``, ``seconds (cumulative)``; rounded to 2 decimals.
+    warped : dict
+        ``(method, stage)`` -> the moving image warped by that stage's field, normalised
+        to ``[0, 1]``, for :func:`breastlib.viz.panels.stage_grid`.
+    """
+    from breastlib.evaluate.metrics import jacobian_stats, tre_stats
+
+    rows, warped = [], {}
+    for label, run in runs.items():
+        stages = (("convex step", run.convex_displacement, run.seconds["convex"]),
+                  ("convex + Adam", run.displacement, run.seconds["optimisation"]))
+        for stage, field, seconds in stages:
+            error = tre_stats(field.to_moving(pair.fixed_landmarks), pair.moving_landmarks)
+            stats = jacobian_stats(field.jacobian_determinant(), mask)
+            rows.append({"method": label, "stage": stage, "TRE mean (mm)": error["mean"],
+                         "TRE p90 (mm)": error["p90"],
+                         "folded voxels (%)": stats["jac_nonpos_pct"],
+                         "seconds (cumulative)": seconds})
+            warped[label, stage] = normalise_intensity(field.warp(pair.moving).array)
+    return pd.DataFrame(rows).set_index(["method", "stage"]).round(2), warped
+
+
+def profile_comparison(path: str | os.PathLike = BENCHMARK_RESULTS / "profiles.json"
+                       ) -> pd.DataFrame:
+    """The ``benchmarks/bench_profiles.py`` record as task x profile: landmark error
+    before, and after, FGT Dice, SD log J and seconds per profile. Prints where and how
+    it was measured."""
+    record = json.loads(Path(path).read_text())
+    table = pd.DataFrame(record["rows"])
+    print(f"measured on {record['machine']} ({record['torch_threads']} torch threads), "
+          f"{record['date']}, with: {record['command']}")
+    shown = table.pivot(index="task", columns="profile",
+                        values=["tre_after_mm", "dice_fgt", "sdlogj", "seconds"]).round(2)
+    shown.insert(0, ("tre_before_mm", ""),
+                 table.groupby("task")["tre_before_mm"].first().round(2))
+    return shown
+
+
+# --- the performance appendix -----------------------------------------------------------
+
+
+def benchmark(name: str, *, results_dir: str | os.PathLike = BENCHMARK_RESULTS
+              ) -> pd.DataFrame:
+    """The rows of one benchmark record (``benchmarks/results/NAME``), after printing one
+    line saying how, where and when it was measured (its metadata)."""
+    record = json.loads((Path(results_dir) / name).read_text())
+    meta = record.get("meta") or {k: v for k, v in record.items() if k != "rows"}
+    print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in meta.items() if k != "rows"))
+    return pd.DataFrame(record["rows"])
+
+
+def benchmark_runs(pattern: str, *, results_dir: str | os.PathLike = BENCHMARK_RESULTS
+                   ) -> pd.DataFrame:
+    """Every record matching ``pattern`` (sorted by name) as one table, with a ``run``
+    column naming its file (:func:`benchmark` prints each one's metadata)."""
+    paths = sorted(Path(results_dir).glob(pattern))
+    return pd.concat([benchmark(p.name, results_dir=results_dir).assign(run=p.stem)
+                      for p in paths], ignore_index=True)
+
+
+def throughput_figure(measured: pd.DataFrame) -> matplotlib.figure.Figure:
+    """Batched slices per second per encoder and input size (log scale), from
+    ``bench_encoders.py`` rows that were measured, not extrapolated."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    figure, ax = plt.subplots(figsize=(8, 3.5))
+    sns.barplot(data=measured, x="encoder", y="slices_per_s_batched", hue="input_size", ax=ax)
+    ax.set_yscale("log")
+    ax.set_ylabel("slices per second (batched, log)")
+    ax.set_title("Encoder throughput on a 2-core CPU (measured rows only)")
+    return figure
+
+
+def batching_verdict(measured: pd.DataFrame, target: float = 1.5) -> str:
+    """Range of the measured batched / single speed-ups and whether every one reaches
+    ``target``."""
+    speedups = measured.dropna(subset=["batch_speedup"])
+    best = speedups.loc[speedups["batch_speedup"].idxmax()]
+    verdict = "met" if speedups["batch_speedup"].min() >= target else "NOT met"
+    return (f"batched / single: {speedups['batch_speedup'].min():.2f}x to "
+            f"{speedups['batch_speedup'].max():.2f}x over {len(speedups)} measurements "
+            f"(best: {best['encoder']} at {int(best['input_size'])} px); {target}x target "
+            f"{verdict}.")
+
+
+def batch_sweep_figure(sweep: pd.DataFrame, target: float = 1.5) -> matplotlib.figure.Figure:
+    """Speed relative to one slice per forward pass, per encoder and batch size (the
+    ``bench_encoders.py --sweep`` record), with the ``target`` line."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    figure, ax = plt.subplots(figsize=(8, 3.5))
+    sns.lineplot(data=sweep, x="batch", y="vs_batch_1", hue="encoder", marker="o", ax=ax)
+    ax.axhline(target, color="grey", linestyle="--", linewidth=1)
+    ax.text(1, target + 0.02, f"{target}x target", color="grey", fontsize=8)
+    ax.axhline(1.0, color="black", linewidth=0.5)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([1, 2, 4, 8], labels=["1", "2", "4", "8"])
+    ax.set_xlabel("slices per forward pass")
+    ax.set_ylabel("speed relative to one slice")
+    ax.set_title("Batch size on a 2-core CPU (fast input sizes)")
+    return figure
+
+
+def best_batch_sizes(sweep: pd.DataFrame) -> pd.DataFrame:
+    """Per encoder, the sweep row with the highest speed relative to one slice."""
+    best = sweep.loc[sweep.groupby("encoder")["vs_batch_1"].idxmax()]
+    return best[["encoder", "input_size", "batch", "slices_per_s", "vs_batch_1"]].round(2)

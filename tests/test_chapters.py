@@ -1,0 +1,482 @@
+"""What the chapters call (breastlib.booktools.chapters, breastlib.viz.panels and the
+cross-task figures), on small synthetic inputs and the committed study results; and the
+chapters themselves stay narrative plus a few calls."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from breastlib.booktools import chapters
+from breastlib.booktools.chapters import (
+    CODE_LINE_LIMIT,
+    SETUP_MARKER,
+    StudyTables,
+    TaskChapter,
+    code_cell_lines,
+    highlights,
+    study_results,
+)
+from breastlib.booktools.data import BUILD_ENV, BUILDS
+from breastlib.booktools.figures import (
+    METRICS,
+    ran_rows,
+    rank_heatmaps,
+    summary_table,
+    task_means,
+    tre_by_task,
+)
+from breastlib.booktools.notebooks import MARKER, notebook_chapters
+from breastlib.displacement import Displacement
+from breastlib.viz import panels
+from breastlib.volume import Volume
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ROOT / "book" / "data" / "small"
+BENCHMARKS = ROOT / "benchmarks" / "results"
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture
+def committed() -> pd.DataFrame:
+    """The small build's committed study rows, every task."""
+    return pd.concat([pd.read_csv(SMALL / task / "results.csv")
+                      for task in BUILDS["small"].pairs], ignore_index=True)
+
+
+def volume(array: np.ndarray, spacing=(2.0, 2.5, 3.0), dtype=np.float32) -> Volume:
+    return Volume.from_array(np.asarray(array), np.diag([*spacing, 1.0]), dtype=dtype)
+
+
+# --- the chapters: narrative and a few calls ---------------------------------------------
+
+
+@pytest.mark.parametrize("md", [p for p in notebook_chapters(ROOT) if p.stem != "method"],
+                         ids=lambda path: path.stem)
+def test_chapter_code_stays_short(md):
+    lines = code_cell_lines(md.read_text())
+    assert lines <= CODE_LINE_LIMIT, (
+        f"{md.name}: {lines} lines of code (limit {CODE_LINE_LIMIT}): move logic into "
+        "breastlib (booktools.chapters, viz.panels) and call it")
+
+
+def test_task_chapters_differ_only_in_narrative_and_task():
+    """Each task chapter renders its body by calls on task_chapter(its task)."""
+    tasks = [p for p in (ROOT / "book").glob("task-*.md")]
+    assert len(tasks) == 4
+    for md in tasks:
+        text = md.read_text()
+        assert f'task_chapter("{md.stem.removeprefix("task-")}")' in text
+        for call in ("show_browser()", "show_explorer()", "summary()", "show_distributions()",
+                     "highlights()"):
+            assert f"chapter.{call}" in text, (md.name, call)
+
+
+def test_code_cell_lines_skips_setup_cell_options_and_blank_lines():
+    assert SETUP_MARKER == MARKER
+    text = ("---\njupytext: {}\n---\n\n"
+            f"```{{code-cell}} ipython3\n:tags: [remove-cell]\n{MARKER}: x\nimport sys\n```\n\n"
+            "# Title\n\n```python\nnot = 'a cell'\n```\n\n"
+            "```{code-cell} ipython3\n:tags: [remove-input]\nimport numpy\n\nx = 1  # one\n```\n"
+            "text\n\n```{code-cell} ipython3\n# a comment counts\nprint(x)\n```\n")
+    assert code_cell_lines(text) == 4
+    assert code_cell_lines("no cells") == 0
+
+
+# --- all tasks at once -------------------------------------------------------------------
+
+
+def test_ran_rows_keeps_ok_rows_and_labels_encoders():
+    table = pd.DataFrame({"method": ["sam", "mind", "sam", "dinov2"],
+                          "weights": ["random", None, "random", "pretrained"],
+                          "status": ["ok", "ok", "failed", "ok"]})
+    ran = ran_rows(table)
+    assert list(ran["method"]) == ["sam (random)", "mind", "dinov2 (pretrained)"]
+    assert list(table["method"]) == ["sam", "mind", "sam", "dinov2"]  # a copy
+    assert ran_rows(table.iloc[:0]).empty
+
+
+def test_study_results_reads_committed_rows_in_task_order(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    build = BUILDS["small"]
+    assert study_results(build, compute=False).rows.empty  # nothing committed here
+    for task in ("lesion", "sequence"):
+        folder = build.results_root(task)
+        folder.mkdir(parents=True)
+        pd.DataFrame({"task": [task] * 2, "method": ["sam", "mind"],
+                      "weights": ["random", ""], "status": ["ok", "failed"]}
+                     ).to_csv(folder / "results.csv", index=False)
+    study = study_results(build, compute=False)
+    assert isinstance(study, StudyTables)
+    assert list(study.rows["task"]) == ["sequence", "sequence", "lesion", "lesion"]
+    assert list(study.ran["method"]) == ["sam (random)", "sam (random)"]
+
+
+def test_study_results_computes_through_book_results(monkeypatch, committed):
+    calls = []
+
+    def fake_book_results(task, *, build):
+        calls.append((task, build.name))
+        return Path("manifest.csv"), committed[committed["task"] == task]
+
+    monkeypatch.setattr(chapters, "book_results", fake_book_results)
+    results, ran = study_results(BUILDS["small"])
+    assert calls == [(task, "small") for task in BUILDS["small"].pairs]
+    assert len(results) == len(committed)
+    assert set(ran["status"]) == {"ok"} and "sam (random)" in set(ran["method"])
+    note = chapters.build_note(StudyTables(results, ran), BUILDS["small"])
+    assert note.startswith("build 'small': small phantoms, 'fast' profile, computed on cpu.")
+    assert "pretrained encoders: none" in note
+
+
+def test_build_note_names_pretrained_encoders():
+    rows = pd.DataFrame({"method": ["sam", "dinov2", "mind"], "device": ["cuda", "cuda", None],
+                         "weights": ["pretrained", "random", ""],
+                         "status": ["ok", "ok", "ok"]})
+    note = chapters.build_note(StudyTables(rows, ran_rows(rows)), BUILDS["full"])
+    assert note == ("build 'full': full phantoms, 'published' profile, computed on cuda.\n"
+                    "pretrained encoders: sam (pretrained)")
+
+
+def test_show_full_build(monkeypatch, tmp_path, capsys, committed):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(BUILD_ENV, raising=False)
+    assert chapters.show_full_build() is None
+    assert "No full-resolution study is committed yet" in capsys.readouterr().out
+    folder = BUILDS["full"].results_root("sequence")
+    folder.mkdir(parents=True)
+    committed[committed["task"] == "sequence"].to_csv(folder / "results.csv", index=False)
+    means = chapters.show_full_build()
+    assert "full size" in capsys.readouterr().out
+    assert set(means.index.get_level_values("task")) == {"sequence"}
+    monkeypatch.setenv(BUILD_ENV, "full")
+    assert chapters.show_full_build() is None
+    assert "This page is the full build" in capsys.readouterr().out
+
+
+def test_cross_task_tables_and_figures(committed):
+    ran = ran_rows(committed)
+    means = task_means(ran)
+    assert list(means.columns) == list(METRICS.values())
+    assert set(means.index.get_level_values("task")) == set(BUILDS["small"].pairs)
+    mind = ran[(ran["method"] == "mind") & (ran["task"] == "sequence")]
+    assert means.loc[("mind", "sequence"), "TRE after (mm)"] == round(
+        mind["tre_mean_after_mm"].mean(), 2)
+    figure = tre_by_task(ran)
+    assert figure.axes[0].get_ylabel() == "mean landmark error (mm)"
+    figure = rank_heatmaps(ran, ("tre_mean_after_mm", "dice_fgt"))
+    assert [ax.get_title() for ax in figure.axes] == ["TRE after (mm)", "Dice FGT"]
+
+
+# --- a task chapter ----------------------------------------------------------------------
+
+
+def test_highlights_name_the_best_and_the_worse_than_none():
+    summary = pd.DataFrame({"TRE before (mm)": [10.0, 10.0, 10.0],
+                            "TRE after (mm)": [2.0, 12.0, 10.0],
+                            "Dice FGT": [0.5, 0.7, 0.4]}, index=["mind", "sam (random)", "id"])
+    assert highlights(summary).splitlines() == [
+        "Lowest landmark error: mind (2.00 mm, from 10.00 mm before).",
+        "Best FGT overlap: sam (random) (Dice 0.70).",
+        "Worse than no registration: sam (random)"]
+    summary.loc["sam (random)", "TRE after (mm)"] = 3.0
+    assert highlights(summary).endswith("Worse than no registration: none")
+
+
+@pytest.fixture
+def small_task(tmp_path) -> TaskChapter:
+    """A one-pair cohort with previews of two methods, and its (synthetic) results."""
+    shape = (12, 10, 6)
+    fixed = volume(np.random.default_rng(0).random(shape) * 100)
+    (tmp_path / "cohort").mkdir()
+    fixed.save(tmp_path / "cohort" / "fixed.nii.gz")
+    manifest = tmp_path / "cohort" / "manifest.csv"
+    pd.DataFrame({"pair_id": ["p0"], "fixed_image": ["fixed.nii.gz"]}).to_csv(manifest,
+                                                                               index=False)
+    previews = tmp_path / "study" / "previews"
+    previews.mkdir(parents=True)
+    from breastlib.study.run import RESULTS_VERSION
+
+    for method in ("identity", "mind"):
+        np.savez(previews / f"p0__{method}__fast__random__abc__v{RESULTS_VERSION}.npz",
+                 warped=np.full((12, 10, 3), 7, np.uint8),
+                 jacobian=np.zeros((12, 10, 3), np.uint8),
+                 slices=np.array([0, 2, 4]), spacing=np.array([2.0, 2.5, 3.0]))
+    rows = [dict(task="sequence", pair_id="p0", method=method, weights=weights,
+                 profile="fast", status="ok", tre_mean_before_mm=10.0, tre_mean_after_mm=after,
+                 dice_breast=0.9, dice_fgt=dice, hd95_breast_mm=3.0, jac_nonpos_pct=0.0,
+                 sdlogj=0.1)
+            for method, weights, after, dice in (("identity", "", 10.0, 0.3),
+                                                 ("mind", "", 2.0, 0.6),
+                                                 ("sam", "random", 15.0, 0.2))]
+    return TaskChapter("sequence", manifest, tmp_path / "study", pd.DataFrame(rows),
+                       BUILDS["small"])
+
+
+def test_task_chapter_sections(small_task, monkeypatch, capsys):
+    import breastlib.viz.interactive
+    import breastlib.viz.live
+
+    shown = {}
+    monkeypatch.setattr(breastlib.viz.interactive, "show_slice_browser",
+                        lambda volumes, spacing, **options: shown.update(
+                            volumes=volumes, spacing=spacing, **options))
+    small_task.show_browser()
+    assert shown["title"] == "sequence: pair p0"
+    assert shown["n_static"] == 3 and shown["image_format"] == "jpeg"
+    assert list(shown["volumes"]) == ["fixed", "moving (before registration)",
+                                      "mind: warped moving", "|fixed - warped|: before",
+                                      "|fixed - warped|: mind"]
+    assert shown["spacing"][2] == pytest.approx(6.0)  # every second slice previewed
+
+    asked = {}
+    monkeypatch.setattr(breastlib.viz.live, "show_explorer",
+                        lambda cohorts, **options: asked.update(cohorts=cohorts, **options))
+    small_task.show_explorer()
+    assert list(asked["cohorts"]) == list(BUILDS["small"].pairs)
+    assert asked["task"] == "sequence" and asked["profile"] == "fast"
+    assert asked["cohorts"]["lesion"].args == ("lesion",)  # called only when chosen
+
+    summary = small_task.summary()
+    assert list(summary.index) == ["mind", "identity", "sam (random)"]
+    assert small_task.highlights().splitlines()[0].startswith("Lowest landmark error: mind")
+    assert "1 synthetic phantom pair(s) of task 'sequence'" in small_task.provenance()
+    small_task.show_distributions()
+    assert plt.get_fignums() == []  # displayed, then closed
+    capsys.readouterr()
+
+
+def test_task_chapter_reads_the_builds_results(monkeypatch, committed):
+    def fake_book_results(task, *, build):
+        return Path("m.csv"), committed[committed["task"] == task]
+
+    monkeypatch.setattr(chapters, "book_results", fake_book_results)
+    chapter = chapters.task_chapter("lesion", build=BUILDS["small"])
+    assert chapter.results_dir == Path("data/small/lesion")
+    assert chapter.manifest == Path("m.csv")
+    assert set(chapter.results["task"]) == {"lesion"}
+    assert summary_table(chapter.results).equals(chapter.summary())
+
+
+# --- panels ------------------------------------------------------------------------------
+
+
+def test_draw_slice_windows_and_label_maps():
+    _, (a, b) = plt.subplots(1, 2)
+    values = np.arange(4 * 5 * 6, dtype=float).reshape(4, 5, 6)
+    image = panels.draw_slice(a, values, (1.0, 2.0, 3.0), view="coronal", index=1,
+                              title="grey")
+    low, high = panels.slice_window(np.take(values, 1, axis=1))
+    assert image.get_clim() == pytest.approx((low, high))
+    assert image.get_extent() == [0.0, 4.0, 0.0, 18.0]  # mm: x across, z up
+    assert a.get_title() == "grey" and list(a.get_xticks()) == []
+    labels = panels.draw_slice(b, values.astype(np.int32), (1, 1, 1), window=(0, 19),
+                               colormap="tab20")
+    assert labels.get_interpolation() == "nearest" and labels.get_clim() == (0, 19)
+    assert image.get_interpolation() != "nearest"
+
+
+def test_view_grid_is_views_by_volumes():
+    volumes = {"a": np.zeros((6, 5, 4)), "b": np.ones((6, 5, 4), dtype=np.int16)}
+    figure = panels.view_grid(volumes, (1.0, 1.0, 2.0), index={"axial": 0},
+                              windows={"a": (0.0, 1.0)}, colormaps={"b": "tab20"},
+                              title="grid")
+    axes = np.array(figure.axes).reshape(3, 2)
+    assert [ax.get_title() for ax in axes[0]] == ["a", "b"]
+    assert [ax.get_title() for ax in axes[1]] == ["", ""]
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == ["axial", "coronal", "sagittal"]
+    assert axes[0, 0].images[0].get_clim() == (0.0, 1.0)
+    assert axes[0, 1].images[0].get_cmap().name == "tab20"
+    assert figure.get_suptitle() == "grid"
+
+
+def test_as_rgb_stretches_three_channels_to_unit_range():
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(5, 8, 7, 4)) * np.array([1, 10, 100, 1, 1])[:, None, None, None]
+    rgb = panels.as_rgb(features, (1.0, 1.0, 1.0), index=2)
+    assert rgb.shape == (7, 8, 3)  # rows: y, columns: x
+    assert rgb.min() == 0.0 and rgb.max() == 1.0
+    for channel in range(3):  # each channel stretched on its own
+        assert np.percentile(rgb[..., channel], 50) == pytest.approx(0.5, abs=0.2)
+    with pytest.raises(ValueError, match="C >= 3"):
+        panels.as_rgb(features[:2], (1.0, 1.0, 1.0))
+
+
+def test_image_row_and_stage_grid():
+    figure = panels.image_row({"grey": np.zeros((4, 5)), "rgb": np.zeros((4, 5, 3))})
+    assert [ax.get_title() for ax in figure.axes] == ["grey", "rgb"]
+    reference = np.zeros((6, 5, 4))
+    warped = {("mind", "convex"): reference + 0.2, ("mind", "adam"): reference,
+              ("sam", "adam"): reference + 1.0}
+    figure = panels.stage_grid(warped, reference, (1.0, 1.0, 1.0), title="stages")
+    axes = np.array(figure.axes).reshape(2, 4)
+    assert [ax.get_title() for ax in axes[0]] == [
+        "mind: convex", "|fixed - warped|", "mind: adam", "|fixed - warped|"]
+    assert [ax.get_title() for ax in axes[1]] == ["", "", "sam: adam", "|fixed - warped|"]
+    assert axes[0, 1].images[0].get_array().max() == pytest.approx(0.2)
+    assert axes[0, 1].images[0].get_clim() == (0.0, 0.5)
+
+
+# --- the cohort chapter ------------------------------------------------------------------
+
+
+def fake_subject(shape=(16, 14, 10), spacing=(2.0, 2.0, 2.5)):
+    """A label map (fat in the front half, FGT blocks in it), images and an anatomy."""
+    from breastlib.phantom import LABELS
+
+    labels = np.zeros(shape, dtype=np.int32)
+    labels[:, shape[1] // 2:, :] = LABELS["fat"]
+    labels[4:10, 9:13, 3:8] = LABELS["fgt"]
+    signal = {"t1": (300.0, 100.0), "t2": (220.0, 100.0), "t1fs": (20.0, 100.0)}
+    images = {name: volume(np.where(labels == LABELS["fat"], fat,
+                                    np.where(labels == LABELS["fgt"], fgt, 5.0)), spacing)
+              for name, (fat, fgt) in signal.items()}
+    images["ct"] = volume(np.where(labels > 0, -100.0, -1000.0), spacing)
+    anatomy = SimpleNamespace(subject=SimpleNamespace(
+        lesion=SimpleNamespace(centre=np.array([0.0, 0.0, 5.0])),
+        breasts=[None, SimpleNamespace(nipple=np.array([12.0, 20.0, 0.0]))]))
+    return images, volume(labels, spacing, dtype=np.int32), anatomy
+
+
+def test_fat_fgt_ratios_and_subject_slices():
+    images, labels, anatomy = fake_subject()
+    assert chapters.fat_fgt_ratios(images, labels) == {"t1": 3.0, "t2": 2.2, "t1fs": 0.2}
+    assert chapters.subject_slices(labels, anatomy) == {"axial": 2, "coronal": 5,
+                                                        "sagittal": 6}
+
+
+def test_contrast_figure_has_a_column_per_contrast_and_labels():
+    images, labels, anatomy = fake_subject()
+    figure = chapters.contrast_figure(images, labels, anatomy)
+    axes = np.array(figure.axes).reshape(3, 5)
+    assert [ax.get_title() for ax in axes[0]] == ["T1 (no fat sat)", "T2-weighted",
+                                                  "T1 fat-sat pre", "CT (HU)", "labels"]
+    assert axes[0, 3].images[0].get_clim() == (-200.0, 250.0)
+    assert axes[0, 4].images[0].get_cmap().name == "tab20"
+
+
+def test_ground_truth_figure_row_per_task(monkeypatch):
+    import breastlib.phantom
+
+    images, labels, _ = fake_subject()
+    grid = labels.grid
+
+    def fake_pair(task, size, *, seed):
+        return SimpleNamespace(
+            fixed=images["t1"], moving=images["ct" if task == "modality" else "t2"],
+            displacement=Displacement.identity(grid),
+            fixed_landmarks=np.zeros((3, 3)), moving_landmarks=np.ones((3, 3)),
+            landmark_kinds=["a", "b", "c"],
+            info={"fixed_sequence": "t1", "moving_sequence":
+                  "ct" if task == "modality" else "t2", "magnitude_mm": 4.0})
+
+    monkeypatch.setattr(breastlib.phantom, "make_pair", fake_pair)
+    figure = chapters.ground_truth_figure(["sequence", "modality"])
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert titles[:4] == ["fixed: t1", "moving: t2", "moving warped by ground truth",
+                          "|u| (mm)"]
+    assert "modality\n3 landmarks, TRE before 1.7 mm" in figure.axes[4].texts[0].get_text()
+    assert figure.axes[5].images[0].get_clim() == (-200.0, 250.0)  # CT window
+
+
+# --- the method chapter ------------------------------------------------------------------
+
+
+def test_before_after_volumes_share_windows():
+    rng = np.random.default_rng(2)
+    fixed, moving = (volume(rng.random((8, 7, 6)) * 50) for _ in range(2))
+    shown = chapters.before_after_volumes(fixed, moving, fixed, np.ones((8, 7, 6)))
+    volumes = shown["volumes"]
+    assert set(volumes) == set(shown["windows"])
+    assert volumes["|fixed - warped| (after)"].max() == 0.0
+    assert shown["windows"]["Jacobian determinant"] == (0.0, 2.0)
+    assert shown["colormaps"]["Jacobian determinant"] == "PiYG"
+    figure = panels.view_grid(spacing=fixed.spacing, views=("axial",), **shown)
+    assert len(figure.axes) == 6
+
+
+def test_stage_table_measures_each_stage():
+    rng = np.random.default_rng(3)
+    moving = volume(rng.random((8, 7, 6)))
+    grid = moving.grid
+    shifted = Displacement.from_millimetres(np.ones((3, 8, 7, 6), np.float32), grid)
+    run = SimpleNamespace(convex_displacement=Displacement.identity(grid),
+                          displacement=shifted, seconds={"convex": 1.0, "optimisation": 3.0})
+    points = np.array([[4.0, 4.0, 4.0], [6.0, 6.0, 6.0]])
+    pair = SimpleNamespace(fixed_landmarks=points, moving_landmarks=points + 1.0,
+                           moving=moving)
+    table, warped = chapters.stage_table({"mind": run}, pair, np.ones((8, 7, 6), bool))
+    assert table.loc[("mind", "convex step"), "TRE mean (mm)"] == pytest.approx(
+        round(np.sqrt(3), 2))
+    assert table.loc[("mind", "convex + Adam"), "TRE mean (mm)"] == 0.0
+    assert list(table["seconds (cumulative)"]) == [1.0, 3.0]
+    assert set(warped) == {("mind", "convex step"), ("mind", "convex + Adam")}
+    assert warped["mind", "convex step"].min() >= 0 and warped["mind", "convex step"].max() <= 1
+
+
+def test_feature_images_mind_only():
+    rng = np.random.default_rng(4)
+    fixed, moving = (volume(rng.random((12, 12, 8)) * 100) for _ in range(2))
+    images = chapters.feature_images(fixed, moving, ())
+    assert list(images) == ["fixed", "MIND-SSC (3 of 12 channels)"]
+    assert images["fixed"].shape == (12, 12)
+    assert images["MIND-SSC (3 of 12 channels)"].shape == (12, 12, 3)
+
+
+def test_encoders_fit_says_why_not(monkeypatch, capsys):
+    import breastlib.device
+
+    monkeypatch.setattr(breastlib.device, "memory_limit_gib", lambda: 1.5)
+    assert chapters.encoders_fit() is False
+    assert "Only 1.5 GiB" in capsys.readouterr().out
+    monkeypatch.setattr(breastlib.device, "memory_limit_gib", lambda: 8.0)
+    assert chapters.encoders_fit() is True
+
+
+def test_profile_comparison_reads_the_benchmark(capsys):
+    shown = chapters.profile_comparison(BENCHMARKS / "profiles.json")
+    assert shown.columns[0] == ("tre_before_mm", "")
+    assert {"fast", "published"} <= set(shown["seconds"].columns)
+    assert capsys.readouterr().out.startswith("measured on ")
+
+
+# --- the performance appendix ------------------------------------------------------------
+
+
+def test_benchmark_records(tmp_path, capsys):
+    for name, speedups in (("encoders_a.json", [1.2, 2.0]), ("encoders_b.json", [1.6])):
+        rows = [{"encoder": f"e{k}", "input_size": 224, "batch_speedup": s,
+                 "slices_per_s_batched": 1.0 + k}
+                for k, s in enumerate(speedups)]
+        (tmp_path / name).write_text(json.dumps({"meta": {"threads": 2}, "rows": rows}))
+    speed = chapters.benchmark_runs("encoders_*.json", results_dir=tmp_path)
+    assert list(speed["run"]) == ["encoders_a", "encoders_a", "encoders_b"]
+    assert capsys.readouterr().out.splitlines() == ["encoders_a.json: threads=2",
+                                                    "encoders_b.json: threads=2"]
+    assert chapters.batching_verdict(speed) == (
+        "batched / single: 1.20x to 2.00x over 3 measurements (best: e1 at 224 px); "
+        "1.5x target NOT met.")
+    assert chapters.batching_verdict(speed[speed["batch_speedup"] > 1.5]).endswith(" met.")
+    assert chapters.throughput_figure(speed).axes[0].get_yscale() == "log"
+
+
+def test_batch_sweep_of_the_committed_record(capsys):
+    sweep = chapters.benchmark("batch_sweep.json", results_dir=BENCHMARKS)
+    assert capsys.readouterr().out.startswith("batch_sweep.json: ")
+    best = chapters.best_batch_sizes(sweep)
+    assert set(best["encoder"]) == set(sweep["encoder"])
+    for _, row in best.iterrows():
+        assert row["vs_batch_1"] == round(
+            sweep.loc[sweep["encoder"] == row["encoder"], "vs_batch_1"].max(), 2)
+    assert chapters.batch_sweep_figure(sweep).axes[0].get_xscale() == "log"
