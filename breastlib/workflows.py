@@ -67,6 +67,7 @@ def register_files(
     label_names: str | os.PathLike | None = None,
     fixed_points: str | os.PathLike | None = None,
     moving_points: str | os.PathLike | None = None,
+    true_displacement: str | os.PathLike | None = None,
     volume_index: int | None = None,
     nan: str = "error",
 ) -> dict[str, Any]:
@@ -90,6 +91,10 @@ def register_files(
         ``labels.json`` (``{name: value}``); default ``label_<value>`` names.
     fixed_points, moving_points
         Corresponding landmark CSVs (``x,y,z`` RAS mm; both or neither).
+    true_displacement
+        The true fixed -> moving field (displacement NIfTI on the fixed grid, as a
+        phantom's ``gt_displacement.nii.gz``): adds the dense field error, the primary
+        metric, to the summary.
     volume_index, nan
         As for :func:`breastlib.volume.load_volume`.
 
@@ -134,6 +139,16 @@ def register_files(
             )
         fixed_xyz, moving_xyz = point_array(fixed_table), point_array(moving_table)
 
+    truth = None
+    if true_displacement is not None:
+        truth = Displacement.load(true_displacement)
+        if not truth.grid.same_as(fixed.grid):
+            raise InputError(
+                f"the true displacement's grid ({truth.grid.shape}, spacing "
+                f"{np.round(truth.grid.spacing, 4).tolist()} mm) is not the fixed image's "
+                f"({fixed.grid.shape}, spacing {np.round(fixed.grid.spacing, 4).tolist()} mm)",
+                true_displacement)
+
     # 2. Register.
     # Classical baselines bring their own initialisation and parameters.
     options = {} if method in BASELINES else dict(
@@ -153,9 +168,15 @@ def register_files(
     scored = CohortPair(
         pair_id=moving_path.name, task=None, fixed=fixed, moving=moving,
         fixed_labels=fixed_label_map, moving_labels=moving_label_map,
-        fixed_points=fixed_xyz, moving_points=moving_xyz, label_names=names)
+        fixed_points=fixed_xyz, moving_points=moving_xyz, label_names=names,
+        true_displacement=truth)
     metrics = pair_metrics(displacement, scored, jacobian=jacobian,
                            warped_labels=warped_labels, detail=True)
+    verdict = metrics.pop("verdict")
+    region = metrics.pop("field_error_region", None)
+    notes = []
+    if region == "body":
+        notes.append("no breast label: the dense field error covers the whole body")
 
     summary = {
         "breastlib_version": __version__,
@@ -169,6 +190,9 @@ def register_files(
         "initial_matrix_ras": np.round(result.initial_matrix, 6).tolist(),
         "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
         "peak_rss_mib": round(peak_rss_mib(), 1),
+        "primary_metric": "field_error_mean_mm" if truth is not None else "tre_mean_after_mm",
+        "verdict": verdict,
+        "notes": notes,
         "metrics": {k: (None if np.isnan(v) else round(float(v), 5)) for k, v in metrics.items()},
         "python": platform.python_version(),
         "conventions": "displacement: fixed->moving pull-back, LPS mm, fixed file grid",

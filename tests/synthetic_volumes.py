@@ -6,11 +6,16 @@ blobs whose only job is to make geometry errors visible.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 from scipy import ndimage as ndi
 from scipy.special import expit
 
-from breastlib.volume import Volume
+from breastlib.displacement import Displacement
+from breastlib.volume import Volume, load_volume
 
 
 def oblique_affine(
@@ -96,3 +101,80 @@ def centred_affine(
     affine = oblique_affine(**kwargs)  # type: ignore[arg-type]
     affine[:3, 3] = np.asarray(centre_mm) - affine[:3, :3] @ ((np.array(shape) - 1) / 2.0)
     return affine
+
+
+#: The tiny cohort: grid shape, the rigid shift (RAS mm) of each pair and label names.
+TINY_SHAPE = (32, 32, 24)
+TINY_SHIFTS = {"tiny_000": np.array([4.0, -3.0, 5.0]), "tiny_001": np.array([-5.0, 2.0, 3.0])}
+TINY_LABELS = {"background": 0, "fat": 1, "fgt": 2, "pectoralis": 8}
+
+
+def _tiny_labels(world: np.ndarray) -> np.ndarray:
+    """Tissue labels of the blob anatomy at ``(..., 3)`` RAS mm points."""
+    radius = (world[..., 0] / 70) ** 2 + (world[..., 1] / 60) ** 2 + (world[..., 2] / 45) ** 2
+    labels = np.where(radius < 1.0, TINY_LABELS["fat"], 0)
+    fgt = np.linalg.norm(world - np.array([10.0, 5.0, 0.0]), axis=-1) < 18.0
+    labels[fgt & (radius < 1.0)] = TINY_LABELS["fgt"]
+    labels[(world[..., 1] < -25.0) & (radius < 1.0)] = TINY_LABELS["pectoralis"]
+    return labels.astype(np.int16)
+
+
+def write_tiny_cohort(
+    root: Path, shifts: dict[str, np.ndarray] = TINY_SHIFTS, task: str = "longitudinal"
+) -> Path:
+    """A cohort in the phantom's manifest format: blob pairs whose moving image is the
+    fixed one shifted by ``shifts[pair_id]`` (mm), with label maps, landmarks, the true
+    field (the constant shift) and ``labels.json``, on an oblique LPS grid of :data:`TINY_SHAPE` voxels. Returns the
+    ``manifest.csv``."""
+    affine = centred_affine(TINY_SHAPE, centre_mm=(0.0, 0.0, 0.0), spacing=(3.0, 3.0, 4.0),
+                            angle_deg=17.0, lps=True)
+    index = np.stack(np.meshgrid(*[np.arange(n) for n in TINY_SHAPE], indexing="ij"), axis=-1)
+    world = index @ affine[:3, :3].T + affine[:3, 3]
+    rows = []
+    for number, (pair_id, shift) in enumerate(shifts.items()):
+        folder = root / pair_id
+        folder.mkdir(parents=True)
+        blob_volume(TINY_SHAPE, affine, seed=number).save(folder / "fixed.nii.gz")
+        blob_volume(TINY_SHAPE, affine, shift_mm=shift, seed=number).save(
+            folder / "moving.nii.gz")
+        Volume.from_array(_tiny_labels(world), affine).save(folder / "fixed_labels.nii.gz",
+                                                            dtype=np.int16)
+        Volume.from_array(_tiny_labels(world - shift), affine).save(
+            folder / "moving_labels.nii.gz", dtype=np.int16)
+        rng = np.random.default_rng(number)
+        fixed_points = rng.uniform(-20.0, 20.0, size=(12, 3))
+        for name, points in (("fixed", fixed_points), ("moving", fixed_points + shift)):
+            table = pd.DataFrame(points, columns=["x", "y", "z"]).assign(kind="blob")
+            table.to_csv(folder / f"{name}_landmarks.csv", index=False)
+        fixed_grid = load_volume(folder / "fixed.nii.gz").grid
+        truth_mm = np.broadcast_to(np.asarray(shift, float).reshape(3, 1, 1, 1),
+                                   (3, *fixed_grid.shape))
+        truth = Displacement.from_millimetres(truth_mm, fixed_grid)
+        truth.save(folder / "gt_displacement.nii.gz")
+        rows.append({"task": task, "pair_id": pair_id,
+                     "gt_displacement": f"{pair_id}/gt_displacement.nii.gz"})
+        for side in ("fixed", "moving"):
+            rows[-1] |= {f"{side}_image": f"{pair_id}/{side}.nii.gz",
+                         f"{side}_labels": f"{pair_id}/{side}_labels.nii.gz",
+                         f"{side}_landmarks": f"{pair_id}/{side}_landmarks.csv"}
+    (root / "labels.json").write_text(json.dumps(TINY_LABELS))
+    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+    return root / "manifest.csv"
+
+
+#: Label names of :func:`breast_blocks` (duct and lesion are named but never drawn).
+BLOCK_NAMES = {"background": 0, "fat": 1, "fgt": 2, "duct": 3, "lesion": 7, "pectoralis": 8,
+               "chest_wall": 10}
+
+
+def breast_blocks(shift: int = 0) -> np.ndarray:
+    """A ``(20, 12, 12)`` label map of boxes with hand-countable overlaps: a 10^3 breast
+    (fat around a 4^3 FGT cube) at x = 2..11, a 4-voxel pectoralis slab and a 2-voxel
+    chest wall behind it (x = 12..15 and 16..17), all moved ``shift`` voxels along x."""
+    labels = np.zeros((20, 12, 12), np.int16)
+    s = shift
+    labels[2 + s:12 + s, 1:11, 1:11] = BLOCK_NAMES["fat"]
+    labels[4 + s:8 + s, 4:8, 4:8] = BLOCK_NAMES["fgt"]
+    labels[12 + s:16 + s, 1:11, 1:11] = BLOCK_NAMES["pectoralis"]
+    labels[16 + s:18 + s, 1:11, 1:11] = BLOCK_NAMES["chest_wall"]
+    return labels

@@ -37,6 +37,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--label-names", type=Path, help='labels.json: {"name": value, ...}')
     p.add_argument("--fixed-points", type=Path, help="landmarks CSV (x,y,z RAS mm)")
     p.add_argument("--moving-points", type=Path, help="corresponding landmarks CSV")
+    p.add_argument("--true-displacement", type=Path,
+                   help="the true fixed -> moving field (displacement NIfTI on the fixed "
+                   "grid, e.g. a phantom's gt_displacement.nii.gz): adds the dense field "
+                   "error to summary.json")
     add_volume_options(p)
     p.set_defaults(func=run)
 
@@ -51,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         slice_step=args.slice_step, pca_dims=args.pca_dims, seed=args.seed,
         fixed_labels=args.fixed_labels, moving_labels=args.moving_labels,
         label_names=args.label_names, fixed_points=args.fixed_points,
-        moving_points=args.moving_points, volume_index=args.volume_index, nan=args.nan,
+        moving_points=args.moving_points, true_displacement=args.true_displacement,
+        volume_index=args.volume_index, nan=args.nan,
     )
     return 0

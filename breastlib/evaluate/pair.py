@@ -38,6 +38,9 @@ class CohortPair:
         ``(N, 3)`` corresponding landmarks in RAS millimetres, or ``None``.
     label_names
         ``{name: value}`` of ``labels.json`` (empty when absent).
+    true_displacement
+        The true fixed -> moving field on the fixed grid (a phantom's
+        ``gt_displacement``), or ``None``.
     """
 
     pair_id: str
@@ -49,6 +52,7 @@ class CohortPair:
     fixed_points: np.ndarray | None
     moving_points: np.ndarray | None
     label_names: dict[str, int]
+    true_displacement: Displacement | None = None
 
 
 def load_cohort_pair(manifest: str | os.PathLike, pair_id: str) -> CohortPair:
@@ -83,6 +87,7 @@ def load_cohort_pair(manifest: str | os.PathLike, pair_id: str) -> CohortPair:
         found = path(column)
         return None if found is None else point_array(read_points(found))
 
+    truth = path("gt_displacement") if "gt_displacement" in entry.index else None
     names_file = root / "labels.json"
     names = json.loads(names_file.read_text()) if names_file.is_file() else {}
     task = entry.get("task")
@@ -92,6 +97,7 @@ def load_cohort_pair(manifest: str | os.PathLike, pair_id: str) -> CohortPair:
         fixed_labels=labels("fixed_labels"), moving_labels=labels("moving_labels"),
         fixed_points=points("fixed_landmarks"), moving_points=points("moving_landmarks"),
         label_names=names,
+        true_displacement=None if truth is None else Displacement.load(truth),
     )
 
 
@@ -116,6 +122,34 @@ def body_mask(fixed: Volume, fixed_labels: Volume | None) -> np.ndarray:
     return normalise_intensity(fixed.array) > 0.1
 
 
+def field_error_region(pair: CohortPair) -> tuple[np.ndarray, str]:
+    """Where the dense field error is measured: the fixed breast, else the fixed body.
+
+    Returns
+    -------
+    mask : numpy.ndarray
+        ``(X, Y, Z)`` boolean mask on the fixed grid.
+    region : str
+        ``"breast"``, or ``"body"`` when the pair has no breast label (then the
+        dense metric covers the whole body, which a caller should say).
+    """
+    from breastlib.tissues import breast_mask
+
+    if pair.fixed_labels is not None:
+        breast = breast_mask(pair.fixed_labels.array, pair.label_names)
+        if breast.any():
+            return breast, "breast"
+    return body_mask(pair.fixed, pair.fixed_labels), "body"
+
+
+def _check_truth_grid(truth: Displacement, fixed: Volume) -> None:
+    if not truth.grid.same_as(fixed.grid):
+        raise InputError(
+            f"the true displacement is on another grid ({truth.grid.shape}, spacing "
+            f"{np.round(truth.grid.spacing, 4).tolist()} mm) than the fixed image "
+            f"({fixed.grid.shape}, spacing {np.round(fixed.grid.spacing, 4).tolist()} mm)")
+
+
 def pair_metrics(
     displacement: Displacement,
     pair: CohortPair,
@@ -138,20 +172,31 @@ def pair_metrics(
         ``dice_breast, hd95_breast_mm, dice_fgt, hd95_fgt_mm, dice_lesion`` (when both
         label maps exist), ``jac_nonpos_pct, sdlogj`` (inside :func:`body_mask`)
         and ``tre_mean_before_mm, tre_mean_after_mm, tre_median_after_mm,
-        tre_p90_after_mm`` (when both landmark sets exist). With ``detail``, also the Dice
-        of every named label, every label metric before registration (``<key>_before``)
-        and the median and 90th percentile of TRE before.
+        tre_p90_after_mm`` (when both landmark sets exist), ``field_error_mean_mm,
+        field_error_p95_mm`` (the primary metric, when the pair has a true field; over
+        :func:`field_error_region`) and ``verdict`` (:func:`breastlib.evaluate.verdict.
+        verdict`). With ``detail``, also the Dice of every named label, every label and
+        field metric before registration (``<key>_before``), the median and 90th
+        percentile of TRE before, and ``field_error_region``.
+
+    Raises
+    ------
+    InputError
+        The true field lies on another grid than the fixed image.
     """
     from breastlib.evaluate.metrics import (
         dice,
+        field_error_stats,
         hd95_mm,
         jacobian_stats,
         label_metrics,
         tre_stats,
     )
+    from breastlib.evaluate.verdict import verdict
     from breastlib.tissues import breast_mask, fgt_mask, tissue_mask
 
     row: dict[str, Any] = {}
+    before_row: dict[str, Any] = {}  # identity's values on this pair, for the verdict
     if pair.fixed_labels is not None and pair.moving_labels is not None:
         names = pair.label_names
         fixed_labels = pair.fixed_labels.array
@@ -164,11 +209,15 @@ def pair_metrics(
             row[f"hd95_{name}_mm"] = hd95_mm(a, b, pair.fixed.spacing)
         row["dice_lesion"] = dice(tissue_mask(fixed_labels, names, ("lesion",)),
                                   tissue_mask(warped, names, ("lesion",)))
+        unregistered = pair.moving_labels.resample_to(pair.fixed.grid, mode="nearest").array
         if detail:
-            before = pair.moving_labels.resample_to(pair.fixed.grid, mode="nearest")
             row |= label_metrics(fixed_labels, warped, names, pair.fixed.spacing)
-            row |= {f"{k}_before": v for k, v in label_metrics(
-                fixed_labels, before.array, names, pair.fixed.spacing).items()}
+            before_row |= {f"{k}_before": v for k, v in label_metrics(
+                fixed_labels, unregistered, names, pair.fixed.spacing).items()}
+        else:
+            a, b = breast_mask(fixed_labels, names), breast_mask(unregistered, names)
+            before_row |= {"dice_breast_before": dice(a, b),
+                           "hd95_breast_mm_before": hd95_mm(a, b, pair.fixed.spacing)}
     if jacobian is None:
         jacobian = displacement.jacobian_determinant()
     row |= jacobian_stats(jacobian, body_mask(pair.fixed, pair.fixed_labels))
@@ -180,4 +229,18 @@ def pair_metrics(
         if detail:
             row |= {"tre_median_before_mm": before["median"],
                     "tre_p90_before_mm": before["p90"]}
+    if pair.true_displacement is not None:
+        _check_truth_grid(pair.true_displacement, pair.fixed)
+        region, region_name = field_error_region(pair)
+        truth_mm = pair.true_displacement.millimetres()
+        after = field_error_stats(displacement.millimetres(), truth_mm, region)
+        before = field_error_stats(np.zeros_like(truth_mm), truth_mm, region)
+        row |= {"field_error_mean_mm": after["mean"], "field_error_p95_mm": after["p95"]}
+        before_row |= {"field_error_mean_before_mm": before["mean"],
+                       "field_error_p95_before_mm": before["p95"]}
+        if detail:
+            row["field_error_region"] = region_name
+    row["verdict"] = verdict(row | before_row)
+    if detail:
+        row |= before_row
     return row

@@ -212,12 +212,14 @@ def overlay_figure(
         ax.set_xticks([])
         ax.set_yticks([])
     metrics = result.metrics
-    line = (f"TRE {metrics.get('tre_mean_before_mm', np.nan):.1f} -> "
+    dense = (f"dense error {metrics['field_error_mean_mm']:.1f} mm, "
+             if "field_error_mean_mm" in metrics else "")
+    line = (f"{dense}TRE {metrics.get('tre_mean_before_mm', np.nan):.1f} -> "
             f"{metrics.get('tre_mean_after_mm', np.nan):.1f} mm, "
             f"Dice breast {metrics.get('dice_breast', np.nan):.2f}, "
             f"FGT {metrics.get('dice_fgt', np.nan):.2f}, "
             f"folded {metrics.get('jac_nonpos_pct', np.nan):.2f} %, "
-            f"{result.seconds:.0f} s")
+            f"{result.seconds:.0f} s, {metrics.get('verdict', '')}")
     heading = f"{title}: axial slice {k + 1} of {result.fixed.shape[2]}" if title else (
         f"axial slice {k + 1} of {result.fixed.shape[2]}")
     figure.suptitle(f"{heading}\n{line} (patient's right on the viewer's left)",
