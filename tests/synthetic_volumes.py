@@ -124,8 +124,8 @@ def write_tiny_cohort(
 ) -> Path:
     """A cohort in the phantom's manifest format: blob pairs whose moving image is the
     fixed one shifted by ``shifts[pair_id]`` (mm), with label maps, landmarks, the true
-    field (the constant shift) and ``labels.json``, on an oblique LPS grid of :data:`TINY_SHAPE` voxels. Returns the
-    ``manifest.csv``."""
+    field (the constant shift) and ``labels.json``, on an oblique LPS grid of
+    :data:`TINY_SHAPE` voxels. Returns the ``manifest.csv``."""
     affine = centred_affine(TINY_SHAPE, centre_mm=(0.0, 0.0, 0.0), spacing=(3.0, 3.0, 4.0),
                             angle_deg=17.0, lps=True)
     index = np.stack(np.meshgrid(*[np.arange(n) for n in TINY_SHAPE], indexing="ij"), axis=-1)
