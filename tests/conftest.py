@@ -30,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["BREASTLIB_CACHE"] = tempfile.mkdtemp(prefix="breastlib-test-cache-")
 os.environ["BREASTLIB_WEIGHTS"] = tempfile.mkdtemp(prefix="breastlib-test-weights-")
 
-from synthetic_volumes import blob_volume, centred_affine  # noqa: E402
+from synthetic_volumes import blob_volume, centred_affine, write_tiny_cohort  # noqa: E402
 
 
 def pytest_xdist_auto_num_workers(config):
@@ -63,6 +63,46 @@ def blob_pair():
     fixed = blob_volume(shape, affine, seed=3)
     moving = blob_volume(shape, affine, shift_mm=shift, seed=3)
     return fixed, moving, shift
+
+
+@pytest.fixture(scope="module")
+def tiny_cohort(tmp_path_factory):
+    """``manifest.csv`` of :func:`synthetic_volumes.write_tiny_cohort` (two shifted blob
+    pairs whose metrics have known answers), written once per test module."""
+    return write_tiny_cohort(tmp_path_factory.mktemp("tiny-cohort"))
+
+
+def _centre_region(shape: tuple[int, ...], fraction: float = 0.25) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    lo = [int(s * fraction) for s in shape]
+    hi = [int(s * (1 - fraction)) for s in shape]
+    mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = True
+    return mask
+
+
+@pytest.fixture
+def centre_region():
+    """``centre_region(shape, fraction=0.25)``: boolean mask of the central box of a grid,
+    ``fraction`` of each axis left out on either side (where registration errors are
+    measured, away from the borders)."""
+    return _centre_region
+
+
+def _decode_image(uri: str) -> np.ndarray:
+    import base64
+    import io
+
+    from PIL import Image
+
+    header, data = uri.split(",", 1)
+    assert header.startswith("data:image/"), header
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))))
+
+
+@pytest.fixture
+def decode_image():
+    """``decode_image(uri)``: the pixels of a ``data:image/...;base64`` URI as an array."""
+    return _decode_image
 
 
 @pytest.fixture(scope="session")

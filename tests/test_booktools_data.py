@@ -1,4 +1,5 @@
-"""The book's builds: which cohort, profile and folders a chapter reads."""
+"""The book's builds (``breastlib.booktools.data``): which cohort, profile and folders a
+chapter reads; and the provenance line of its figures."""
 
 from __future__ import annotations
 

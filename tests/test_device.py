@@ -2,27 +2,49 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
 
 from breastlib.device import memory_limit_gib, resolve_device
+from breastlib.errors import BreastlibError
 
 
-def test_auto_device_is_cpu_without_cuda():
-    import torch
+@pytest.mark.parametrize(("cuda", "expected"), [(False, "cpu"), (True, "cuda")])
+def test_auto_device_follows_cuda_availability(monkeypatch, cuda, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert resolve_device("auto") == torch.device(expected)
+    assert resolve_device("cpu") == torch.device("cpu")  # explicit choices pass through
+    given = torch.device("cuda", 1)
+    assert resolve_device(given) is given
 
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert resolve_device("auto").type == expected
+
+def test_cuda_without_cuda_is_a_user_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(BreastlibError, match="'cuda:1' requested but CUDA is not available"):
+        resolve_device("cuda:1")
 
 
-def test_memory_limit_reads_the_container_limit(tmp_path):
-    physical = memory_limit_gib(cgroup_files=())
-    assert physical > 0.5
-    binder = tmp_path / "memory.max"
-    binder.write_text(f"{2 * 2**30}\n")
-    assert memory_limit_gib(cgroup_files=(str(binder),)) == pytest.approx(min(2.0, physical))
+def test_memory_limit_reads_the_container_limit(tmp_path, monkeypatch):
+    # A machine of 2**20 pages of 4 KiB: 4 GiB of physical memory.
+    sizes = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 2**20}
+    monkeypatch.setattr(os, "sysconf", lambda name: sizes[name])
+    assert memory_limit_gib(cgroup_files=()) == 4.0
+    low = tmp_path / "memory.max"
+    low.write_text(f"{3 * 2**29}\n")  # cgroup v2: 1.5 GiB
+    assert memory_limit_gib(cgroup_files=(str(low),)) == 1.5
+    high = tmp_path / "high"
+    high.write_text(f"{8 * 2**30}\n")  # above physical memory: physical wins
+    assert memory_limit_gib(cgroup_files=(str(high),)) == 4.0
     unlimited = tmp_path / "unlimited"
     unlimited.write_text("max\n")
-    assert memory_limit_gib(cgroup_files=(str(tmp_path / "absent"), str(unlimited))) == physical
+    # The first file that exists wins: "max" means no limit, even before a lower limit.
+    assert memory_limit_gib(cgroup_files=(str(tmp_path / "absent"), str(unlimited),
+                                          str(low))) == 4.0
+    assert memory_limit_gib(cgroup_files=(str(tmp_path / "absent"), str(low),
+                                          str(unlimited))) == 1.5
     huge = tmp_path / "v1"
-    huge.write_text(str(2**63 - 4096))
-    assert memory_limit_gib(cgroup_files=(str(huge),)) == physical
+    huge.write_text(str(2**63 - 4096))  # cgroup v1's "no limit"
+    assert memory_limit_gib(cgroup_files=(str(huge),)) == 4.0
+    assert memory_limit_gib(cgroup_files=(str(tmp_path / "absent"),)) == 4.0

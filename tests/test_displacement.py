@@ -11,8 +11,7 @@ from synthetic_volumes import blob_volume
 
 from breastlib.displacement import NIFTI_INTENT_VECTOR, Displacement
 from breastlib.errors import InputError
-from breastlib.grid import LPS_FLIP
-from breastlib.volume import Volume, load_volume, volume_to_sitk
+from breastlib.volume import Volume
 
 
 def smooth_field(grid, *, amplitude_mm: float = 6.0, seed: int = 0) -> Displacement:
@@ -169,6 +168,25 @@ def test_jacobian_of_uniform_scaling_in_world_units(grid_case):
     np.testing.assert_allclose(disp.jacobian_determinant(), scale**3, rtol=1e-5)
 
 
+def test_jacobian_of_an_affine_map_is_its_determinant_everywhere(grid_case):
+    """``u(p) = (A - I) p`` in world mm maps ``p -> A p``: ``J = det(A)`` at every voxel,
+    whatever the grid's spacing, direction cosines and storage order."""
+    _, shape, affine = grid_case
+    fixed = blob_volume(shape, affine)
+    theta = np.deg2rad(20.0)
+    rotation = np.array([[np.cos(theta), 0.0, np.sin(theta)], [0.0, 1.0, 0.0],
+                         [-np.sin(theta), 0.0, np.cos(theta)]])
+    shear = np.array([[1.0, 0.3, -0.2], [0.0, 1.0, 0.15], [0.0, 0.0, 1.0]])
+    for scales, det in (((1.2, 0.9, 1.1), 1.188), ((1.0, -0.8, 1.25), -1.0)):
+        matrix = rotation @ np.diag(scales) @ shear  # det = product of the scales
+        assert np.linalg.det(matrix) == pytest.approx(det)
+        index = np.indices(fixed.shape, dtype=np.float64).reshape(3, -1)
+        world = fixed.affine[:3, :3] @ index + fixed.affine[:3, 3, None]
+        field_mm = ((matrix - np.eye(3)) @ world).reshape(3, *fixed.shape)
+        determinant = Displacement.from_millimetres(field_mm, fixed.grid).jacobian_determinant()
+        np.testing.assert_allclose(determinant, det, rtol=1e-4)
+
+
 def test_affine_composition_matches_world_map(grid_case):
     _, shape, affine = grid_case
     fixed = blob_volume(shape, affine)
@@ -207,6 +225,19 @@ def test_shape_and_nan_checks(tmp_path):
         Displacement.identity(fixed.grid).to_moving(np.zeros((4, 2)))
 
 
-def test_lps_flip_is_its_own_inverse():
-    np.testing.assert_array_equal(LPS_FLIP @ LPS_FLIP, np.eye(4))
-    assert load_volume is not None and volume_to_sitk is not None
+def test_field_written_by_simpleitk_loads_as_ras_millimetres(tmp_path):
+    """SimpleITK/ITK store vectors in LPS: (-1, -2, 3) there is (1, 2, 3) mm in RAS."""
+    array = np.zeros((4, 5, 6, 3))  # (z, y, x, vector), identity direction: LPS axes
+    array[...] = [-1.0, -2.0, 3.0]
+    field = sitk.GetImageFromArray(array, isVector=True)
+    field.SetSpacing((2.0, 3.0, 4.0))
+    field.SetOrigin((10.0, -20.0, 5.0))
+    sitk.WriteImage(field, str(tmp_path / "itk.nii.gz"))
+    disp = Displacement.load(tmp_path / "itk.nii.gz")
+    assert disp.grid.shape == (6, 5, 4)
+    np.testing.assert_allclose(disp.millimetres(),
+                               np.broadcast_to(np.array([1.0, 2.0, 3.0])[:, None, None, None],
+                                               (3, 6, 5, 4)), atol=1e-6)
+    point = disp.grid.index_to_world(np.array([[2.0, 2.0, 1.0]]))
+    np.testing.assert_allclose(disp.to_moving(point), point + np.array([1.0, 2.0, 3.0]),
+                               atol=1e-6)

@@ -1,8 +1,9 @@
 """The study runner: table layout, resume after a kill, failure isolation, Dask.
 
-Most tests run on a tiny cohort in the phantom's manifest format (32 x 32 x 24 voxels on an
-oblique LPS grid, the moving image a rigid shift of the fixed one), where every metric of a
-row has a known answer; one test runs the real phantom cohort end to end.
+Most tests run on a tiny cohort (``tiny_cohort``, conftest.py) in the phantom's manifest
+format (32 x 32 x 24 voxels on an oblique LPS grid, the moving image a rigid shift of the
+fixed one), where every metric of a row has a known answer; one test runs the real phantom
+cohort end to end.
 """
 
 from __future__ import annotations
@@ -18,67 +19,16 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_volumes import blob_volume, centred_affine
+from synthetic_volumes import TINY_SHIFTS
 
 from breastlib.study.run import RESULT_COLUMNS, run_study
-from breastlib.volume import Volume
-
-TINY = (32, 32, 24)
-SHIFTS = {"tiny_000": np.array([4.0, -3.0, 5.0]), "tiny_001": np.array([-5.0, 2.0, 3.0])}
-LABELS = {"background": 0, "fat": 1, "fgt": 2, "pectoralis": 8}
-
-
-def _labels(world: np.ndarray) -> np.ndarray:
-    """Tissue labels of the blob anatomy at ``(..., 3)`` RAS mm points."""
-    radius = (world[..., 0] / 70) ** 2 + (world[..., 1] / 60) ** 2 + (world[..., 2] / 45) ** 2
-    labels = np.where(radius < 1.0, LABELS["fat"], 0)
-    fgt = np.linalg.norm(world - np.array([10.0, 5.0, 0.0]), axis=-1) < 18.0
-    labels[fgt & (radius < 1.0)] = LABELS["fgt"]
-    labels[(world[..., 1] < -25.0) & (radius < 1.0)] = LABELS["pectoralis"]
-    return labels.astype(np.int16)
-
-
-def write_tiny_cohort(root, shifts=SHIFTS, task="longitudinal"):
-    """A cohort of shifted blob pairs with labels and landmarks; returns manifest.csv."""
-    affine = centred_affine(TINY, centre_mm=(0.0, 0.0, 0.0), spacing=(3.0, 3.0, 4.0),
-                            angle_deg=17.0, lps=True)
-    index = np.stack(np.meshgrid(*[np.arange(n) for n in TINY], indexing="ij"), axis=-1)
-    world = index @ affine[:3, :3].T + affine[:3, 3]
-    rows = []
-    for number, (pair_id, shift) in enumerate(shifts.items()):
-        folder = root / pair_id
-        folder.mkdir(parents=True)
-        blob_volume(TINY, affine, seed=number).save(folder / "fixed.nii.gz")
-        blob_volume(TINY, affine, shift_mm=shift, seed=number).save(folder / "moving.nii.gz")
-        Volume.from_array(_labels(world), affine).save(folder / "fixed_labels.nii.gz",
-                                                       dtype=np.int16)
-        Volume.from_array(_labels(world - shift), affine).save(
-            folder / "moving_labels.nii.gz", dtype=np.int16)
-        rng = np.random.default_rng(number)
-        fixed_points = rng.uniform(-20.0, 20.0, size=(12, 3))
-        for name, points in (("fixed", fixed_points), ("moving", fixed_points + shift)):
-            table = pd.DataFrame(points, columns=["x", "y", "z"]).assign(kind="blob")
-            table.to_csv(folder / f"{name}_landmarks.csv", index=False)
-        rows.append({"task": task, "pair_id": pair_id})
-        for side in ("fixed", "moving"):
-            rows[-1] |= {f"{side}_image": f"{pair_id}/{side}.nii.gz",
-                         f"{side}_labels": f"{pair_id}/{side}_labels.nii.gz",
-                         f"{side}_landmarks": f"{pair_id}/{side}_landmarks.csv"}
-    (root / "labels.json").write_text(json.dumps(LABELS))
-    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
-    return root / "manifest.csv"
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    return write_tiny_cohort(tmp_path_factory.mktemp("cohort"))
-
-
-@pytest.fixture(scope="module")
-def grid(cohort, tmp_path_factory):
+def grid(tiny_cohort, tmp_path_factory):
     """One run of the grid (baselines and ``mind`` via register_pair), shared."""
     out = tmp_path_factory.mktemp("grid")
-    return run_study(cohort, METHODS, out=out, progress=False), out
+    return run_study(tiny_cohort, METHODS, out=out, progress=False), out
 
 
 METHODS = ["identity", "affine", "mind"]
@@ -101,7 +51,7 @@ def test_table_has_one_row_per_pair_and_method(grid):
 
 def test_rows_have_the_known_metrics_of_a_shifted_pair(grid):
     table, _ = grid
-    for pair_id, shift in SHIFTS.items():
+    for pair_id, shift in TINY_SHIFTS.items():
         rows = table[table["pair_id"] == pair_id].set_index("method")
         # Landmark error before registration is the shift itself, at every landmark.
         for method in ("identity", "affine"):
@@ -134,20 +84,20 @@ def test_phantom_cohort_end_to_end(tmp_path):
     assert 0.0 < table.loc[0, "dice_breast"] < 1.0 and table.loc[0, "dice_fgt"] > 0.0
 
 
-def test_rerun_skips_finished_rows(cohort, grid):
+def test_rerun_skips_finished_rows(tiny_cohort, grid):
     _, out = grid
     files = [*sorted((out / "rows").iterdir()), out / "results.csv", out / "results.parquet"]
     stamps = [p.stat().st_mtime_ns for p in files]
     start = time.perf_counter()
-    table = run_study(cohort, METHODS, out=out, progress=False)
+    table = run_study(tiny_cohort, METHODS, out=out, progress=False)
     assert time.perf_counter() - start < 5  # nothing recomputed
     assert [p.stat().st_mtime_ns for p in files] == stamps  # nor rewritten
     assert len(table) == 6
 
 
-def test_failing_pair_is_recorded_and_retried(cohort, tmp_path):
+def test_failing_pair_is_recorded_and_retried(tiny_cohort, tmp_path):
     broken = tmp_path / "broken"
-    shutil.copytree(cohort.parent, broken)
+    shutil.copytree(tiny_cohort.parent, broken)
     manifest = pd.read_csv(broken / "manifest.csv")
     bad = broken / manifest.loc[0, "moving_landmarks"]
     good = bad.read_bytes()
@@ -165,7 +115,7 @@ def test_failing_pair_is_recorded_and_retried(cohort, tmp_path):
     assert set(retried["status"]) == {"ok"} and len(retried) == 2
 
 
-def test_executor_failure_is_a_failed_row(cohort, tmp_path, monkeypatch):
+def test_executor_failure_is_a_failed_row(tiny_cohort, tmp_path, monkeypatch):
     """A cell whose executor raises (e.g. a lost Dask worker) is recorded, the rest run."""
     import breastlib.study.run as study
 
@@ -177,7 +127,7 @@ def test_executor_failure_is_a_failed_row(cohort, tmp_path, monkeypatch):
         return real(job, **kwargs)
 
     monkeypatch.setattr(study, "run_job_in_subprocess", flaky)
-    table = run_study(cohort, ["identity"], out=tmp_path, progress=False).set_index("pair_id")
+    table = run_study(tiny_cohort, ["identity"], out=tmp_path, progress=False).set_index("pair_id")
     assert table.loc["tiny_000", "status"] == "failed"
     assert table.loc["tiny_000", "error"] == "executor: RuntimeError: worker lost"
     assert table.loc["tiny_000", "task"] == "longitudinal"
@@ -185,10 +135,10 @@ def test_executor_failure_is_a_failed_row(cohort, tmp_path, monkeypatch):
     assert len(list((tmp_path / "rows").glob("*.json"))) == 2  # the failure is on disk too
 
 
-def test_changed_images_are_new_rows(cohort, tmp_path):
+def test_changed_images_are_new_rows(tiny_cohort, tmp_path):
     """Rows are keyed by image content: regenerated data never reuses stale results."""
     copy = tmp_path / "copy"
-    shutil.copytree(cohort.parent, copy)
+    shutil.copytree(tiny_cohort.parent, copy)
     out = tmp_path / "out"
     run_study(copy / "manifest.csv", ["identity"], out=out, progress=False)
     manifest = pd.read_csv(copy / "manifest.csv")
@@ -201,11 +151,11 @@ def test_changed_images_are_new_rows(cohort, tmp_path):
     assert len(list((out / "rows").glob("*.json"))) == 3  # old row kept in the cache
 
 
-def test_phantom_pairs_are_keyed_by_recipe_not_last_bits(cohort, tmp_path):
+def test_phantom_pairs_are_keyed_by_recipe_not_last_bits(tiny_cohort, tmp_path):
     """A phantom pair regenerated on another CPU (same recipe, voxels off in the last
     bits) finds its results; a different recipe or grid does not."""
     copy = tmp_path / "copy"
-    shutil.copytree(cohort.parent, copy)
+    shutil.copytree(tiny_cohort.parent, copy)
     manifest = pd.read_csv(copy / "manifest.csv")
     manifest["recipe"] = ["phantom-v1-aaaa", "phantom-v1-bbbb"]
     manifest.to_csv(copy / "manifest.csv", index=False)
@@ -224,9 +174,9 @@ def test_phantom_pairs_are_keyed_by_recipe_not_last_bits(cohort, tmp_path):
     assert len(list((out / "rows").glob("*.json"))) == 3
 
 
-def test_killed_run_resumes_without_losing_or_duplicating(cohort, tmp_path):
+def test_killed_run_resumes_without_losing_or_duplicating(tiny_cohort, tmp_path):
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "breastlib", "study", "--cohort", str(cohort),
+    command = [sys.executable, "-m", "breastlib", "study", "--cohort", str(tiny_cohort),
                "--methods", "identity,affine", "--out", str(out)]
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
@@ -238,16 +188,16 @@ def test_killed_run_resumes_without_losing_or_duplicating(cohort, tmp_path):
     process.wait()
     finished = {p.name: p.stat().st_mtime_ns for p in rows.glob("*.json")}
     assert 2 <= len(finished) < 4, "the kill should land mid-run"
-    table = run_study(cohort, ["identity", "affine"], out=out, progress=False)
+    table = run_study(tiny_cohort, ["identity", "affine"], out=out, progress=False)
     assert len(table) == 4 and not table.duplicated(["pair_id", "method"]).any()
     assert set(table["status"]) == {"ok"}, table["error"].tolist()
     for name, stamp in finished.items():
         assert (rows / name).stat().st_mtime_ns == stamp  # finished rows not recomputed
 
 
-def test_dask_local_cluster_gives_the_same_table(cohort, grid, tmp_path):
+def test_dask_local_cluster_gives_the_same_table(tiny_cohort, grid, tmp_path):
     local = grid[0][grid[0]["method"] == "identity"].reset_index(drop=True)
-    dask = run_study(cohort, ["identity"], out=tmp_path, progress=False,
+    dask = run_study(tiny_cohort, ["identity"], out=tmp_path, progress=False,
                      executor="dask", workers=2)
     assert len(list((tmp_path / "rows").glob("*.json"))) == 2
     machine = ["seconds_features", "seconds_optimisation", "peak_rss_mib", "versions"]
