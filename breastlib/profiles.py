@@ -22,6 +22,9 @@ class ConvexAdamParams:
 
     mind_radius: int = 1
     mind_dilation: int = 2
+    #: Background floor under MIND's input, in normalised intensity (0 = none): see
+    #: :func:`breastlib.encoders.mind.mind_ssc`.
+    mind_floor: float = 0.0
     feature_scale: float = 1.0
     convex_grid: int = 6
     half_width: int = 4

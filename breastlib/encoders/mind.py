@@ -4,6 +4,14 @@ Heinrich et al., "Towards realtime multimodal fusion for image-guided interventi
 self-similarity context", MICCAI 2013. For each voxel, twelve patch distances between the
 pairs of its six face neighbours (at ``dilation`` voxels) that lie sqrt(2) apart are
 turned into a descriptor by ``exp(-d / v)`` with ``v`` the local mean distance.
+
+``floor`` suppresses the background before the descriptor is computed: intensities are
+mapped by ``max(x - floor, 0) / (1 - floor)``. MR air holds Rician noise while CT air is a
+clipped constant; without a floor, the variance normalisation turns MR noise into random
+descriptors that match CT fat better than CT air, and a cross-modality registration pulls
+tissue into the air (measured on a small T1 -> CT phantom pair: 14.6 % of the body folded
+and breast Dice 0.46 without, 0 % and 0.95 with a floor of 0.05; see the book's method
+chapter).
 """
 
 from __future__ import annotations
@@ -36,7 +44,9 @@ def _shift(image: torch.Tensor, offset: torch.Tensor, pad: int) -> torch.Tensor:
     return padded[:, :, ox : ox + x, oy : oy + y, oz : oz + z]
 
 
-def mind_ssc(image: torch.Tensor, *, radius: int = 1, dilation: int = 2) -> torch.Tensor:
+def mind_ssc(
+    image: torch.Tensor, *, radius: int = 1, dilation: int = 2, floor: float = 0.0
+) -> torch.Tensor:
     """Compute 12-channel MIND-SSC features.
 
     Parameters
@@ -47,6 +57,9 @@ def mind_ssc(image: torch.Tensor, *, radius: int = 1, dilation: int = 2) -> torc
         Patch radius in voxels (box filter of width ``2 * radius + 1``).
     dilation
         Distance of the six neighbours from the centre, in voxels.
+    floor
+        Background floor in the normalised intensity range, ``[0, 1)``; 0 leaves the
+        image as it is.
 
     Returns
     -------
@@ -55,6 +68,10 @@ def mind_ssc(image: torch.Tensor, *, radius: int = 1, dilation: int = 2) -> torc
     """
     if image.ndim != 5 or image.shape[1] != 1:
         raise ValueError(f"image must be (B, 1, X, Y, Z), got {tuple(image.shape)}")
+    if not 0.0 <= floor < 1.0:
+        raise ValueError(f"floor must lie in [0, 1), got {floor}")
+    if floor > 0.0:
+        image = (image - floor).clamp_min(0.0) / (1.0 - floor)
     offsets = _SIX_NEIGHBOURS * dilation
     distances = []
     for i, j in _neighbour_pairs():

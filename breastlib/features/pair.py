@@ -234,10 +234,12 @@ def _mind_pair(
     out = []
     for v in (fixed, moving):
         image = torch.from_numpy(np.ascontiguousarray(v.array, np.float32)).to(dev)[None, None]
-        out.append(mind_ssc(image, radius=params.mind_radius, dilation=params.mind_dilation)[0])
+        out.append(mind_ssc(image, radius=params.mind_radius, dilation=params.mind_dilation,
+                            floor=params.mind_floor)[0])
     info = {
         "name": MIND, "weights": None, "weights_sha256": None, "input_size": None,
         "slice_step": None, "pca_dims": None, "profile": profile, "radius": params.mind_radius,
-        "dilation": params.mind_dilation, "seconds_features": time.perf_counter() - start,
+        "dilation": params.mind_dilation, "floor": params.mind_floor,
+        "seconds_features": time.perf_counter() - start,
     }
     return out[0], out[1], info

@@ -67,7 +67,8 @@ def _mind_features(
     out = []
     for array in (fixed, moving):
         image = torch.from_numpy(array).to(device, torch.float32)[None, None]
-        out.append(mind_ssc(image, radius=params.mind_radius, dilation=params.mind_dilation)[0])
+        out.append(mind_ssc(image, radius=params.mind_radius, dilation=params.mind_dilation,
+                            floor=params.mind_floor)[0])
     return out[0], out[1]
 
 
