@@ -18,10 +18,6 @@ from breastlib.encoders import ENCODERS, clear_cache, get_encoder
 from breastlib.encoders import weights as w
 from breastlib.errors import BreastlibError
 
-MANIFEST_OF = {"sam": "sam_vit_b.json", "dinov2-s": "dinov2_vits14_reg4.json",
-               "dinov2-b": "dinov2_vitb14_reg4.json", "dinov2": "dinov2_vitl14_reg4.json",
-               "biomedclip": "biomedclip_vit_b16.json"}
-
 
 @pytest.fixture(autouse=True)
 def weights_home(tmp_path, monkeypatch):
@@ -49,11 +45,36 @@ def _map(name, state):
     return mapper(ENCODERS[name], state)
 
 
-@pytest.mark.parametrize("name", sorted(MANIFEST_OF))
+@pytest.mark.parametrize("name", sorted(ENCODERS))
 def test_manifest_checkpoints_load_strictly(name):
-    manifest = w.load_manifest(MANIFEST_OF[name])
+    """Every encoder loads its registry checkpoint in the published layout: SAM, MedSAM and
+    SSLSAM full Sam files, DINOv2 Meta's hub files, BiomedCLIP open_clip's, MedCLIP the
+    Hugging Face layout of MedCLIP-SAMv2."""
+    manifest = w.load_manifest(w.CHECKPOINTS[ENCODERS[name].checkpoint].manifest)
     assert manifest["source"] and manifest["parameters"]
     mapped, unexpected = _map(name, checkpoint_from_manifest(manifest))
+    w.load_strict(_meta_network(name), mapped, unexpected, source=name)
+
+
+def _own_layout(name):
+    """A checkpoint with the network's own names (constant values, tiny)."""
+    shapes = {k: list(v.shape) for k, v in _meta_network(name).state_dict().items()}
+    return checkpoint_from_manifest({"parameters": shapes})
+
+
+@pytest.mark.parametrize(
+    ("name", "layout"),
+    [("dinov2-s", "timm"), ("biomedclip", "bare"), ("biomedclip", "open_clip-module"),
+     ("sam", "bare")],
+)
+def test_also_accepted_layouts_load_strictly(name, layout):
+    if layout == "open_clip-module":
+        manifest = w.load_manifest(w.CHECKPOINTS[ENCODERS[name].checkpoint].manifest)
+        state = {"module." + k: v for k, v in checkpoint_from_manifest(manifest).items()}
+        state["module.text.proj.0.weight"] = torch.zeros(640, 768)
+    else:
+        state = _own_layout(name)
+    mapped, unexpected = _map(name, state)
     w.load_strict(_meta_network(name), mapped, unexpected, source=name)
 
 

@@ -130,7 +130,9 @@ def resolve_weights(spec: EncoderSpec, weights: str | os.PathLike, seed: int) ->
     return WeightsChoice(kind, path, f"sha256:{sha}", sha)
 
 
-def _build(spec: EncoderSpec) -> nn.Module:
+def _build(spec: EncoderSpec, mapped: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """The family's network; ``mapped`` (checkpoint tensors by network name) picks a
+    variant where a layout needs one (a CLIP tower with a pre-block norm)."""
     if spec.family == "sam":
         from breastlib.encoders.sam import build_network
 
@@ -139,9 +141,9 @@ def _build(spec: EncoderSpec) -> nn.Module:
         from breastlib.encoders.dinov2 import build_network
 
         return build_network(spec.arch)
-    from breastlib.encoders.biomedclip import build_network
+    from breastlib.encoders.biomedclip import build_network, needs_pre_norm
 
-    return build_network()
+    return build_network(pre_norm=mapped is not None and needs_pre_norm(mapped))
 
 
 def _map(spec: EncoderSpec, state: dict[str, torch.Tensor]):
@@ -173,7 +175,7 @@ def build_network(spec: EncoderSpec, choice: WeightsChoice) -> nn.Module:
         state = read_state_dict(choice.path)
         mapped, unexpected = _map(spec, state)
         with torch.device("meta"):
-            net = _build(spec)
+            net = _build(spec, mapped)
         load_strict(net, mapped, unexpected, source=str(choice.path))
     net.eval()
     for param in net.parameters():

@@ -5,6 +5,9 @@ vit_base_patch16_224``) wraps timm's ``vit_base_patch16_224`` as ``visual.trunk`
 no pooling, followed by a linear projection head to the 512-d joint space. The
 published pipeline uses the last hidden state without the class token (768 channels,
 14 x 14 tokens at 224 px); the projection head is not used.
+
+The MedCLIP-SAMv2 fine-tune is published in a Hugging Face layout (``vision_model.*``),
+converted on load by :func:`breastlib.encoders.weights.layouts.convert_hf_clip_vision`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import torch
 from torch import nn
 
 from breastlib.encoders._vit import build_timm
+from breastlib.encoders.weights.layouts import convert_hf_clip_vision, is_hf_clip_vision
 
 ARCH = "vit_base_patch16_224"
 
@@ -21,21 +25,42 @@ ARCH = "vit_base_patch16_224"
 UNUSED_PREFIXES = ("text.", "visual.head.", "logit_scale", "logit_bias")
 
 
-def build_network() -> nn.Module:
-    """Build the ViT-B/16 vision trunk (224 px position grid) without weights."""
-    return build_timm(ARCH)
+def build_network(pre_norm: bool = False) -> nn.Module:
+    """Build the ViT-B/16 vision trunk (224 px position grid) without weights.
+
+    Parameters
+    ----------
+    pre_norm
+        Put a LayerNorm (``norm_pre``, eps as the trunk's other norms) between the
+        embeddings and the first block, for checkpoints that carry one (a standard
+        Hugging Face ``CLIPVisionModel``'s ``pre_layrnorm``). BiomedCLIP and the
+        MedCLIP-SAMv2 fine-tune have none. Built by replacing the identity rather than
+        with timm's ``pre_norm=True``, which would also drop the patch-embedding bias
+        that BiomedCLIP has.
+    """
+    net = build_timm(ARCH)
+    if pre_norm:
+        net.norm_pre = nn.LayerNorm(net.embed_dim, eps=net.norm.eps)
+    return net
+
+
+def needs_pre_norm(mapped: dict[str, torch.Tensor]) -> bool:
+    """Whether mapped tensors (from :func:`map_state_dict`) include a pre-block norm."""
+    return "norm_pre.weight" in mapped or "norm_pre.bias" in mapped
 
 
 def map_state_dict(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Map an open_clip BiomedCLIP checkpoint onto timm ``vit_base_patch16_224`` names.
+    """Map a BiomedCLIP checkpoint onto timm ``vit_base_patch16_224`` names.
 
     Accepted layouts, each explicit:
 
     * open_clip ``open_clip_pytorch_model.bin``: ``visual.trunk.*`` kept and stripped,
       :data:`UNUSED_PREFIXES` dropped;
-    * the same saved by open_clip's training loop (every key prefixed ``module.``), the
-      form a fine-tune such as MedCLIP-SAMv2 is expected to take (not verifiable here:
-      see the book's note on uncertain layouts);
+    * the same saved by open_clip's training loop (every key prefixed ``module.``);
+    * Hugging Face CLIP (any key under ``vision_model.``), the form in which
+      MedCLIP-SAMv2 publishes its fine-tune (``pytorch_model.bin``): converted by
+      :func:`~breastlib.encoders.weights.layouts.convert_hf_clip_vision`, which drops
+      the text tower and projections and raises on any key it cannot place;
     * a bare timm trunk state dict (``patch_embed.*``, ``blocks.*``), passed through.
 
     Returns
@@ -43,14 +68,16 @@ def map_state_dict(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tens
     mapped : dict
         Tensors by timm name.
     unexpected : list of str
-        Keys that fit none of the rules (e.g. Hugging Face ``vision_model.*`` layouts,
-        which need a conversion this loader does not guess).
+        Keys that fit none of the rules.
     """
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
+    if is_hf_clip_vision(state):
+        mapped, _dropped = convert_hf_clip_vision(state)
+        return mapped, []
     if not any(k.startswith("visual.") for k in state):
         return dict(state), []
-    mapped: dict[str, torch.Tensor] = {}
+    mapped = {}
     unexpected: list[str] = []
     for key, value in state.items():
         if key.startswith("visual.trunk."):

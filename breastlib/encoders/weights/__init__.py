@@ -6,7 +6,9 @@
   ``~/.cache/breastlib/weights``), SHA-256 checks and local pins, and :func:`download`,
   the only function that uses the network;
 - :mod:`~breastlib.encoders.weights.loading`: reading a file safely
-  (``weights_only=True``) and loading it strictly into a network.
+  (``weights_only=True``) and loading it strictly into a network;
+- :mod:`~breastlib.encoders.weights.layouts`: converting layouts that need more than a
+  renamed prefix (the Hugging Face CLIP vision tower of the MedCLIP-SAMv2 fine-tune).
 
 The names used elsewhere are re-exported here (``from breastlib.encoders import weights``).
 """
@@ -26,6 +28,7 @@ from breastlib.encoders.weights.cache import (
     verify,
     weights_dir,
 )
+from breastlib.encoders.weights.layouts import convert_hf_clip_vision, is_hf_clip_vision
 from breastlib.encoders.weights.loading import load_strict, read_state_dict
 from breastlib.encoders.weights.registry import (
     CHECKPOINTS,
@@ -43,10 +46,12 @@ __all__ = [
     "WeightsError",
     "check_sha256",
     "checkpoint_path",
+    "convert_hf_clip_vision",
     "download",
     "expected_sha256",
     "file_sha256",
     "get_checkpoint",
+    "is_hf_clip_vision",
     "load_manifest",
     "load_strict",
     "locate",

@@ -3,9 +3,10 @@
 Every checkpoint is read with ``torch.load(..., weights_only=True)``, mapped onto the
 architecture by an explicit per-family function (``map_state_dict`` of
 :mod:`breastlib.encoders.sam`, :mod:`~breastlib.encoders.dinov2` and
-:mod:`~breastlib.encoders.biomedclip`), and loaded strictly: missing, unexpected or
-mis-shaped parameters raise :class:`~breastlib.encoders.weights.registry.WeightsError`
-naming them.
+:mod:`~breastlib.encoders.biomedclip`, the last using
+:mod:`~breastlib.encoders.weights.layouts` for Hugging Face CLIP files), and loaded
+strictly: missing, unexpected or mis-shaped parameters raise
+:class:`~breastlib.encoders.weights.registry.WeightsError` naming them.
 """
 
 from __future__ import annotations

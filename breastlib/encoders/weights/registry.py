@@ -104,9 +104,11 @@ CHECKPOINTS: dict[str, Checkpoint] = {
         ),
         Checkpoint(
             "medclip_samv2", "medclip_samv2_biomedclip.bin", "biomedclip",
-            "biomedclip_vit_b16.json",
-            "HealthX-Lab/MedCLIP-SAMv2 README (fine-tuned BiomedCLIP, Google Drive; layout "
-            "assumed to be open_clip's, unverified)",
+            "medclip_samv2_hf.json",
+            "HealthX-Lab/MedCLIP-SAMv2 README ('Our fine-tuned model', Google Drive, "
+            "published as pytorch_model.bin in the Hugging Face layout of "
+            "chuhac/BiomedCLIP-vit-bert-hf; save it under this file name, it is converted "
+            "on load)",
             None, "~784 MB",
         ),
     ]
