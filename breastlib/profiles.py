@@ -57,9 +57,11 @@ PROFILES: dict[str, ConvexAdamParams] = {
         iterations=80, learning_rate=1.0, regularisation=1.25,
         smooth_kernel=3, smooth_passes=3,
     ),
-    # Default: a small phantom pair in seconds on a laptop CPU, close to `published`.
+    # Default: a small phantom pair in seconds on a laptop CPU, close to `published`, with
+    # MIND's background floor (benchmarks/bench_mind_floor.py measures what it changes).
     "fast": ConvexAdamParams(
-        mind_radius=1, mind_dilation=2, feature_scale=10.0, convex_grid=4, half_width=4,
+        mind_radius=1, mind_dilation=2, mind_floor=0.05, feature_scale=10.0, convex_grid=4,
+        half_width=4,
         inverse_iterations=10, iterations=80, learning_rate=1.0, regularisation=2.0,
         smooth_kernel=7, smooth_passes=3,
     ),

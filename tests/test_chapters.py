@@ -451,6 +451,16 @@ def test_profile_comparison_reads_the_benchmark(capsys):
     assert capsys.readouterr().out.startswith("measured on ")
 
 
+def test_mind_floor_comparison_reads_the_benchmark(capsys):
+    shown = chapters.mind_floor_comparison(BENCHMARKS / "mind_floor.json")
+    assert shown.columns[0] == "field_error_before_mm"
+    assert "seconds" not in shown.columns  # not measured on an idle machine
+    floors = shown.reset_index().groupby("task")["floor"].apply(set)
+    assert all(values == {0.0, 0.05} for values in floors)  # with and without, every task
+    assert shown.loc[("modality", 0.05), "verdict"] == "ok"
+    assert capsys.readouterr().out.startswith("measured on ")
+
+
 # --- the performance appendix ------------------------------------------------------------
 
 

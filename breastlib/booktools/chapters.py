@@ -561,6 +561,25 @@ def profile_comparison(path: str | os.PathLike = BENCHMARK_RESULTS / "profiles.j
     return shown
 
 
+def mind_floor_comparison(path: str | os.PathLike = BENCHMARK_RESULTS / "mind_floor.json"
+                          ) -> pd.DataFrame:
+    """The ``benchmarks/bench_mind_floor.py`` record as task x floor: dense field error,
+    landmark error, breast Dice, folding and verdict, with and without MIND's background
+    floor. Prints where and how it was measured. (The floor costs one element-wise
+    operation per image; the record's seconds were not taken on an idle machine, so they
+    are not shown.)"""
+    record = json.loads(Path(path).read_text())
+    table = pd.DataFrame(record["rows"])
+    print(f"measured on {record['machine']} ({record['torch_threads']} torch threads), "
+          f"{record['date']}, with: {record['command']}")
+    columns = ["field_error_mean_mm", "tre_mean_after_mm", "dice_breast", "jac_nonpos_pct",
+               "verdict"]
+    shown = table.set_index(["task", "floor"])[columns]
+    shown.insert(0, "field_error_before_mm", table.set_index(["task", "floor"])[
+        "field_error_mean_before_mm"])
+    return shown.round(2)
+
+
 # --- the performance appendix -----------------------------------------------------------
 
 
