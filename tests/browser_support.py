@@ -8,6 +8,11 @@ its download host here). Policy:
 - Missing, ``CI`` set and running as root: ``apt-get update && apt-get install -y
   chromium``; if that fails the tests fail (CI never skips the browser tests).
 - Missing elsewhere: skip with a one-line hint.
+
+Either way the tests then run the same executable with the same arguments, and a test run
+names the Chromium it used: a ``chromium:`` line in the session header (what was there at
+the start) and a ``browser tests ran on ...`` line in the summary (the browser the tests
+launched, and whether this run installed it).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 HINT = "headless Chromium missing: run `sudo apt-get install -y chromium` to run the browser tests"
+#: How this process got its Chromium, set by :func:`require_chromium`.
+origin = "not looked for"
 
 
 def in_ci() -> bool:
@@ -42,16 +49,23 @@ def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-def chromium_works(path: Path) -> bool:
-    """Whether ``path`` is an executable Chromium that answers ``--version``."""
+def chromium_version(path: Path) -> str:
+    """What ``path --version`` says (``Chromium 156.0.8078.114 built on Debian ...``), or
+    ``""`` when ``path`` is not an executable Chromium."""
     if not (path.is_file() and os.access(path, os.X_OK)):
-        return False
+        return ""
     try:
         result = subprocess.run([str(path), "--version"], capture_output=True, text=True,
                                 timeout=60)
     except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0 and "chromium" in result.stdout.lower()
+        return ""
+    version = result.stdout.strip()
+    return version if result.returncode == 0 and "chromium" in version.lower() else ""
+
+
+def chromium_works(path: Path) -> bool:
+    """Whether ``path`` is an executable Chromium that answers ``--version``."""
+    return bool(chromium_version(path))
 
 
 def install_chromium() -> subprocess.CompletedProcess:
@@ -64,6 +78,7 @@ def install_chromium() -> subprocess.CompletedProcess:
 
 def require_chromium() -> Path:
     """The Chromium executable, installing it in CI; skips (outside CI) when missing."""
+    global origin
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
@@ -72,6 +87,7 @@ def require_chromium() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     if chromium_works(CHROMIUM):
+        origin = "already installed"
         return CHROMIUM
     if not in_ci():
         pytest.skip(HINT)
@@ -85,4 +101,5 @@ def require_chromium() -> Path:
             f"installing chromium failed (rc={result.returncode}, on PATH: {found}):\n"
             + result.stdout[-2000:] + result.stderr[-2000:]
         )
+    origin = "installed by this run"
     return CHROMIUM

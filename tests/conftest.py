@@ -131,3 +131,23 @@ def chromium_path():
     from browser_support import require_chromium
 
     return require_chromium()
+
+
+def pytest_report_header(config):
+    """The Chromium the browser tests find at the start (CI may install it later)."""
+    from browser_support import CHROMIUM, chromium_version, in_ci
+
+    version = chromium_version(CHROMIUM)
+    if version:
+        return f"chromium: {version} ({CHROMIUM})"
+    then = "CI installs it for the browser tests" if in_ci() else "the browser tests skip"
+    return f"chromium: none at {CHROMIUM} ({then})"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The Chromium the browser tests ran on, as each of them recorded it (this works on
+    xdist workers too: ``record_property`` travels with the reports)."""
+    used = {value for reports in terminalreporter.stats.values() for report in reports
+            for name, value in getattr(report, "user_properties", ()) if name == "chromium"}
+    for value in sorted(used):
+        terminalreporter.write_line(f"browser tests ran on {value}")

@@ -23,6 +23,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import browser_support
 import numpy as np
 import pytest
 from browser_support import CHROMIUM_ARGS
@@ -34,6 +35,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("book")]
 MAX_PAGE_BYTES = 15 * 1024 * 1024
 VIEWPORT = {"width": 1280, "height": 900}
 SKIPPED_DIRS = ("_static", "_sources", "_images")
+#: A page is settled once none of its requests has been in flight for this long.
+QUIET_S = 0.5
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -69,6 +72,13 @@ def browser(chromium_path: Path):
             chromium.close()
 
 
+@pytest.fixture(autouse=True)
+def _record_chromium(browser, chromium_path: Path, record_property) -> None:
+    """Name the browser each test ran on in its report (summed up by conftest.py)."""
+    record_property("chromium", f"Chromium {browser.version} ({chromium_path}, "
+                                f"{browser_support.origin})")
+
+
 @pytest.fixture(scope="module")
 def screenshots(built_book: Path) -> Path:
     folder = built_book.parent / "screenshots"
@@ -102,6 +112,14 @@ class PageWatch:
         self.page.on("requestfailed", lambda request: self.problems.append(
             f"request failed: {request.url[:200]} ({request.failure})"))
         self.page.on("response", self._response)
+        # Requests in flight, counted from the page's own events (see ``settle``).
+        self.in_flight: dict[object, str] = {}
+        self.last_activity = time.monotonic()
+        self.page.on("request", self._request_started)
+        self.page.on("requestfinished", self._request_ended)
+        self.page.on("requestfailed", self._request_ended)
+        self.navigations = 0
+        self.page.on("framenavigated", self._navigated)
 
     def _route(self, route) -> None:
         url = route.request.url
@@ -119,14 +137,65 @@ class PageWatch:
         if response.status >= 400:
             self.problems.append(f"HTTP {response.status}: {response.url[:200]}")
 
-    def open(self, path: str) -> None:
+    def _request_started(self, request) -> None:
+        self.in_flight[request] = request.url
+        self.last_activity = time.monotonic()
+
+    def _request_ended(self, request) -> None:
+        self.in_flight.pop(request, None)
+        self.last_activity = time.monotonic()
+
+    def _navigated(self, frame) -> None:
+        if frame.parent_frame is None:
+            self.navigations += 1
+
+    def open(self, path: str, timeout_s: float = 30.0) -> None:
+        """Load ``path`` and wait until the page is complete: its ``load`` event, MathJax's
+        typesetting, its web fonts, and no request in flight for :data:`QUIET_S`, all on
+        the document it ends on (``index.html`` redirects to the first chapter).
+
+        Not Playwright's ``networkidle``: that state can be lost for good when the parser
+        runs a page's inline plotly.js bundle for more than 500 ms (the idle timer fires
+        mid-parse) and the requests issued after it finish before DOMContentLoaded
+        (microsoft/playwright#42598, closed unfixed: ``networkidle`` is discouraged); the
+        wait then timed out with nothing in flight (issue #19).
+        """
+        from playwright.sync_api import Error as PlaywrightError
+
         self.page.goto(self.base + path, wait_until="load")
-        self.page.wait_for_load_state("networkidle")
-        # MathJax typesets after load; let it finish (its fonts load then).
-        self.page.evaluate(
-            "() => window.MathJax && MathJax.startup && MathJax.startup.promise"
-            " ? MathJax.startup.promise.then(() => true) : true")
-        self.page.wait_for_load_state("networkidle")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{path}: still navigating after {timeout_s:.0f} s")
+            seen, error = self.navigations, None
+            self.page.wait_for_load_state("load")
+            try:
+                # MathJax typesets after load and loads its fonts while doing so (a
+                # page whose math never typesets fails its own check, not this wait).
+                self.page.evaluate(
+                    "async (ms) => { const m = window.MathJax; await Promise.race(["
+                    " m && m.startup && m.startup.promise ? m.startup.promise : null,"
+                    " new Promise(done => setTimeout(done, ms))]); await document.fonts.ready; }",
+                    int(timeout_s * 1000))
+            except PlaywrightError as caught:  # a navigation away destroys its context
+                error = caught
+            self.settle(deadline)
+            # The navigation event may come after the error: judge once the page is quiet.
+            if self.navigations == seen:
+                if error is not None:
+                    raise error
+                return
+
+    def settle(self, deadline: float) -> None:
+        """Wait until no request of the page has been in flight for :data:`QUIET_S`; fail
+        naming the requests still open at ``deadline`` (``time.monotonic()``)."""
+        while self.in_flight or time.monotonic() - self.last_activity < QUIET_S:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{self.page.url}: requests still in flight: "
+                    + ", ".join(url[:200] for url in self.in_flight.values()))
+            # Playwright delivers the request events while the page waits here.
+            self.page.wait_for_timeout(50)
 
     def close(self) -> None:
         self.context.close()
