@@ -16,6 +16,10 @@ from synthetic_volumes import blob_volume, centred_affine
 from breastlib.cli import main
 
 SHAPE = (44, 40, 28)
+# Sub-voxel: 0.6 of the smallest voxel side (2.0 mm). A geometry error (a flipped axis, a
+# swapped affine) misses by the 5.8 mm shift or more. MIND's background floor (``fast``)
+# costs about 0.1 mm on these noise-free blobs: 0.92 -> 1.04 mm on the sagittal grid.
+SUB_VOXEL_MM = 1.2
 
 
 @pytest.fixture(scope="module", params=["lps-oblique", "sagittal-anisotropic"])
@@ -75,7 +79,7 @@ def test_summary_records_run_and_metrics(registered):
     metrics = summary["metrics"]
     # TRE before registration is the mean distance between corresponding landmarks.
     assert metrics["tre_mean_before_mm"] == pytest.approx(np.linalg.norm(shift), abs=1e-4)
-    assert metrics["tre_mean_after_mm"] < 1.0 < metrics["tre_mean_before_mm"]
+    assert metrics["tre_mean_after_mm"] < SUB_VOXEL_MM < metrics["tre_mean_before_mm"]
     assert metrics["dice_blob"] > metrics["dice_blob_before"]
     assert metrics["jac_nonpos_pct"] == 0.0 and metrics["sdlogj"] < 0.2
     assert metrics["hd95_breast_mm"] is None  # no breast tissue names in this label map
@@ -110,7 +114,8 @@ def test_apply_reproduces_warped_and_maps_points(registered, tmp_path):
                  "--out", str(tmp_path / "to_moving.csv")]) == 0
     mapped = pd.read_csv(tmp_path / "to_moving.csv")
     assert list(mapped["kind"]) == ["test"] * len(points)  # extra columns kept
-    assert np.linalg.norm(mapped[list("xyz")].to_numpy() - (points + shift), axis=1).mean() < 1.0
+    errors = np.linalg.norm(mapped[list("xyz")].to_numpy() - (points + shift), axis=1)
+    assert errors.mean() < SUB_VOXEL_MM
     assert main(["apply", disp, "--fixed", fixed, "--points", str(tmp_path / "to_moving.csv"),
                  "--inverse", "--out", str(tmp_path / "back.csv")]) == 0
     back = pd.read_csv(tmp_path / "back.csv")
