@@ -21,7 +21,7 @@ from breastlib._atomic import staged_output
 from breastlib.device import peak_rss_mib
 from breastlib.displacement import Displacement
 from breastlib.errors import InputError
-from breastlib.evaluate.pair import CohortPair, pair_metrics
+from breastlib.evaluate.pair import CohortPair, check_truth_grid, pair_metrics
 from breastlib.points import point_array, read_points, write_points
 from breastlib.tissues import load_label_names
 from breastlib.volume import Volume, load_volume
@@ -142,12 +142,7 @@ def register_files(
     truth = None
     if true_displacement is not None:
         truth = Displacement.load(true_displacement)
-        if not truth.grid.same_as(fixed.grid):
-            raise InputError(
-                f"the true displacement's grid ({truth.grid.shape}, spacing "
-                f"{np.round(truth.grid.spacing, 4).tolist()} mm) is not the fixed image's "
-                f"({fixed.grid.shape}, spacing {np.round(fixed.grid.spacing, 4).tolist()} mm)",
-                true_displacement)
+        check_truth_grid(truth, fixed, true_displacement)
 
     # 2. Register.
     # Classical baselines bring their own initialisation and parameters.

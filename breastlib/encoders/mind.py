@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from breastlib.profiles import ConvexAdamParams
 from breastlib.smoothing import box_smooth
 
 _SIX_NEIGHBOURS = torch.tensor(
@@ -85,3 +87,16 @@ def mind_ssc(
     variance = variance.clamp(mean_variance * 1e-3, mean_variance * 1e3)
     descriptor = torch.exp(-ssd / variance)
     return descriptor / descriptor.amax(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def mind_features(
+    fixed: np.ndarray, moving: np.ndarray, params: ConvexAdamParams, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MIND-SSC descriptors of two ``(X, Y, Z)`` normalised arrays with a profile's radius,
+    dilation and background floor: two ``(12, X, Y, Z)`` tensors on ``device``."""
+    out = []
+    for array in (fixed, moving):
+        image = torch.from_numpy(np.ascontiguousarray(array, np.float32)).to(device)[None, None]
+        out.append(mind_ssc(image, radius=params.mind_radius, dilation=params.mind_dilation,
+                            floor=params.mind_floor)[0])
+    return out[0], out[1]

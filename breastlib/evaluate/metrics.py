@@ -91,6 +91,18 @@ def jacobian_stats(determinant: np.ndarray, mask: np.ndarray | None = None) -> d
     }
 
 
+def label_dice(
+    fixed_labels: np.ndarray, warped_labels: np.ndarray, label_names: Mapping[str, int]
+) -> dict[str, float]:
+    """Dice of every named label present in either map: ``{"dice_<name>": value}``."""
+    out: dict[str, float] = {}
+    for name, value in label_names.items():
+        a, b = fixed_labels == value, warped_labels == value
+        if a.any() or b.any():
+            out[f"dice_{name}"] = dice(a, b)
+    return out
+
+
 def label_metrics(
     fixed_labels: np.ndarray,
     warped_labels: np.ndarray,
@@ -102,11 +114,7 @@ def label_metrics(
     Keys: ``dice_<name>`` for every label present in either map, ``dice_breast``,
     ``dice_fgt``, ``hd95_breast_mm``, ``hd95_fgt_mm``.
     """
-    out: dict[str, float] = {}
-    for name, value in label_names.items():
-        a, b = fixed_labels == value, warped_labels == value
-        if a.any() or b.any():
-            out[f"dice_{name}"] = dice(a, b)
+    out = label_dice(fixed_labels, warped_labels, label_names)
     composite = {"breast": breast_mask, "fgt": fgt_mask}
     for name, make in composite.items():
         a, b = make(fixed_labels, label_names), make(warped_labels, label_names)

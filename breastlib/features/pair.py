@@ -20,7 +20,7 @@ from breastlib.device import resolve_device
 from breastlib.encoders import ENCODERS, MIND, SliceEncoder, get_encoder, get_spec, resolve_weights
 from breastlib.encoders._pca import fit_pca, project
 from breastlib.encoders.base import EncoderSpec
-from breastlib.encoders.mind import mind_ssc
+from breastlib.encoders.mind import mind_features
 from breastlib.errors import InputError
 from breastlib.features.cache import cache_path, read_cache, write_cache
 from breastlib.features.layout import (
@@ -231,11 +231,7 @@ def _mind_pair(
 ) -> FeaturePair:
     """MIND-SSC descriptors of both volumes with the profile's radius and dilation."""
     params = get_profile(profile)
-    out = []
-    for v in (fixed, moving):
-        image = torch.from_numpy(np.ascontiguousarray(v.array, np.float32)).to(dev)[None, None]
-        out.append(mind_ssc(image, radius=params.mind_radius, dilation=params.mind_dilation,
-                            floor=params.mind_floor)[0])
+    out = mind_features(fixed.array, moving.array, params, dev)
     info = {
         "name": MIND, "weights": None, "weights_sha256": None, "input_size": None,
         "slice_step": None, "pca_dims": None, "profile": profile, "radius": params.mind_radius,

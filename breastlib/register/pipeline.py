@@ -12,9 +12,10 @@ import torch
 from breastlib._sampling import sample_volume
 from breastlib.device import resolve_device
 from breastlib.displacement import Displacement
+from breastlib.encoders.mind import mind_features
 from breastlib.errors import InputError
 from breastlib.intensity import normalise_intensity
-from breastlib.profiles import ConvexAdamParams, get_profile
+from breastlib.profiles import get_profile
 from breastlib.register.adam import adam_step, convex_start
 from breastlib.register.convex import convex_step
 from breastlib.register.initial import initial_matrix
@@ -57,19 +58,6 @@ class RegistrationResult:
     initial_matrix: np.ndarray
     encoder: dict[str, Any] | None = field(default=None)
     convex_displacement: Displacement | None = field(default=None)
-
-
-def _mind_features(
-    fixed: np.ndarray, moving: np.ndarray, params: ConvexAdamParams, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    from breastlib.encoders.mind import mind_ssc
-
-    out = []
-    for array in (fixed, moving):
-        image = torch.from_numpy(array).to(device, torch.float32)[None, None]
-        out.append(mind_ssc(image, radius=params.mind_radius, dilation=params.mind_dilation,
-                            floor=params.mind_floor)[0])
-    return out[0], out[1]
 
 
 # Standard deviation of MIND-SSC descriptors on breast MRI (about 0.3). PCA features of
@@ -148,7 +136,7 @@ def register_pair(
 
     encoder_info = None
     if method == "mind":
-        fixed_feat, moving_feat = _mind_features(fixed_norm, moving_norm, params, dev)
+        fixed_feat, moving_feat = mind_features(fixed_norm, moving_norm, params, dev)
     else:
         from breastlib.features import feature_pair
 
