@@ -28,6 +28,9 @@ from breastlib.grid import LPS_FLIP, Grid
 from breastlib.volume import Volume
 
 NIFTI_INTENT_VECTOR = 1007
+#: A field folds when more than this percentage of the body has a non-positive Jacobian
+#: determinant (used by the verdict on results and by the registration guard).
+FOLDING_LIMIT_PCT = 1.0
 
 
 @dataclass(frozen=True, eq=False)

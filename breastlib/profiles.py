@@ -37,6 +37,9 @@ class ConvexAdamParams:
     regularisation: float = 2.0
     smooth_kernel: int = 7
     smooth_passes: int = 5
+    #: Keep the stage (no registration, initial alignment, convex, Adam) that an
+    #: independent image measure judges best: see :mod:`breastlib.register.guard`.
+    guard: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -49,7 +52,7 @@ PROFILES: dict[str, ConvexAdamParams] = {
     "published": ConvexAdamParams(
         mind_radius=3, mind_dilation=2, feature_scale=10.0, convex_grid=6, half_width=4,
         iterations=1000, learning_rate=3.0, regularisation=2.0,
-        smooth_kernel=7, smooth_passes=5,
+        smooth_kernel=7, smooth_passes=5, guard=True,
     ),
     # The defaults of the `convexadam` package.
     "convexadam": ConvexAdamParams(
@@ -58,12 +61,13 @@ PROFILES: dict[str, ConvexAdamParams] = {
         smooth_kernel=3, smooth_passes=3,
     ),
     # Default: a small phantom pair in seconds on a laptop CPU, close to `published`, with
-    # MIND's background floor (benchmarks/bench_mind_floor.py measures what it changes).
+    # MIND's background floor (benchmarks/bench_mind_floor.py measures what it changes)
+    # and the stage guard (benchmarks/bench_guard.py).
     "fast": ConvexAdamParams(
         mind_radius=1, mind_dilation=2, mind_floor=0.05, feature_scale=10.0, convex_grid=4,
         half_width=4,
         inverse_iterations=10, iterations=80, learning_rate=1.0, regularisation=2.0,
-        smooth_kernel=7, smooth_passes=3,
+        smooth_kernel=7, smooth_passes=3, guard=True,
     ),
 }
 

@@ -172,6 +172,9 @@ def register_files(
     notes = []
     if region == "body":
         notes.append("no breast label: the dense field error covers the whole body")
+    if result.stage and result.stage != "adam":
+        notes.append(f"the guard kept the '{result.stage}' stage: later stages folded or "
+                     "did not match the images better (see stage_checks)")
 
     summary = {
         "breastlib_version": __version__,
@@ -187,6 +190,8 @@ def register_files(
         "peak_rss_mib": round(peak_rss_mib(), 1),
         "primary_metric": "field_error_mean_mm" if truth is not None else "tre_mean_after_mm",
         "verdict": verdict,
+        "stage_kept": result.stage,
+        "stage_checks": result.stage_checks,
         "notes": notes,
         "metrics": {k: (None if np.isnan(v) else round(float(v), 5)) for k, v in metrics.items()},
         "python": platform.python_version(),

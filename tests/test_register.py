@@ -68,7 +68,8 @@ def test_outputs_are_deterministic(blob_pair):
     b = register_pair(fixed, moving, iterations=20)
     np.testing.assert_array_equal(a.displacement.field, b.displacement.field)
     assert a.params["iterations"] == 20 and a.device == "cpu"
-    assert set(a.seconds) == {"init", "features", "optimisation", "convex", "adam", "total"}
+    assert set(a.seconds) == {"init", "features", "optimisation", "convex", "adam", "guard",
+                              "total"}
     assert a.seconds["optimisation"] == pytest.approx(a.seconds["convex"] + a.seconds["adam"])
     assert a.convex_displacement is None
 

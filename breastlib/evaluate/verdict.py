@@ -1,7 +1,8 @@
 """A verdict on one registration: ``ok``, ``folded`` or ``worse_than_identity``.
 
 Registrations that fold or make things worse are results, not errors: they are written,
-flagged and shown. The thresholds are defined here once (and stated in the book's
+flagged and shown. The thresholds are defined here once (the folding limit in
+:mod:`breastlib.displacement`, shared with the registration guard; all stated in the book's
 conventions appendix, "Metrics"). Identity's values come from the same pair before
 registration (the zero field), so no other row is needed.
 """
@@ -12,8 +13,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-#: A field folds when more than this percentage of the body has a non-positive Jacobian.
-FOLDING_LIMIT_PCT = 1.0
+from breastlib.displacement import FOLDING_LIMIT_PCT
+
 #: Slack before a metric counts as worse than identity's: dense or landmark error (mm).
 ERROR_SLACK_MM = 0.1
 #: ... breast Dice (absolute).
@@ -22,6 +23,7 @@ DICE_SLACK = 0.01
 HD95_SLACK_MM = 1.0
 
 VERDICTS = ("ok", "folded", "worse_than_identity")
+__all__ = ["FOLDING_LIMIT_PCT", "VERDICTS", "verdict", "worse_than_identity"]
 
 
 def _finite(value: Any) -> bool:

@@ -18,7 +18,8 @@ from breastlib.intensity import normalise_intensity
 from breastlib.profiles import get_profile
 from breastlib.register.adam import adam_step, convex_start
 from breastlib.register.convex import convex_step
-from breastlib.register.initial import initial_matrix
+from breastlib.register.guard import check_stages, choose_stage
+from breastlib.register.initial import foreground_mask, initial_matrix
 from breastlib.volume import Volume
 
 
@@ -37,8 +38,9 @@ class RegistrationResult:
     device
         Where the computation ran (``"cpu"``, ``"cuda:0"``).
     seconds
-        ``{"init", "features", "optimisation", "convex", "adam", "total"}`` wall-clock
-        seconds (``optimisation`` is ``convex`` + ``adam``).
+        ``{"init", "features", "optimisation", "convex", "adam", "guard", "total"}``
+        wall-clock seconds (``optimisation`` is ``convex`` + ``adam``; ``guard`` is 0 with
+        the guard off).
     initial_matrix
         4x4 fixed -> moving world matrix of the initial alignment (RAS mm).
     encoder
@@ -47,6 +49,13 @@ class RegistrationResult:
         With ``keep_convex=True``: the field after the convex step alone, smoothed as Adam
         starts from it (what ``iterations=0`` returns), initial alignment included;
         otherwise ``None``.
+    stage
+        For ConvexAdam methods, the stage whose field :attr:`displacement` is: ``"adam"``
+        unless the profile's guard kept an earlier one (``"convex"``, ``"initial"`` or
+        ``"identity"``); empty for the classical baselines.
+    stage_checks
+        With the guard on, every stage's judge cost and folding
+        (:class:`breastlib.register.guard.StageCheck` as dicts); otherwise empty.
     """
 
     displacement: Displacement
@@ -58,6 +67,8 @@ class RegistrationResult:
     initial_matrix: np.ndarray
     encoder: dict[str, Any] | None = field(default=None)
     convex_displacement: Displacement | None = field(default=None)
+    stage: str = ""
+    stage_checks: list[dict[str, Any]] = field(default_factory=list)
 
 
 # Standard deviation of MIND-SSC descriptors on breast MRI (about 0.3). PCA features of
@@ -168,7 +179,7 @@ def register_pair(
         smooth_passes=params.smooth_passes,
     )
     convex_field = None
-    if keep_convex:
+    if keep_convex or params.guard:
         convex_field = convex_start(
             initial, grid_spacing=params.adam_grid, smooth_kernel=params.smooth_kernel,
             smooth_passes=params.smooth_passes,
@@ -185,8 +196,18 @@ def register_pair(
         array = voxels[0].detach().cpu().numpy().astype(np.float32)
         return Displacement(array, fixed.grid).then_affine(matrix)
 
-    displacement = to_displacement(field)
-    convex_displacement = to_displacement(convex_field) if convex_field is not None else None
+    stage, checks = "adam", []
+    if params.guard:
+        stage, checks = _guard(fixed, moving, fixed_norm, moving_norm, matrix,
+                               {"convex": convex_field, "adam": field}, params.adam_grid, dev)
+    if stage == "identity":
+        displacement = Displacement(np.zeros((3, *fixed.shape), np.float32), fixed.grid)
+    elif stage == "initial":
+        displacement = to_displacement(torch.zeros_like(field))
+    else:
+        displacement = to_displacement(convex_field if stage == "convex" else field)
+    convex_displacement = (to_displacement(convex_field)
+                           if keep_convex and convex_field is not None else None)
     end = time.perf_counter()
     return RegistrationResult(
         displacement=displacement,
@@ -200,9 +221,30 @@ def register_pair(
             "optimisation": t_opt - t_features,
             "convex": t_convex - t_features,
             "adam": t_opt - t_convex,
+            "guard": end - t_opt,
             "total": end - start,
         },
         initial_matrix=matrix,
         encoder=encoder_info,
         convex_displacement=convex_displacement,
+        stage=stage,
+        stage_checks=[c.to_dict() for c in checks],
     )
+
+
+def _guard(
+    fixed: Volume, moving: Volume, fixed_norm: np.ndarray, moving_norm: np.ndarray,
+    matrix: np.ndarray, fields: dict[str, torch.Tensor], factor: int, dev: torch.device,
+) -> tuple[str, list[Any]]:
+    """Judge every stage (:mod:`breastlib.register.guard`) and name the one to keep."""
+    unaligned = None
+    if not np.allclose(matrix, np.eye(4)):
+        index_map = np.linalg.inv(moving.affine) @ fixed.affine
+        raw = sample_volume(moving.array, index_map, fixed.shape, device=str(dev))
+        unaligned = torch.as_tensor(normalise_intensity(raw), device=dev)
+    with torch.no_grad():
+        checks = check_stages(
+            torch.as_tensor(fixed_norm, device=dev), torch.as_tensor(moving_norm, device=dev),
+            unaligned, fields, foreground_mask(fixed), factor=factor,
+        )
+    return choose_stage(checks), checks

@@ -37,14 +37,14 @@ RESULT_COLUMNS = [
     "dice_breast", "dice_fgt", "dice_lesion", "hd95_breast_mm", "hd95_fgt_mm",
     "tre_mean_before_mm", "tre_mean_after_mm", "tre_median_after_mm", "tre_p90_after_mm",
     "jac_nonpos_pct", "sdlogj", "seconds_features", "seconds_optimisation", "peak_rss_mib",
-    "device", "versions", "params", "verdict", "status", "error",
+    "device", "versions", "params", "verdict", "stage_kept", "status", "error",
 ]
 #: Columns holding numbers (float64, NaN when missing); the others hold text (``str``).
 NUMERIC_COLUMNS = tuple(RESULT_COLUMNS[RESULT_COLUMNS.index("field_error_mean_mm"):
                                        RESULT_COLUMNS.index("peak_rss_mib") + 1])
 # Part of every row's key. Bump it with any change that alters results (a new initial
 # alignment, new profile defaults), so cached rows of the old code are never reused.
-RESULTS_VERSION = "2"
+RESULTS_VERSION = "3"
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,7 @@ def evaluate(job: dict[str, Any]) -> dict[str, Any]:
         "seconds_optimisation": result.seconds.get("optimisation"),
         "device": result.device,
         "params": json.dumps(result.params, sort_keys=True, default=str),
+        "stage_kept": result.stage,
     }
     if result.encoder:
         row |= {"encoder": result.encoder.get("name", job["method"]),
