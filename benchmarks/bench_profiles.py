@@ -1,7 +1,9 @@
-"""How close does the `fast` profile come to `published`? MIND + ConvexAdam on one small
-phantom pair per task, every profile, landmark error against the exact ground truth.
+"""How close does the `fast` profile come to `corrected`? MIND + ConvexAdam on one small
+phantom pair per task, every named profile (`paper`, `corrected`, `convexadam`, `fast`),
+landmark error against the exact ground truth.
 
-Run by hand (minutes on a 2-core CPU, because `published` runs 1000 Adam iterations):
+Run by hand (minutes on a 2-core CPU, because `paper` and `corrected` run 1000 Adam
+iterations):
 ``.venv/bin/python benchmarks/bench_profiles.py``. Writes
 ``benchmarks/results/profiles.json``, which the book's method chapter shows.
 """

@@ -15,11 +15,18 @@ import torch
 import torch.nn.functional as F
 
 
-def box_smooth(field: torch.Tensor, *, kernel: int, passes: int = 1) -> torch.Tensor:
-    """Repeated ``kernel^3`` box filter with replicate borders (differentiable).
+def box_smooth(
+    field: torch.Tensor, *, kernel: int, passes: int = 1, padding: str = "replicate"
+) -> torch.Tensor:
+    """Repeated ``kernel^3`` box filter (differentiable).
 
-    Equal to ``avg_pool3d(pad(field, kernel // 2, "replicate"), kernel, stride=1)``
-    applied ``passes`` times, computed one axis at a time from running sums.
+    With ``padding="replicate"`` equal to
+    ``avg_pool3d(pad(field, kernel // 2, "replicate"), kernel, stride=1)`` applied
+    ``passes`` times; with ``padding="zeros"`` equal to
+    ``avg_pool3d(field, kernel, stride=1, padding=kernel // 2)`` (zeros outside, counted
+    in the average), the smoothing of the released code (utils/convexAdam_3D.py,
+    convex_adam_3d_param; convex_adam_utils.py, correlate and coupled_convex), which pulls
+    a field towards zero near the border. Computed one axis at a time from running sums.
 
     Parameters
     ----------
@@ -29,6 +36,8 @@ def box_smooth(field: torch.Tensor, *, kernel: int, passes: int = 1) -> torch.Te
         Odd box width in voxels; 1 returns the input.
     passes
         How many times the box filter is applied.
+    padding
+        ``"replicate"`` or ``"zeros"``.
 
     Returns
     -------
@@ -37,17 +46,19 @@ def box_smooth(field: torch.Tensor, *, kernel: int, passes: int = 1) -> torch.Te
     """
     if kernel % 2 != 1:
         raise ValueError(f"kernel must be odd, got {kernel}")
+    if padding not in ("replicate", "zeros"):
+        raise ValueError(f"padding must be 'replicate' or 'zeros', got {padding!r}")
     if kernel == 1 or passes == 0:
         return field
     out = field
     for _ in range(passes):
         for dim in (2, 3, 4):
-            out = _box_1d(out, dim, kernel)
+            out = _box_1d(out, dim, kernel, padding)
     return out
 
 
-def _box_1d(tensor: torch.Tensor, dim: int, kernel: int) -> torch.Tensor:
-    """Centred moving average of width ``kernel`` along spatial ``dim`` (replicate borders)."""
+def _box_1d(tensor: torch.Tensor, dim: int, kernel: int, padding: str) -> torch.Tensor:
+    """Centred moving average of width ``kernel`` along spatial ``dim``."""
     half = kernel // 2
     length = tensor.shape[dim]
     # Subtracting each line's mean first keeps the running sums small, so the difference
@@ -57,9 +68,19 @@ def _box_1d(tensor: torch.Tensor, dim: int, kernel: int) -> torch.Tensor:
     slot = 2 * (4 - dim)  # F.pad lists the last axis first
     # One extra leading value: it is in both running sums, so it cancels.
     pad[slot], pad[slot + 1] = half + 1, half
-    sums = F.pad(tensor - mean, pad, mode="replicate").cumsum(dim)
+    if padding == "replicate":
+        sums = F.pad(tensor - mean, pad, mode="replicate").cumsum(dim)
+        window = sums.narrow(dim, kernel, length) - sums.narrow(dim, 0, length)
+        return window.div_(kernel).add_(mean)  # in place: autograd needs neither operand
+    # zeros outside: the centred window sum plus the mean times the in-range count
+    sums = F.pad(tensor - mean, pad).cumsum(dim)
     window = sums.narrow(dim, kernel, length) - sums.narrow(dim, 0, length)
-    return window.div_(kernel).add_(mean)  # in place: autograd needs neither operand
+    index = torch.arange(length, device=tensor.device)
+    count = ((index + half).clamp(max=length - 1) - (index - half).clamp(min=0) + 1)
+    shape = [1] * tensor.ndim
+    shape[dim] = length
+    count = count.to(tensor.dtype).view(shape)
+    return (window + mean * count) / kernel
 
 
 def pad_to_multiple(tensor: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -72,11 +93,40 @@ def pad_to_multiple(tensor: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(tensor, pad, mode="replicate")
 
 
-def downsample(tensor: torch.Tensor, factor: int) -> torch.Tensor:
-    """Average-pool ``(B, C, X, Y, Z)`` by ``factor`` after padding to a multiple of it."""
+def downsample(tensor: torch.Tensor, factor: int, *, floor: bool = False) -> torch.Tensor:
+    """Average-pool ``(B, C, X, Y, Z)`` by ``factor``.
+
+    By default the tensor is first padded (replicate) to a multiple of ``factor``, so every
+    voxel lies in a cell; ``floor=True`` drops the trailing voxels instead
+    (``n // factor`` cells), as the released code's unpadded ``avg_pool3d`` does.
+    """
     if factor == 1:
         return tensor
+    if floor:
+        return F.avg_pool3d(tensor, kernel_size=factor, stride=factor)
     return F.avg_pool3d(pad_to_multiple(tensor, factor), kernel_size=factor, stride=factor)
+
+
+def resize_field(field: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Trilinear resize of a ``(B, 3, x, y, z)`` field to ``shape`` (``align_corners=False``,
+    values unchanged), the released code's way between grids (utils/convexAdam_3D.py,
+    convex_adam_3d_param): coarse cell ``p`` sits at fine ``(p + 0.5) n / m - 0.5``."""
+    return F.interpolate(field, size=tuple(shape), mode="trilinear", align_corners=False)
+
+
+def warp_scale(shape: tuple[int, ...], *, device: torch.device | None = None,
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``(3,)`` factors ``n / (n - 1)`` (1 where ``n == 1``) of a grid of ``shape``.
+
+    The released code (utils/convexAdam_3D.py, convex_adam_3d_param, and
+    convex_adam_utils.py, inverse_consistency) divides a displacement of ``d`` voxels by
+    ``(n - 1) / 2`` to normalise it but samples with ``align_corners=False``, where one
+    normalised unit is ``n / 2`` voxels: the sample lands ``d n / (n - 1)`` voxels away.
+    Multiplying a voxel displacement by these factors before sampling in voxel units
+    reproduces that.
+    """
+    values = [s / (s - 1) if s > 1 else 1.0 for s in shape]
+    return torch.tensor(values, device=device, dtype=dtype)
 
 
 def upsample_field(

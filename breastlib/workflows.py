@@ -55,7 +55,7 @@ def register_files(
     *,
     method: str = "mind",
     profile: str = "fast",
-    init: str = "com",
+    init: str | None = None,
     device: str = "auto",
     weights: str = "random",
     input_size: int | None = None,
@@ -70,6 +70,7 @@ def register_files(
     true_displacement: str | os.PathLike | None = None,
     volume_index: int | None = None,
     nan: str = "error",
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Register image files and write the five outputs of ``breastlib register``.
 
@@ -97,6 +98,9 @@ def register_files(
         metric, to the summary.
     volume_index, nan
         As for :func:`breastlib.volume.load_volume`.
+    overrides
+        Profile parameters to override (:class:`breastlib.profiles.ConvexAdamParams`
+        fields, e.g. ``{"iterations": 300}``); not for the classical baselines.
 
     Returns
     -------
@@ -146,9 +150,11 @@ def register_files(
 
     # 2. Register.
     # Classical baselines bring their own initialisation and parameters.
+    if overrides and method in BASELINES:
+        raise InputError(f"profile parameters do not apply to the baseline '{method}'")
     options = {} if method in BASELINES else dict(
         init=init, input_size=input_size, slice_step=slice_step,
-        pca_dims=pca_dims, progress=sys.stderr.isatty())
+        pca_dims=pca_dims, progress=sys.stderr.isatty(), **(overrides or {}))
     result = register_method(fixed, moving, method=method, profile=profile,
                              device=device, weights=weights, seed=seed,
                              **options)

@@ -11,7 +11,7 @@ from breastlib.booktools import data as bookdata
 from breastlib.booktools.data import BUILD_ENV, BUILDS, book_cohort, current_build
 
 
-def test_small_is_the_default_and_full_is_published(monkeypatch):
+def test_small_is_the_default_and_full_is_corrected(monkeypatch):
     monkeypatch.delenv(BUILD_ENV, raising=False)
     small = current_build()
     assert (small.size, small.profile) == ("small", "fast")
@@ -19,7 +19,7 @@ def test_small_is_the_default_and_full_is_published(monkeypatch):
     assert small.cohort_root("lesion") == Path("../_build/cohorts/small/lesion")
     monkeypatch.setenv(BUILD_ENV, "full")
     full = current_build()
-    assert (full.size, full.profile) == ("full", "published")
+    assert (full.size, full.profile) == ("full", "corrected")
     assert full.results_root("sequence") == Path("data/full/sequence")
     assert min(full.pairs.values()) >= 8  # enough pairs for every claim's Holm family
     monkeypatch.setenv(BUILD_ENV, "huge")

@@ -60,9 +60,10 @@ def test_slice_orientation_and_token_to_voxel_mapping_round_trip():
     layout = SliceLayout.build((x, y, 1), np.array([1.0, 1.0, 1.0]), 64, 8)
     image = prepare(field, layout)
     assert image.shape == (1, 1, 64, 64)
-    # radiological display: anterior (high Y) at the top row, patient left (high X) right
+    # radiological display: anterior (high Y) in the top row, the patient's right (high X
+    # in RAS+) in the first column; the field grows with X, so the top row falls
     top = image[0, 0, 0, : layout.content_cols]
-    assert top[-1] > top[0]
+    assert top[0] > top[-1]
     assert image[0, 0, 0, 0] > image[0, 0, layout.content_rows - 1, 0]
     tokens = F.avg_pool2d(image, 8)
     back = to_voxels(tokens, layout)[0, 0]
@@ -106,10 +107,29 @@ def test_projection_commutes_with_slice_interpolation():
                           atol=1e-5)
 
 
-def test_profiles_resolve_published_and_fast_settings():
-    pub = resolve_settings("dinov2", "published")
+def test_patient_right_is_on_the_image_left():
+    """A volume bright only on the patient's right (high X in RAS+) gives slices bright in
+    their left columns: the radiological convention, which a flipped X would break."""
+    volume = torch.zeros((1, 20, 16))  # (B, X, Y)
+    volume[:, 12:] = 1.0  # the patient's right half
+    layout = SliceLayout.build((20, 16, 1), np.array([1.0, 1.0, 1.0]), 32, 8)
+    image = prepare(volume, layout)[0, 0, : layout.content_rows, : layout.content_cols]
+    third = layout.content_cols // 3
+    assert image[:, :third].min() > 0.9 and image[:, -third:].max() < 0.1
+    back = to_voxels(F.avg_pool2d(prepare(volume, layout), 8), layout)[0, 0]
+    assert back[-1].mean() > 0.5 > back[0].mean()  # and back to the same side
+
+
+def test_profiles_resolve_paper_corrected_and_fast_settings():
+    pub = resolve_settings("dinov2", "corrected")
     assert (pub.input_size, pub.slice_step, pub.pca_dims) == (1792, 6, 8)
-    assert resolve_settings("sam", "published").input_size == 1024
+    assert (pub.input_norm, pub.final_norm, pub.fill, pub.blend, pub.pca) == (
+        True, True, "pad", "linear", "exact")
+    paper = resolve_settings("biomedclip", "paper")
+    assert (paper.input_size, paper.input_norm, paper.final_norm, paper.fill, paper.blend,
+            paper.pca) == (224, False, False, "stretch", "released", "released")
+    assert resolve_settings("sam", "paper+aspect").fill == "pad"
+    assert resolve_settings("sam", "corrected").input_size == 1024
     assert resolve_settings("sam", "fast").input_size < 1024
     assert resolve_settings("medclip", "fast", pca_dims=4).pca_dims == 4
     with pytest.raises(Exception, match="multiple of its patch size"):

@@ -88,9 +88,11 @@ def test_kept_convex_field_is_the_zero_iteration_result(blob_pair):
 
 
 def test_profiles_and_overrides():
-    assert PROFILES["published"].iterations == 1000
-    assert PROFILES["published"].learning_rate == 3.0
-    assert PROFILES["published"].smooth_kernel == 7 and PROFILES["published"].smooth_passes == 5
+    for name in ("paper", "corrected"):  # the paper's scale
+        assert PROFILES[name].iterations == 1000 and PROFILES[name].learning_rate == 3.0
+        assert PROFILES[name].smooth_kernel == 7 and PROFILES[name].smooth_passes == 5
+        assert PROFILES[name].mind_radius == 3 and PROFILES[name].encoder_size == "paper"
+    assert PROFILES["corrected"].guard and not PROFILES["paper"].guard
     assert PROFILES["convexadam"].regularisation == 1.25
     assert PROFILES["convexadam"].iterations == 80
     assert get_profile("fast", iterations=3).iterations == 3

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -212,3 +213,26 @@ def test_cli_reports_bad_cohort_cleanly(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.startswith("breastlib: error:") and "not found" in result.stderr
+
+
+def test_profile_overrides_reach_the_worker_and_name_the_row(tiny_cohort, tmp_path):
+    """A profile at a stated smaller scale (the ablation's CPU runs): the overrides name
+    the row (so another scale is another row) and reach the registration; baselines keep
+    their own parameters and rows."""
+    from breastlib.errors import BreastlibError
+    from breastlib.study.run import plan_jobs
+
+    overrides = {"iterations": 2}
+    todo, _ = plan_jobs(tiny_cohort, ["mind", "identity"], tmp_path, profile="paper+grid",
+                        overrides=overrides)
+    names = {job.method: Path(job.row_path).name for job in todo}
+    assert "__paper+grid@" in names["mind"] and "@" not in names["identity"]
+    plain, _ = plan_jobs(tiny_cohort, ["mind"], tmp_path, profile="paper+grid")
+    assert Path(plain[0].row_path).name != names["mind"]
+    with pytest.raises(BreastlibError, match="unknown ConvexAdam parameter"):
+        plan_jobs(tiny_cohort, ["mind"], tmp_path, overrides={"iters": 2})
+    table = run_study(tiny_cohort, ["mind"], out=tmp_path, profile="paper", progress=False,
+                      overrides=overrides)
+    assert set(table["status"]) == {"ok"} and set(table["profile"]) == {"paper"}
+    params = json.loads(table["params"].iloc[0])
+    assert params["iterations"] == 2 and params["grid"] == "released"

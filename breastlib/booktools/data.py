@@ -3,7 +3,8 @@
 Chapters call :func:`book_results`; it writes the cohort if missing (deterministic, seed
 0) and runs the study, which skips every row already recorded. ``BREASTLIB_BOOK_BUILD``
 picks the build: ``small`` (default: CI-sized phantoms, ``fast`` profile) or ``full``
-(real resolution, ``published`` profile; for a GPU). The committed rows under
+(real resolution, ``corrected`` profile: the paper's scale with breastlib's
+corrections; for a GPU). The committed rows under
 ``book/data/`` are that cache: a fresh build recomputes nothing unless the data, method,
 profile or weights changed (a reader who downloads pretrained weights gets new rows for
 those encoders, with no code change).
@@ -33,8 +34,8 @@ class BookBuild:
 
     ``small`` is what CI and the default build run (about 2.7 mm voxels, the ``fast``
     profile, a handful of pairs); ``full`` reproduces the study at real resolution with
-    the published settings and enough pairs for the claim checks (8 per task: hours of
-    GPU time). Paths are relative to the ``book/`` folder the chapters run in.
+    the paper's settings (``corrected`` profile) and enough pairs for the claim checks
+    (8 per task: hours of GPU time). Paths are relative to the ``book/`` folder the chapters run in.
     """
 
     name: str
@@ -53,7 +54,7 @@ class BookBuild:
 
 BUILDS = {
     "small": BookBuild("small", "small", "fast", TASK_PAIRS),
-    "full": BookBuild("full", "full", "published", dict.fromkeys(TASK_PAIRS, 8)),
+    "full": BookBuild("full", "full", "corrected", dict.fromkeys(TASK_PAIRS, 8)),
 }
 
 

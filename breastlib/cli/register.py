@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Any
 
-from breastlib.cli._options import add_volume_options
-from breastlib.profiles import PROFILES
+from breastlib.cli._options import add_profile_option, add_volume_options
 from breastlib.register.initial import INIT_METHODS
 
 
@@ -23,8 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="mind",
                    help="mind (default), an encoder (sam, dinov2, ...) or a classical "
                    "baseline (identity, affine, ants, elastix)")
-    p.add_argument("--profile", default="fast", choices=sorted(PROFILES))
-    p.add_argument("--init", default="com", choices=INIT_METHODS)
+    add_profile_option(p)
+    p.add_argument("--init", default=None, choices=INIT_METHODS,
+                   help="initial alignment (default: the profile's, com; none for paper)")
     p.add_argument("--device", default="auto")
     p.add_argument("--weights", default="random",
                    help="encoder weights: pretrained, random, or a checkpoint path")
@@ -32,6 +34,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--slice-step", type=int, default=None, help="encode every k-th slice")
     p.add_argument("--pca-dims", type=int, default=None, help="PCA components kept")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   type=parse_param,
+                   help="override one profile parameter, e.g. --param iterations=300 "
+                   "(repeatable; VALUE is read as JSON, else as text)")
     p.add_argument("--fixed-labels", type=Path, help="label map on the fixed image's grid")
     p.add_argument("--moving-labels", type=Path, help="label map on the moving image's grid")
     p.add_argument("--label-names", type=Path, help='labels.json: {"name": value, ...}')
@@ -56,6 +62,18 @@ def run(args: argparse.Namespace) -> int:
         fixed_labels=args.fixed_labels, moving_labels=args.moving_labels,
         label_names=args.label_names, fixed_points=args.fixed_points,
         moving_points=args.moving_points, true_displacement=args.true_displacement,
-        volume_index=args.volume_index, nan=args.nan,
+        volume_index=args.volume_index, nan=args.nan, overrides=dict(args.param),
     )
     return 0
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """``"NAME=VALUE"`` -> ``(NAME, VALUE)``, VALUE read as JSON (``300``, ``true``,
+    ``[0.1, 1]``) and otherwise kept as text (``released``)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return name.strip(), value

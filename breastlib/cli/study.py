@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from breastlib.profiles import PROFILES
+from breastlib.cli._options import add_profile_option
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated: identity,affine,ants,elastix,mind,sam,dinov2,...")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--weights", default="random", help="pretrained, random or a path")
-    p.add_argument("--profile", default="fast", choices=sorted(PROFILES))
+    add_profile_option(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--retry-failed", action="store_true", help="rerun rows that failed")

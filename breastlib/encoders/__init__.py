@@ -209,6 +209,8 @@ def get_encoder(
     input_size: int | None = None,
     seed: int = 0,
     device: str | torch.device = "auto",
+    input_norm: bool = True,
+    final_norm: bool = True,
 ) -> SliceEncoder:
     """A ready-to-run 2-D encoder.
 
@@ -225,6 +227,14 @@ def get_encoder(
         Seeds random weights (with the network name).
     device
         ``"auto"``, ``"cpu"``, ``"cuda"`` or a device.
+    input_norm
+        DINOv2 and CLIP towers: normalise the input with the spec's mean/std (``False``:
+        raw [0, 1], as the released code feeds them). The SAM family keeps its own
+        preprocessing, as released (ImageNet statistics, MedSAM raw).
+    final_norm
+        CLIP towers: tokens after the final LayerNorm (``False``: before it, as the
+        released code's Hugging Face ``last_hidden_state``). DINOv2's tokens are always
+        taken after its final norm (``x_norm_patchtokens``).
 
     Returns
     -------
@@ -242,7 +252,8 @@ def get_encoder(
         return SamEncoder(spec, net, size).to(dev)
     from breastlib.encoders._vit import TimmViTEncoder
 
-    return TimmViTEncoder(spec, net, size).to(dev)
+    return TimmViTEncoder(spec, net, size, normalise=input_norm,
+                          final_norm=final_norm or spec.family != "biomedclip").to(dev)
 
 
 def weights_setting(method: str, weights: str) -> str:

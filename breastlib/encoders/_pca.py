@@ -1,7 +1,10 @@
 """Joint PCA of token matrices without float64 token buffers.
 
-The fit accumulates a ``(C, C)`` second-moment matrix (float64, a few MB) over chunks of
-float32 tokens, so the tokens themselves are never copied to float64 or stacked.
+:func:`fit_pca` (breastlib's) accumulates a ``(C, C)`` second-moment matrix (float64, a few
+MB) over chunks of float32 tokens, so the tokens themselves are never copied to float64 or
+stacked. :func:`fit_released_pca` is the released code's PCA (``torch.pca_lowrank`` on the
+tokens of every slice), computed from the encoded slices and their blend weights without
+building the tokens of the slices in between.
 """
 
 from __future__ import annotations
@@ -29,12 +32,16 @@ def fit_pca(
     dims
         Number of components ``k``.
     centred
-        Subtract the mean (standard PCA). ``False`` reproduces the published uncentred
-        ``torch.pca_lowrank(center=False)`` subspace (leading right singular vectors).
+        Subtract the mean before fitting and before projecting (standard PCA). ``False``
+        fits the leading right singular vectors of the uncentred rows (the eigenvectors
+        of the second moment) and projects without removing the mean. Neither is the
+        released code's PCA, which fits a centred basis and projects uncentred rows: see
+        :func:`fit_released_pca`.
     method
         ``"exact"``: eigendecomposition of the accumulated second moment
-        (deterministic). ``"lowrank"``: ``torch.pca_lowrank`` on the stacked rows with a
-        seeded generator, as published (needs all rows in memory).
+        (deterministic). ``"lowrank"``: ``torch.pca_lowrank(q=dims + 6)`` on the stacked
+        rows (centred or not as above) with a generator seeded by ``seed``; needs all rows
+        in memory.
     seed
         Seeds the ``"lowrank"`` randomised solver.
 
@@ -81,6 +88,90 @@ def fit_pca(
     signs = torch.sign(comps[index, torch.arange(comps.shape[1])])
     signs[signs == 0] = 1
     return (comps * signs).contiguous(), mean.to(comps.device)
+
+
+def fit_released_pca(
+    slices: list[torch.Tensor],
+    weights: torch.Tensor,
+    dims: int,
+    *,
+    seed: int = 0,
+    niter: int = 2,
+) -> torch.Tensor:
+    """The released code's PCA basis, fitted on the tokens of every slice.
+
+    The released code (utils/img_operations.py, pca_lowrank_transform) calls
+    ``torch.pca_lowrank(rows, q=dims)`` on the tokens of every slice of both volumes, the
+    blended ones included, and multiplies the *uncentred* rows by the basis it returns
+    (which is that of the *centred* rows): project with ``mean = 0``. This function runs
+    the same randomised algorithm (Halko et al. 2009, algorithm 4.4, as
+    ``torch.pca_lowrank`` with ``center=True``: a ``randn(C, q)`` test matrix,
+    ``niter`` power iterations with QR, an SVD of the projected rows) but applies every
+    product to ``rows = weights @ encoded`` through the encoded slices, so the tokens of
+    the slices in between are never built. The draw comes from a generator seeded by
+    ``seed`` (the released code's is unseeded), so a run repeats; for a row matrix
+    small enough to build, the basis equals ``torch.pca_lowrank``'s under the same seed.
+
+    Parameters
+    ----------
+    slices
+        One ``(E, T, C)`` float32 tensor per volume: the ``T`` tokens of each of its
+        ``E`` encoded slices.
+    weights
+        ``(Z, E)`` blend weights of every slice (:func:`breastlib.features.layout.slice_weights`).
+    dims
+        Components ``k`` (the released ``q``, no oversampling).
+    seed
+        Seeds the random test matrix.
+    niter
+        Power iterations (``torch.pca_lowrank``'s default 2).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(C, k)`` float32 basis with orthonormal columns, signs as the SVD gives them.
+    """
+    device = slices[0].device
+    blend = weights.to(device=device, dtype=torch.float32)
+    channels = slices[0].shape[-1]
+    rows = sum(blend.shape[0] * s.shape[1] for s in slices)
+    if not 0 < dims <= min(rows, channels):
+        raise ValueError(f"cannot fit {dims} components to {rows} rows of {channels} channels")
+    counts = blend.sum(0)  # how often each encoded slice's rows appear, (E,)
+    mean = sum(torch.einsum("e,etc->c", counts, s) for s in slices) / rows
+
+    def times(matrix: torch.Tensor) -> torch.Tensor:
+        """(centred rows) @ matrix, ``(rows, q)``, rows in (volume, slice, token) order."""
+        parts = [torch.einsum("ze,etq->ztq", blend, (s - mean) @ matrix) for s in slices]
+        return torch.cat([p.reshape(-1, matrix.shape[1]) for p in parts])
+
+    def transposed_times(q: torch.Tensor) -> torch.Tensor:
+        """(centred rows)^T @ q, ``(C, q)``."""
+        out = torch.zeros((channels, q.shape[1]), dtype=q.dtype, device=device)
+        start = 0
+        for s in slices:
+            size = blend.shape[0] * s.shape[1]
+            block = q[start : start + size].reshape(blend.shape[0], s.shape[1], -1)
+            start += size
+            out += torch.einsum("etc,etq->cq", s - mean, torch.einsum("ze,ztq->etq", blend, block))
+        return out
+
+    devices = [device] if device.type == "cuda" else []
+    wide = rows < channels  # torch.pca_lowrank then works on the transposed matrix
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        test = torch.randn(rows if wide else channels, dims, dtype=torch.float32,
+                           device=device)
+    # the range finder of the (possibly transposed) centred rows, then an SVD of the
+    # small projected matrix
+    left, right = (transposed_times, times) if wide else (times, transposed_times)
+    basis = torch.linalg.qr(left(test)).Q
+    for _ in range(niter):
+        basis = torch.linalg.qr(right(basis)).Q
+        basis = torch.linalg.qr(left(basis)).Q
+    u, _, vh = torch.linalg.svd(right(basis).T, full_matrices=False)
+    components = basis @ u if wide else vh.mH
+    return components[:, :dims].contiguous()
 
 
 def project(tokens: torch.Tensor, components: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:

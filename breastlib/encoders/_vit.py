@@ -2,8 +2,10 @@
 
 DINOv2 and BiomedCLIP are both timm ViTs. Rather than timm's dynamic-size path (which
 resamples with antialiasing on every call), :class:`TimmViTEncoder` resizes the patch
-position embedding once, with the DINOv2 reference scheme, and returns the final-norm
-patch tokens without the class and register tokens.
+position embedding once, with the DINOv2 reference scheme, and returns the patch tokens
+without the class and register tokens: after the final norm by default, before it with
+``final_norm=False`` (the released code's BiomedCLIP tokens, a Hugging Face
+``last_hidden_state``).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def patch_pos_grid(net: nn.Module) -> torch.Tensor:
 
 
 class TimmViTEncoder(nn.Module):
-    """Final-norm patch tokens of a timm ViT at a chosen input size.
+    """Patch tokens of a timm ViT at a chosen input size.
 
     Parameters
     ----------
@@ -52,9 +54,14 @@ class TimmViTEncoder(nn.Module):
         A timm ``VisionTransformer`` (shared, never modified).
     input_size
         Input side in pixels, a multiple of ``spec.patch_size``.
+    normalise
+        Apply the spec's input mean/std (``False``: raw [0, 1] on three channels).
+    final_norm
+        Return tokens after the network's final LayerNorm (``False``: before it).
     """
 
-    def __init__(self, spec: EncoderSpec, network: nn.Module, input_size: int) -> None:
+    def __init__(self, spec: EncoderSpec, network: nn.Module, input_size: int, *,
+                 normalise: bool = True, final_norm: bool = True) -> None:
         super().__init__()
         patch = spec.patch_size
         if input_size % patch or input_size < patch:
@@ -64,6 +71,8 @@ class TimmViTEncoder(nn.Module):
         self.spec = spec
         self.input_size = int(input_size)
         self.network = network
+        self.normalise = bool(normalise)
+        self.final_norm = bool(final_norm)
         tokens = input_size // patch
         grid = resize_pos_grid(patch_pos_grid(network), (tokens, tokens))
         self.register_buffer("pos_patch", grid.flatten(1, 2), persistent=False)
@@ -76,7 +85,7 @@ class TimmViTEncoder(nn.Module):
     def encode(self, slices: torch.Tensor) -> torch.Tensor:
         """Encode ``(B, 1, S, S)`` slices in [0, 1] to ``(B, C, S/p, S/p)`` tokens."""
         net = self.network
-        x = net.patch_embed.proj(to_rgb(slices, self.spec))  # (B, C, h, w)
+        x = net.patch_embed.proj(to_rgb(slices, self.spec, normalise=self.normalise))
         batch, _, h, w = x.shape
         x = net.patch_embed.norm(x.flatten(2).transpose(1, 2)) + self.pos_patch.to(x.dtype)
         prefix = [net.cls_token.expand(batch, -1, -1)]
@@ -88,5 +97,7 @@ class TimmViTEncoder(nn.Module):
         x = net.norm_pre(x)
         for block in net.blocks:
             x = block(x)
-        x = net.norm(x)[:, net.num_prefix_tokens:]
+        if self.final_norm:
+            x = net.norm(x)
+        x = x[:, net.num_prefix_tokens:]
         return x.transpose(1, 2).reshape(batch, -1, h, w).float()

@@ -113,7 +113,7 @@ def seed_for(name: str, seed: int) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def to_rgb(slices: torch.Tensor, spec: EncoderSpec) -> torch.Tensor:
+def to_rgb(slices: torch.Tensor, spec: EncoderSpec, *, normalise: bool = True) -> torch.Tensor:
     """Repeat grey slices to 3 channels and apply the encoder's normalisation.
 
     Parameters
@@ -122,6 +122,8 @@ def to_rgb(slices: torch.Tensor, spec: EncoderSpec) -> torch.Tensor:
         ``(B, 1, H, W)`` float tensor in [0, 1].
     spec
         Encoder whose ``mean``/``std`` apply (``None`` keeps raw values).
+    normalise
+        ``False`` keeps raw [0, 1] values whatever ``spec`` says.
 
     Returns
     -------
@@ -129,7 +131,7 @@ def to_rgb(slices: torch.Tensor, spec: EncoderSpec) -> torch.Tensor:
         ``(B, 3, H, W)`` tensor on the same device and dtype.
     """
     rgb = slices.expand(-1, 3, -1, -1)
-    if spec.mean is None or spec.std is None:
+    if not normalise or spec.mean is None or spec.std is None:
         return rgb.contiguous()
     mean = torch.tensor(spec.mean, device=slices.device, dtype=slices.dtype).view(1, 3, 1, 1)
     std = torch.tensor(spec.std, device=slices.device, dtype=slices.dtype).view(1, 3, 1, 1)

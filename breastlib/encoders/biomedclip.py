@@ -2,9 +2,11 @@
 
 BiomedCLIP's open_clip configuration (``hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-
 vit_base_patch16_224``) wraps timm's ``vit_base_patch16_224`` as ``visual.trunk`` with
-no pooling, followed by a linear projection head to the 512-d joint space. The
-published pipeline uses the last hidden state without the class token (768 channels,
-14 x 14 tokens at 224 px); the projection head is not used.
+no pooling, followed by a linear projection head to the 512-d joint space. breastlib
+takes the trunk's patch tokens after its final LayerNorm, without the class token (768
+channels, 14 x 14 tokens at 224 px); the projection head is not used. The paper's released
+code takes the Hugging Face ``last_hidden_state`` instead, which comes before that norm
+(``final_norm=False`` in :func:`breastlib.encoders.get_encoder`, the ``paper`` profile).
 
 The MedCLIP-SAMv2 fine-tune is published in a Hugging Face layout (``vision_model.*``),
 converted on load by :func:`breastlib.encoders.weights.layouts.convert_hf_clip_vision`.

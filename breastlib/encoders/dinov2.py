@@ -1,6 +1,6 @@
 """DINOv2 ViT/14 with four registers (small, base and the published large) through timm.
 
-The published pipeline runs Meta's ``dinov2_vitl14_reg4`` and takes
+The paper's released pipeline runs Meta's ``dinov2_vitl14_reg4`` and takes
 ``x_norm_patchtokens``: the final-norm patch tokens without the class and register
 tokens, which is what :class:`~breastlib.encoders._vit.TimmViTEncoder` returns.
 """

@@ -21,8 +21,9 @@ from breastlib._atomic import atomic_path
 from breastlib.features.settings import FeatureSettings
 from breastlib.volume import Volume
 
-#: Part of every key: bump it when the features of the same inputs change.
-CACHE_VERSION = "features-v1"
+#: Part of every key: bump it when the features of the same inputs change (v2: slices
+#: shown radiologically, the patient's right on the image's left).
+CACHE_VERSION = "features-v2"
 #: ``info`` entries kept with the tensors (``seconds_*`` renamed ``original_seconds_*``).
 _KEPT_INFO = ("seconds_features", "seconds_encoding", "token_grid", "channels",
               "encoded_slices")
@@ -68,9 +69,10 @@ def cache_path(
     weights_identity
         :attr:`breastlib.encoders.WeightsChoice.identity`.
     settings
-        Input size, slice step and PCA dimensions.
+        Input size, slice step, PCA dimensions and the profile's feature switches.
     uncentred, pca_method, seed
-        The PCA's options (the seed counts only for ``"lowrank"``).
+        The PCA's options (the seed counts only for the randomised ones: ``"lowrank"``
+        and the released PCA).
     fixed, moving
         The two volumes, hashed by content.
     mask
@@ -85,7 +87,7 @@ def cache_path(
     key_fields = {
         "version": CACHE_VERSION, "network": network, "weights": weights_identity,
         **asdict(settings), "uncentred": bool(uncentred), "pca_method": pca_method,
-        "seed": int(seed) if pca_method == "lowrank" else None,
+        "seed": int(seed) if pca_method == "lowrank" or settings.pca == "released" else None,
         "fixed": array_digest(fixed), "moving": array_digest(moving),
         "mask": None if mask is None else hashlib.sha256(
             np.packbits(np.asarray(mask, bool)).tobytes()).hexdigest(),

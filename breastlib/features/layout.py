@@ -1,11 +1,13 @@
 """Where an axial slice sits in the square encoder input, and the way back to voxels.
 
-Slices are shown to an encoder in radiological orientation (rows anterior -> posterior,
-columns patient right -> left) with square pixels: the in-plane field of view is scaled
-to the input size by its longer physical side (anisotropic spacing is resampled away) and
-the shorter side is zero-padded. Token maps come back through the inverse: bilinear
-resampling at token centres onto the ``(X, Y)`` voxel grid, then linear interpolation
-along Z between encoded slices.
+Slices are shown to an encoder in radiological orientation: rows run anterior ->
+posterior and columns from the patient's right to the patient's left, so the patient's
+right (high X in RAS+) is on the image's left. By default pixels are square: the in-plane
+field of view is scaled to the input size by its longer physical side (anisotropic
+spacing is resampled away) and the shorter side is zero-padded; ``fill="stretch"``
+resizes the slice to the whole square instead, as the released code does. Token maps come
+back through the inverse: bilinear resampling at token centres onto the ``(X, Y)`` voxel
+grid, then interpolation along Z between encoded slices (:func:`slice_weights`).
 """
 
 from __future__ import annotations
@@ -43,11 +45,21 @@ class SliceLayout:
 
     @classmethod
     def build(
-        cls, shape: tuple[int, int, int], spacing: np.ndarray, size: int, patch: int
+        cls, shape: tuple[int, int, int], spacing: np.ndarray, size: int, patch: int,
+        fill: str = "pad",
     ) -> SliceLayout:
         """The layout of ``(X, Y, Z)`` volumes with ``(3,)`` mm ``spacing`` in a
-        ``size``-pixel input cut into ``patch``-pixel tokens."""
+        ``size``-pixel input cut into ``patch``-pixel tokens.
+
+        ``fill="pad"`` keeps square pixels (shorter side zero-padded); ``"stretch"``
+        fills the whole input whatever the aspect ratio, as the released code's resize of
+        each slice to the input (inference_reg.py, foundReg.encode_3D_gap).
+        """
         nx, ny = shape[0], shape[1]
+        if fill == "stretch":
+            return cls(ny, nx, size, size, size, patch)
+        if fill != "pad":
+            raise ValueError(f"fill must be 'pad' or 'stretch', got {fill!r}")
         ex, ey = nx * float(spacing[0]), ny * float(spacing[1])
         extent = max(ex, ey)
         return cls(ny, nx, max(1, round(size * ey / extent)), max(1, round(size * ex / extent)),
@@ -65,13 +77,14 @@ class SliceLayout:
 
 
 def to_display(slices_xy: torch.Tensor) -> torch.Tensor:
-    """``(B, X, Y)`` canonical RAS slices -> ``(B, Y, X)`` with anterior at the top."""
-    return slices_xy.flip(-1).transpose(-1, -2)
+    """``(B, X, Y)`` canonical RAS slices -> ``(B, Y, X)`` radiological images: anterior
+    (high Y) in the top row, the patient's right (high X) in the first column."""
+    return slices_xy.flip((-2, -1)).transpose(-1, -2)
 
 
 def from_display(images: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`to_display` on the last two axes: ``(..., Y, X)`` -> ``(..., X, Y)``."""
-    return images.transpose(-1, -2).flip(-1)
+    return images.transpose(-1, -2).flip((-2, -1))
 
 
 def prepare(slices_xy: torch.Tensor, layout: SliceLayout) -> torch.Tensor:
@@ -123,10 +136,60 @@ def mask_tokens(mask: np.ndarray, index: list[int], layout: SliceLayout) -> torc
     return pooled[:, : layout.token_rows, : layout.token_cols] >= 0.5
 
 
-def interpolate_z(maps: torch.Tensor, index: list[int], depth: int) -> torch.Tensor:
-    """``(E, k, X, Y)`` maps at slices ``index`` -> ``(k, X, Y, Z)`` by linear interpolation."""
+def slice_weights(index: list[int], depth: int, blend: str = "linear") -> torch.Tensor:
+    """How each slice's features mix the features of the encoded slices.
+
+    Parameters
+    ----------
+    index
+        Increasing encoded slice indices, the last one ``depth - 1``
+        (:func:`breastlib.features.settings.encoded_slices`).
+    depth
+        Number of slices ``Z``.
+    blend
+        ``"linear"``: linear interpolation between the two nearest encoded slices, exact
+        at each encoded slice. ``"released"``: the same, except after the second-to-last
+        encoded slice ``p``, where the released code (inference_reg.py,
+        foundReg.encode_3D_gap) divides by ``L = Z - p`` instead of ``Z - 1 - p``: slice
+        ``s > p`` gets ``((s - p) last + (Z - s) previous) / L``, so the encoded last slice
+        itself becomes ``((L - 1) last + previous) / L``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(Z, E)`` float64 weights, rows summing to 1.
+    """
+    if blend not in ("linear", "released"):
+        raise ValueError(f"blend must be 'linear' or 'released', got {blend!r}")
+    weights = torch.zeros((depth, len(index)), dtype=torch.float64)
+    for e, z in enumerate(index):
+        weights[z, e] = 1.0
+    for e in range(len(index) - 1):
+        lo, hi = index[e], index[e + 1]
+        for z in range(lo + 1, hi):
+            w = (z - lo) / (hi - lo)
+            weights[z, e], weights[z, e + 1] = 1 - w, w
+    if blend == "released" and len(index) > 1:
+        prev, span = index[-2], depth - index[-2]
+        for z in range(prev + 1, depth):
+            weights[z] = 0.0
+            weights[z, -1], weights[z, -2] = (z - prev) / span, (depth - z) / span
+    return weights
+
+
+def interpolate_z(
+    maps: torch.Tensor, index: list[int], depth: int, blend: str = "linear"
+) -> torch.Tensor:
+    """``(E, k, X, Y)`` maps at slices ``index`` -> ``(k, X, Y, Z)`` by interpolation along Z
+    (``blend`` as :func:`slice_weights`)."""
     e, k, x, y = maps.shape
     out = torch.empty((k, x, y, depth), dtype=torch.float32, device=maps.device)
+    if blend == "released":
+        weights = slice_weights(index, depth, blend)
+        for z in range(depth):
+            used = torch.nonzero(weights[z]).flatten().tolist()
+            out[..., z] = sum(maps[i] * float(weights[z, i]) for i in used)
+        return out
     pos = torch.tensor(index, dtype=torch.float64)
     for z in range(depth):
         hi = int(torch.searchsorted(pos, torch.tensor(float(z), dtype=torch.float64)))

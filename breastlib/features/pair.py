@@ -18,7 +18,7 @@ import torch
 
 from breastlib.device import resolve_device
 from breastlib.encoders import ENCODERS, MIND, SliceEncoder, get_encoder, get_spec, resolve_weights
-from breastlib.encoders._pca import fit_pca, project
+from breastlib.encoders._pca import fit_pca, fit_released_pca, project
 from breastlib.encoders.base import EncoderSpec
 from breastlib.encoders.mind import mind_features
 from breastlib.errors import InputError
@@ -29,10 +29,16 @@ from breastlib.features.layout import (
     interpolate_z,
     mask_tokens,
     prepare,
+    slice_weights,
     to_voxels,
 )
-from breastlib.features.settings import MAX_BATCH_TOKENS, encoded_slices, resolve_settings
-from breastlib.profiles import get_profile
+from breastlib.features.settings import (
+    MAX_BATCH_TOKENS,
+    FeatureSettings,
+    encoded_slices,
+    resolve_settings,
+)
+from breastlib.profiles import ConvexAdamParams, get_profile
 from breastlib.volume import Volume
 
 FeaturePair = tuple[torch.Tensor, torch.Tensor, dict[str, Any]]
@@ -45,6 +51,7 @@ def encode_volume(
     index: list[int],
     *,
     batch_size: int | None = None,
+    fill: str = "pad",
 ) -> torch.Tensor:
     """Encode chosen axial slices of one volume.
 
@@ -60,6 +67,8 @@ def encode_volume(
         Slice indices along Z to encode.
     batch_size
         Slices per forward pass; default keeps a batch under :data:`MAX_BATCH_TOKENS`.
+    fill
+        ``"pad"`` or ``"stretch"`` (:meth:`breastlib.features.layout.SliceLayout.build`).
 
     Returns
     -------
@@ -68,7 +77,7 @@ def encode_volume(
     """
     dev = next(encoder.parameters()).device if hasattr(encoder, "parameters") else "cpu"
     spec, size = encoder.spec, encoder.input_size
-    layout = SliceLayout.build(array.shape, spacing, size, spec.patch_size)
+    layout = SliceLayout.build(array.shape, spacing, size, spec.patch_size, fill)
     tokens_per_slice = (size // spec.patch_size) ** 2
     batch = batch_size or max(1, min(64, MAX_BATCH_TOKENS // tokens_per_slice))
     side = size // spec.patch_size
@@ -99,6 +108,7 @@ def feature_pair(
     uncentred: bool = False,
     pca_method: str = "exact",
     batch_size: int | None = None,
+    params: ConvexAdamParams | None = None,
 ) -> FeaturePair:
     """Dense features of a fixed/moving pair on their common voxel grid.
 
@@ -113,11 +123,13 @@ def feature_pair(
     input_size, slice_step, pca_dims
         Override the profile's values (pixels, slices, channels).
     profile
-        ``"fast"`` (default), ``"published"`` or ``"convexadam"`` (= ``fast``).
+        A name of :func:`breastlib.profiles.profile_names` (default ``"fast"``): input
+        size, MIND settings and the switches of how slices are shown, blended and
+        reduced.
     device
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     seed
-        Seeds random weights (with the network name) and the ``lowrank`` PCA.
+        Seeds random weights (with the network name) and the randomised PCAs.
     cache_dir
         Feature cache folder (default
         :func:`breastlib.features.cache.default_cache_dir`).
@@ -125,14 +137,20 @@ def feature_pair(
         Read and write the on-disk cache.
     mask
         Optional ``(X, Y, Z)`` boolean mask on the fixed grid: PCA is fitted on tokens at
-        least half inside it (in both volumes).
+        least half inside it (in both volumes). Not with the released PCA.
     uncentred
-        Fit and apply PCA without removing the mean (the published projection).
+        Fit on the uncentred rows (their second moment) and project without removing the
+        mean; not the released PCA (a profile with ``pca="released"`` is).
     pca_method
-        ``"exact"`` (deterministic eigendecomposition) or ``"lowrank"`` (seeded
-        randomised, as published).
+        ``"exact"`` (deterministic eigendecomposition) or ``"lowrank"``
+        (``torch.pca_lowrank`` with ``q = dims + 6``, seeded); see
+        :func:`breastlib.encoders._pca.fit_pca`. With a profile's ``pca="released"``,
+        ``uncentred`` and ``pca_method`` must keep their defaults.
     batch_size
         Slices per forward pass (default: bounded token count).
+    params
+        The resolved parameters, when they carry overrides of ``profile`` (as
+        :func:`breastlib.register.register_pair` passes them).
 
     Returns
     -------
@@ -149,12 +167,19 @@ def feature_pair(
     if mask is not None and tuple(mask.shape) != fixed.shape:
         raise InputError(f"mask shape {tuple(mask.shape)} differs from image {fixed.shape}")
     dev = resolve_device(device)
+    params = params if params is not None else get_profile(profile)
     if method == MIND:
-        return _mind_pair(fixed, moving, profile, dev, start)
+        return _mind_pair(fixed, moving, profile, params, dev, start)
 
     requested = get_spec(method)
     settings = resolve_settings(method, profile, input_size=input_size,
-                                slice_step=slice_step, pca_dims=pca_dims)
+                                slice_step=slice_step, pca_dims=pca_dims, params=params)
+    released_pca = settings.pca == "released"
+    if released_pca and (uncentred or pca_method != "exact"):
+        raise InputError("the profile's released PCA fixes centring and solver: leave "
+                         "uncentred and pca_method at their defaults")
+    if released_pca and mask is not None:
+        raise InputError("the released PCA is fitted on every token: no mask")
     choice = resolve_weights(requested, weights, seed)
     spec = ENCODERS[requested.twin] if choice.kind == "random" else requested
     shared = sorted(n for n, s in ENCODERS.items() if s.twin == requested.twin)
@@ -168,10 +193,13 @@ def feature_pair(
         "profile": profile,
         "network": spec.name if choice.kind == "random" else method,
         "label": f"{method} ({'random init' if choice.kind == 'random' else choice.kind})",
-        "pca": ("uncentred" if uncentred else "centred") + f", {pca_method}, joint"
-        + (", masked" if mask is not None else ""),
+        "pca": _pca_words(settings, uncentred, pca_method, mask is not None),
         "seed": int(seed),
-        "preprocessing": _preprocessing(spec),
+        "preprocessing": _preprocessing(spec, settings),
+        "tokens": "before the final norm" if not settings.final_norm
+        and spec.family == "biomedclip" else "after the final norm",
+        "slice_fill": settings.fill,
+        "slice_blend": settings.blend,
     }
     if choice.kind == "random" and len(shared) > 1:
         info["shared_with"] = shared
@@ -186,12 +214,15 @@ def feature_pair(
             return hit[0].to(dev), hit[1].to(dev), info
 
     encoder = get_encoder(spec.name, weights=weights, input_size=settings.input_size,
-                          seed=seed, device=dev)
+                          seed=seed, device=dev, input_norm=settings.input_norm,
+                          final_norm=settings.final_norm)
     depth = fixed.shape[2]
     index = encoded_slices(depth, settings.slice_step)
-    layout = SliceLayout.build(fixed.shape, fixed.spacing, settings.input_size, spec.patch_size)
+    layout = SliceLayout.build(fixed.shape, fixed.spacing, settings.input_size, spec.patch_size,
+                               settings.fill)
     t0 = time.perf_counter()
-    tokens = [encode_volume(encoder, v.array, v.spacing, index, batch_size=batch_size)
+    tokens = [encode_volume(encoder, v.array, v.spacing, index, batch_size=batch_size,
+                            fill=settings.fill)
               for v in (fixed, moving)]
     t_enc = time.perf_counter() - t0
     weight = None if mask is None else mask_tokens(mask, index, layout).to(dev)
@@ -203,11 +234,22 @@ def feature_pair(
             for i in range(t.shape[0]):
                 yield image_tokens(t[i : i + 1], layout, None if weight is None else weight[i])
 
-    comps, mean = fit_pca(chunks(tokens), settings.pca_dims, centred=not uncentred,
-                          method=pca_method, seed=seed)
+    if released_pca:
+        # inference_reg.py, foundReg.case_inference: the basis of every slice's centred
+        # tokens (blended ones included), applied to uncentred tokens
+        rows = [torch.stack([image_tokens(t[i : i + 1], layout, None)
+                             for i in range(t.shape[0])]) for t in tokens]
+        comps = fit_released_pca(rows, slice_weights(index, depth, settings.blend),
+                                 settings.pca_dims, seed=seed)
+        mean = torch.zeros(comps.shape[0], device=comps.device)
+        del rows
+    else:
+        comps, mean = fit_pca(chunks(tokens), settings.pca_dims, centred=not uncentred,
+                              method=pca_method, seed=seed)
     # project and free the full-size tokens before any voxel-size buffer exists
     reduced = [project(tokens.pop(0), comps, mean) for _ in range(len(tokens))]  # (E, k, h, w)
-    outputs = [interpolate_z(to_voxels(r, layout), index, depth) for r in reduced]
+    outputs = [interpolate_z(to_voxels(r, layout), index, depth, settings.blend)
+               for r in reduced]
     info.update(
         token_grid=[layout.token_rows, layout.token_cols], channels=spec.channels,
         encoded_slices=len(index), seconds_encoding=t_enc, cached=False,
@@ -219,18 +261,27 @@ def feature_pair(
     return outputs[0], outputs[1], info
 
 
-def _preprocessing(spec: EncoderSpec) -> str:
+def _preprocessing(spec: EncoderSpec, settings: FeatureSettings) -> str:
     """How a grey slice becomes the encoder's three-channel input, in words."""
-    if spec.mean is None:
+    raw = spec.mean is None or (not settings.input_norm and spec.family != "sam")
+    if raw:
         return "raw [0, 1], grey to 3 channels"
     return f"grey to 3 channels, mean {list(spec.mean)} std {list(spec.std)}"
 
 
+def _pca_words(settings: FeatureSettings, uncentred: bool, method: str, masked: bool) -> str:
+    """The PCA of a run, in words (recorded in ``info["pca"]``)."""
+    if settings.pca == "released":
+        return "released: pca_lowrank basis of every slice's centred tokens, uncentred projection"
+    return (("uncentred" if uncentred else "centred") + f", {method}, joint"
+            + (", masked" if masked else ""))
+
+
 def _mind_pair(
-    fixed: Volume, moving: Volume, profile: str, dev: torch.device, start: float
+    fixed: Volume, moving: Volume, profile: str, params: ConvexAdamParams, dev: torch.device,
+    start: float,
 ) -> FeaturePair:
     """MIND-SSC descriptors of both volumes with the profile's radius and dilation."""
-    params = get_profile(profile)
     out = mind_features(fixed.array, moving.array, params, dev)
     info = {
         "name": MIND, "weights": None, "weights_sha256": None, "input_size": None,

@@ -1,4 +1,5 @@
-"""Encoder settings of one feature run: input size, slice step, PCA dimensions.
+"""Encoder settings of one feature run: input size, slice step, PCA, and how slices are
+shown to the encoder and blended back.
 
 A profile (:data:`breastlib.profiles.PROFILES`) gives the defaults; explicit values take
 precedence. :func:`encoded_slices` says which axial slices those settings encode.
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 from breastlib.encoders import get_spec
 from breastlib.errors import BreastlibError
-from breastlib.profiles import get_profile
+from breastlib.profiles import ConvexAdamParams, get_profile
 
 #: Upper bound on tokens per forward pass (bounds activation memory on CPU).
 MAX_BATCH_TOKENS = 8192
@@ -28,11 +29,30 @@ class FeatureSettings:
         Encode every ``slice_step``-th axial slice (plus the last).
     pca_dims
         Output channels after PCA.
+    input_norm
+        Normalise DINOv2 and CLIP-tower inputs by their training mean and std (``False``:
+        raw [0, 1], as released).
+    final_norm
+        CLIP-tower tokens after the final LayerNorm (``False``: before it, as released).
+    fill
+        ``"pad"`` (square pixels, zero-padded) or ``"stretch"`` (resized to the square
+        input, as released).
+    blend
+        ``"linear"`` or ``"released"`` slice interpolation
+        (:func:`breastlib.features.layout.slice_weights`).
+    pca
+        ``"exact"`` (centred, exact) or ``"released"``
+        (:func:`breastlib.encoders._pca.fit_released_pca`).
     """
 
     input_size: int
     slice_step: int
     pca_dims: int
+    input_norm: bool = True
+    final_norm: bool = True
+    fill: str = "pad"
+    blend: str = "linear"
+    pca: str = "exact"
 
 
 def resolve_settings(
@@ -42,22 +62,28 @@ def resolve_settings(
     input_size: int | None = None,
     slice_step: int | None = None,
     pca_dims: int | None = None,
+    params: ConvexAdamParams | None = None,
 ) -> FeatureSettings:
     """Profile defaults for an encoder, with explicit values taking precedence.
 
-    ``published`` is the released pipeline (see book/conventions.md, "Profiles"): SAM
-    1024 px, DINOv2 1792 px, BiomedCLIP 224 px, every 6th slice, PCA 3/3/3/8/12. ``fast`` and
-    ``convexadam`` use the reduced input of :attr:`EncoderSpec.fast_input`.
+    Profiles with ``encoder_size="paper"`` (``paper``, ``corrected``) use the released
+    input sizes: SAM 1024 px, DINOv2 1792 px, BiomedCLIP 224 px; ``fast`` and
+    ``convexadam`` the reduced input of :attr:`EncoderSpec.fast_input`. All encode every
+    6th slice with the released PCA sizes 3/3/3/8/12; the profile's switches say how
+    slices are shown, blended and reduced.
 
     Parameters
     ----------
     method
         2-D encoder name (:func:`breastlib.encoders.list_methods`, not ``mind``).
     profile
-        A name of :data:`breastlib.profiles.PROFILES`.
+        A name of :func:`breastlib.profiles.profile_names`.
     input_size, slice_step, pca_dims
         Overrides: input side in pixels (a positive multiple of the patch size), slices
         between encoded slices, PCA output channels.
+    params
+        The resolved parameters, when they carry overrides of the profile; default
+        ``get_profile(profile)``.
 
     Returns
     -------
@@ -69,9 +95,10 @@ def resolve_settings(
     BreastlibError
         Unknown profile or encoder, or a value out of range.
     """
-    get_profile(profile)  # rejects an unknown profile name, listing the known ones
+    params = params if params is not None else get_profile(profile)
     spec = get_spec(method)
-    size = input_size or (spec.published_input if profile == "published" else spec.fast_input)
+    size = input_size or (spec.published_input if params.encoder_size == "paper"
+                          else spec.fast_input)
     if size % spec.patch_size or size < spec.patch_size:
         raise BreastlibError(
             f"input size {size} for '{method}' must be a positive multiple of its patch size "
@@ -81,7 +108,9 @@ def resolve_settings(
     dims = int(pca_dims or spec.pca_dims)
     if step < 1 or dims < 1:
         raise BreastlibError("slice_step and pca_dims must be positive")
-    return FeatureSettings(int(size), step, dims)
+    return FeatureSettings(int(size), step, dims, input_norm=params.input_norm,
+                           final_norm=params.final_norm, fill=params.slice_fill,
+                           blend=params.slice_blend, pca=params.pca)
 
 
 def encoded_slices(depth: int, step: int) -> list[int]:

@@ -3,6 +3,10 @@
 The displacement lives on a grid ``grid_spacing`` times coarser than the image; each
 iteration smooths it with a repeated box filter, warps the moving features and
 minimises mean SSD plus a diffusion regulariser.
+
+``padding`` and ``grid`` default to breastlib's behaviour; ``"zeros"`` and ``"released"``
+reproduce utils/convexAdam_3D.py, convex_adam_3d_param of the paper's released code (see
+:mod:`breastlib.profiles.corrections`).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from breastlib._sampling import normalise_index
-from breastlib.smoothing import box_smooth, downsample, upsample_field
+from breastlib.smoothing import box_smooth, downsample, resize_field, upsample_field, warp_scale
 
 
 def diffusion_penalty(field: torch.Tensor) -> torch.Tensor:
@@ -24,20 +28,27 @@ def diffusion_penalty(field: torch.Tensor) -> torch.Tensor:
     return (dx**2).mean() + (dy**2).mean() + (dz**2).mean()
 
 
-def _coarse_start(initial: torch.Tensor, grid_spacing: int) -> torch.Tensor:
-    """A fine ``(1, 3, X, Y, Z)`` voxel field as a coarse field in coarse voxels."""
+def _coarse_start(initial: torch.Tensor, grid_spacing: int, grid: str) -> torch.Tensor:
+    """A fine ``(1, 3, X, Y, Z)`` voxel field as a coarse field in coarse voxels: averaged
+    over whole cells, or (``grid="released"``) resized to ``n // g`` cells."""
+    if grid == "released":
+        shape = tuple(s // grid_spacing for s in initial.shape[2:])
+        return resize_field(initial, shape) / grid_spacing
     return downsample(initial, grid_spacing) / grid_spacing
 
 
 def _smoothed_fine(coarse: torch.Tensor, grid_spacing: int, shape: tuple[int, ...],
-                   kernel: int, passes: int) -> torch.Tensor:
+                   kernel: int, passes: int, padding: str, grid: str) -> torch.Tensor:
     """Smooth a coarse field as every iteration does and bring it back to fine voxels."""
-    return upsample_field(box_smooth(coarse, kernel=kernel, passes=passes), grid_spacing, shape)
+    smoothed = box_smooth(coarse, kernel=kernel, passes=passes, padding=padding)
+    if grid == "released":
+        return resize_field(smoothed * grid_spacing, shape)
+    return upsample_field(smoothed, grid_spacing, shape)
 
 
 def convex_start(
     initial: torch.Tensor, *, grid_spacing: int = 2, smooth_kernel: int = 7,
-    smooth_passes: int = 5,
+    smooth_passes: int = 5, padding: str = "replicate", grid: str = "consistent",
 ) -> torch.Tensor:
     """The field Adam starts from, at full resolution: ``adam_step`` with no iterations.
 
@@ -45,12 +56,13 @@ def convex_start(
     ----------
     initial
         ``(1, 3, X, Y, Z)`` convex-step displacement in fixed voxels.
-    grid_spacing, smooth_kernel, smooth_passes
+    grid_spacing, smooth_kernel, smooth_passes, padding, grid
         As for :func:`adam_step`.
     """
     with torch.no_grad():
-        return _smoothed_fine(_coarse_start(initial, grid_spacing), grid_spacing,
-                              tuple(initial.shape[2:]), smooth_kernel, smooth_passes)
+        return _smoothed_fine(_coarse_start(initial, grid_spacing, grid), grid_spacing,
+                              tuple(initial.shape[2:]), smooth_kernel, smooth_passes,
+                              padding, grid)
 
 
 def adam_step(
@@ -64,6 +76,8 @@ def adam_step(
     regularisation: float = 2.0,
     smooth_kernel: int = 7,
     smooth_passes: int = 5,
+    padding: str = "replicate",
+    grid: str = "consistent",
     progress: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """Refine a displacement by Adam on the SSD of feature volumes.
@@ -82,6 +96,17 @@ def adam_step(
         Weight of :func:`diffusion_penalty` (coarse voxel units).
     smooth_kernel, smooth_passes
         Box filter applied to the field every iteration.
+    padding
+        Border of that filter: ``"replicate"`` or ``"zeros"`` (the released code's
+        ``avg_pool3d(..., padding=k // 2)``, which pulls the field towards zero near the
+        border).
+    grid
+        ``"consistent"``: features and field on whole cells of the padded image, the warp
+        in voxel units with border values outside. ``"released"``: as
+        convex_adam_3d_param does it: ``n // g`` cells (trailing voxels dropped), the start
+        resized from the fine field, every warp moving ``n / (n - 1)`` times the field
+        (:func:`breastlib.smoothing.warp_scale`) with zeros outside, and the result
+        resized back to the image size.
     progress
         Called with the number of iterations done (for progress bars).
 
@@ -90,23 +115,33 @@ def adam_step(
     torch.Tensor
         ``(1, 3, X, Y, Z)`` displacement in fixed voxels.
     """
+    if grid not in ("consistent", "released"):
+        raise ValueError(f"grid must be 'consistent' or 'released', got {grid!r}")
+    released = grid == "released"
     shape = tuple(fixed.shape[2:])
     with torch.no_grad():
-        coarse_fixed = downsample(fixed, grid_spacing)
-        coarse_moving = downsample(moving, grid_spacing)
-        start = _coarse_start(initial, grid_spacing)
+        coarse_fixed = downsample(fixed, grid_spacing, floor=released)
+        coarse_moving = downsample(moving, grid_spacing, floor=released)
+        start = _coarse_start(initial, grid_spacing, grid)
     coarse_shape = tuple(coarse_fixed.shape[2:])
     axes = [torch.arange(s, device=fixed.device, dtype=fixed.dtype) for s in coarse_shape]
     identity = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+    scale = warp_scale(coarse_shape, device=fixed.device, dtype=fixed.dtype) if released else None
+    outside = "zeros" if released else "border"
 
     parameter = torch.nn.Parameter(start.clone())
     optimiser = torch.optim.Adam([parameter], lr=learning_rate)
     for iteration in range(iterations):
         optimiser.zero_grad(set_to_none=True)
-        field = box_smooth(parameter, kernel=smooth_kernel, passes=smooth_passes)
-        grid = normalise_index(identity + field[0].permute(1, 2, 3, 0), coarse_shape)[None]
+        field = box_smooth(parameter, kernel=smooth_kernel, passes=smooth_passes,
+                           padding=padding)
+        step = field[0].permute(1, 2, 3, 0)
+        if scale is not None:
+            step = step * scale
+        grid_points = normalise_index(identity + step, coarse_shape)[None]
         warped = F.grid_sample(
-            coarse_moving, grid, mode="bilinear", padding_mode="border", align_corners=True
+            coarse_moving, grid_points, mode="bilinear", padding_mode=outside,
+            align_corners=True,
         )
         loss = ((warped - coarse_fixed) ** 2).mean() + regularisation * diffusion_penalty(field)
         loss.backward()
@@ -114,4 +149,5 @@ def adam_step(
         if progress is not None:
             progress(iteration + 1)
     with torch.no_grad():
-        return _smoothed_fine(parameter, grid_spacing, shape, smooth_kernel, smooth_passes)
+        return _smoothed_fine(parameter, grid_spacing, shape, smooth_kernel, smooth_passes,
+                              padding, grid)

@@ -4,6 +4,11 @@ Features are pooled onto a coarse grid; for every coarse voxel an SSD cost is co
 for each integer displacement in a search cube; the field is the per-voxel argmin,
 progressively coupled to a smoothed copy of itself; forward and backward fields are then
 made inverse-consistent. All in plain torch on any device.
+
+Every switch defaults to breastlib's behaviour; the ``paper`` profile sets each to the
+released code's (convex_adam_utils.py: correlate, coupled_convex, inverse_consistency;
+utils/convexAdam_3D.py: convex_adam_3d_param), as :mod:`breastlib.profiles.corrections`
+lists.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from breastlib._sampling import normalise_index
-from breastlib.smoothing import box_smooth, downsample, upsample_field
+from breastlib.smoothing import box_smooth, downsample, resize_field, upsample_field, warp_scale
 
 
 def search_offsets(half_width: int, *, device: torch.device) -> torch.Tensor:
@@ -22,7 +27,8 @@ def search_offsets(half_width: int, *, device: torch.device) -> torch.Tensor:
 
 
 def ssd_cost_volume(
-    fixed: torch.Tensor, moving: torch.Tensor, half_width: int, *, smooth: int = 1
+    fixed: torch.Tensor, moving: torch.Tensor, half_width: int, *, smooth: int = 1,
+    padding: str = "replicate",
 ) -> torch.Tensor:
     """Sum-of-squared-differences cost for every offset of the search cube.
 
@@ -34,6 +40,10 @@ def ssd_cost_volume(
         Search half-width in coarse voxels.
     smooth
         Passes of a 3^3 box filter over each cost map (aggregates evidence spatially).
+    padding
+        ``"replicate"``: the moving features past the border and the smoothing's border
+        are the nearest voxel's; ``"zeros"``: both are zero (convex_adam_utils.py,
+        correlate).
 
     Returns
     -------
@@ -42,7 +52,12 @@ def ssd_cost_volume(
     """
     h = half_width
     x, y, z = fixed.shape[2:]
-    padded = F.pad(moving, [h] * 6, mode="replicate")
+    if padding == "replicate":
+        padded = F.pad(moving, [h] * 6, mode="replicate")
+    elif padding == "zeros":
+        padded = F.pad(moving, [h] * 6)
+    else:
+        raise ValueError(f"padding must be 'replicate' or 'zeros', got {padding!r}")
     costs = []
     width = 2 * h + 1
     for dx in range(width):
@@ -52,28 +67,56 @@ def ssd_cost_volume(
                 costs.append(((fixed - shifted) ** 2).sum(dim=1))
     cost = torch.cat(costs, dim=0)
     if smooth:
-        cost = box_smooth(cost[None], kernel=3, passes=smooth)[0]
+        cost = box_smooth(cost[None], kernel=3, passes=smooth, padding=padding)[0]
     return cost
 
 
 def coupled_argmin(
-    cost: torch.Tensor, offsets: torch.Tensor, coupling: tuple[float, ...]
+    cost: torch.Tensor,
+    offsets: torch.Tensor,
+    coupling: tuple[float, ...],
+    *,
+    smooth: int = 2,
+    padding: str = "replicate",
+    output: str = "argmin",
+    tie_break: bool = True,
 ) -> torch.Tensor:
     """Argmin of the cost, coupled round by round to a smoothed copy of the field.
+
+    Parameters
+    ----------
+    cost
+        ``(O, x, y, z)`` costs, offsets ordered as ``offsets``.
+    offsets
+        ``(O, 3)`` offsets of the search cube, coarse voxels.
+    coupling
+        Weight of each round's penalty ``|o - smoothed field|^2``.
+    smooth, padding
+        Passes and border (``"replicate"`` or ``"zeros"``) of the 3^3 box filter that
+        makes each round's smoothed field.
+    output
+        ``"argmin"``: the last round's argmin; ``"smoothed"``: its smoothed copy, as the
+        released code returns (convex_adam_utils.py, coupled_convex).
+    tie_break
+        Break equal costs towards zero displacement; ``False`` lets the first offset of
+        ``offsets`` win ties (``torch.argmin``), as released.
 
     Returns
     -------
     torch.Tensor
         ``(1, 3, x, y, z)`` displacement in coarse voxels.
     """
+    if output not in ("argmin", "smoothed"):
+        raise ValueError(f"output must be 'argmin' or 'smoothed', got {output!r}")
     shape = cost.shape[1:]
-    # Where the features carry no information (air, uniform tissue) every offset costs
-    # the same; break such ties towards zero displacement instead of the first offset.
-    tie_break = 1e-6 * (offsets**2).sum(dim=1, keepdim=True)
-    flat = cost.reshape(cost.shape[0], -1) + tie_break
+    flat = cost.reshape(cost.shape[0], -1)
+    if tie_break:
+        # Where the features carry no information (air, uniform tissue) every offset costs
+        # the same; break such ties towards zero displacement instead of the first offset.
+        flat = flat + 1e-6 * (offsets**2).sum(dim=1, keepdim=True)
     field = offsets[flat.argmin(dim=0)].T.reshape(1, 3, *shape)
     for weight in coupling:
-        smoothed = box_smooth(box_smooth(field, kernel=3), kernel=3).reshape(3, -1)
+        smoothed = box_smooth(field, kernel=3, passes=smooth, padding=padding).reshape(3, -1)
         # |o - s|^2 expanded, so no (offsets, 3, voxels) tensor is ever built.
         penalty = (
             (offsets**2).sum(dim=1, keepdim=True)
@@ -81,25 +124,49 @@ def coupled_argmin(
             + (smoothed**2).sum(dim=0, keepdim=True)
         )
         field = offsets[(flat + weight * penalty).argmin(dim=0)].T.reshape(1, 3, *shape)
+    if output == "smoothed":
+        field = box_smooth(field, kernel=3, passes=smooth, padding=padding)
     return field
 
 
-def compose_sample(field: torch.Tensor, displacement: torch.Tensor) -> torch.Tensor:
-    """Sample ``field`` (``(1, 3, x, y, z)``) at ``x + displacement(x)`` (border padding)."""
+def compose_sample(
+    field: torch.Tensor, displacement: torch.Tensor, *, scale: torch.Tensor | None = None,
+    padding: str = "border",
+) -> torch.Tensor:
+    """Sample ``field`` (``(1, 3, x, y, z)``) at ``x + displacement(x)``.
+
+    ``scale`` (``(3,)``) multiplies the displacement before sampling (see
+    :func:`breastlib.smoothing.warp_scale`); ``padding`` is ``grid_sample``'s
+    (``"border"`` or ``"zeros"``).
+    """
     shape = tuple(field.shape[2:])
     axes = [torch.arange(s, device=field.device, dtype=field.dtype) for s in shape]
     identity = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
-    grid = normalise_index(identity + displacement[0].permute(1, 2, 3, 0), shape)[None]
-    return F.grid_sample(field, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    step = displacement[0].permute(1, 2, 3, 0)
+    if scale is not None:
+        step = step * scale.to(step)
+    grid = normalise_index(identity + step, shape)[None]
+    return F.grid_sample(field, grid, mode="bilinear", padding_mode=padding, align_corners=True)
 
 
 def make_inverse_consistent(
-    forward: torch.Tensor, backward: torch.Tensor, iterations: int
+    forward: torch.Tensor, backward: torch.Tensor, iterations: int, *, grid: str = "consistent"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetrise a forward/backward pair so that each approximately inverts the other."""
+    """Symmetrise a forward/backward pair so that each approximately inverts the other.
+
+    ``grid="released"`` composes as the released code does (convex_adam_utils.py,
+    inverse_consistency): displacements scaled by ``n / (n - 1)`` when sampled and zeros
+    outside the grid.
+    """
+    scale, padding = None, "border"
+    if grid == "released":
+        scale = warp_scale(tuple(forward.shape[2:]), device=forward.device, dtype=forward.dtype)
+        padding = "zeros"
     for _ in range(iterations):
-        new_forward = 0.5 * (forward - compose_sample(backward, forward))
-        new_backward = 0.5 * (backward - compose_sample(forward, backward))
+        new_forward = 0.5 * (forward - compose_sample(backward, forward, scale=scale,
+                                                      padding=padding))
+        new_backward = 0.5 * (backward - compose_sample(forward, backward, scale=scale,
+                                                        padding=padding))
         forward, backward = new_forward, new_backward
     return forward, backward
 
@@ -113,6 +180,12 @@ def convex_step(
     coupling: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
     inverse_iterations: int = 15,
     cost_smooth: int = 1,
+    cost_padding: str = "replicate",
+    coupling_smooth: int = 2,
+    coupling_padding: str = "replicate",
+    coupling_output: str = "argmin",
+    tie_break: bool = True,
+    grid: str = "consistent",
 ) -> torch.Tensor:
     """Run the coupled convex optimisation on two feature volumes.
 
@@ -128,21 +201,40 @@ def convex_step(
         Weights of the coupling rounds.
     inverse_iterations
         Inverse-consistency iterations (0 disables the backward field).
+    cost_smooth, cost_padding
+        See :func:`ssd_cost_volume` (``smooth``, ``padding``).
+    coupling_smooth, coupling_padding, coupling_output, tie_break
+        See :func:`coupled_argmin` (``smooth``, ``padding``, ``output``, ``tie_break``).
+    grid
+        ``"consistent"``: the image padded to whole coarse cells, inverse consistency in
+        voxel units with border values outside, the field upsampled cell-centred;
+        ``"released"``: as utils/convexAdam_3D.py, convex_adam_3d_param does it (trailing
+        voxels dropped by the pooling, :func:`make_inverse_consistent` with
+        ``grid="released"``, the coarse field resized to the image size).
 
     Returns
     -------
     torch.Tensor
         ``(1, 3, X, Y, Z)`` fixed -> moving displacement in fixed voxels.
     """
+    if grid not in ("consistent", "released"):
+        raise ValueError(f"grid must be 'consistent' or 'released', got {grid!r}")
+    released = grid == "released"
     shape = tuple(fixed.shape[2:])
-    coarse_fixed = downsample(fixed, grid_spacing)
-    coarse_moving = downsample(moving, grid_spacing)
+    coarse_fixed = downsample(fixed, grid_spacing, floor=released)
+    coarse_moving = downsample(moving, grid_spacing, floor=released)
     offsets = search_offsets(half_width, device=fixed.device)
-    cost = ssd_cost_volume(coarse_fixed, coarse_moving, half_width, smooth=cost_smooth)
-    forward = coupled_argmin(cost, offsets, coupling)
+    argmin = {"smooth": coupling_smooth, "padding": coupling_padding,
+              "output": coupling_output, "tie_break": tie_break}
+    cost = ssd_cost_volume(coarse_fixed, coarse_moving, half_width, smooth=cost_smooth,
+                           padding=cost_padding)
+    forward = coupled_argmin(cost, offsets, coupling, **argmin)
     if inverse_iterations > 0:
         del cost
-        cost_back = ssd_cost_volume(coarse_moving, coarse_fixed, half_width, smooth=cost_smooth)
-        backward = coupled_argmin(cost_back, offsets, coupling)
-        forward, _ = make_inverse_consistent(forward, backward, inverse_iterations)
+        cost_back = ssd_cost_volume(coarse_moving, coarse_fixed, half_width,
+                                    smooth=cost_smooth, padding=cost_padding)
+        backward = coupled_argmin(cost_back, offsets, coupling, **argmin)
+        forward, _ = make_inverse_consistent(forward, backward, inverse_iterations, grid=grid)
+    if released:
+        return resize_field(forward * grid_spacing, shape)
     return upsample_field(forward, grid_spacing, shape)

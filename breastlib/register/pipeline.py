@@ -1,4 +1,9 @@
-"""One pair, end to end: initial alignment -> features -> convex step -> Adam."""
+"""One pair, end to end: initial alignment -> features -> convex step -> Adam.
+
+Every step follows the profile (:mod:`breastlib.profiles`); with ``paper`` it is the
+paper's released pipeline, quirks included, and with ``corrected`` or ``fast`` it carries
+breastlib's corrections (:data:`breastlib.profiles.CORRECTIONS`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import torch
 from breastlib._sampling import sample_volume
 from breastlib.device import resolve_device
 from breastlib.displacement import Displacement
+from breastlib.encoders import get_spec
 from breastlib.encoders.mind import mind_features
 from breastlib.errors import InputError
 from breastlib.intensity import normalise_intensity
@@ -86,13 +92,33 @@ def _match_mind_spread(
     return fixed * factor, moving * factor
 
 
+def _scale_features(
+    method: str, fixed: torch.Tensor, moving: torch.Tensor, params: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The profile's feature scaling of two ``(C, X, Y, Z)`` feature volumes.
+
+    ``feature_spread="mind"``: encoder features brought to MIND's spread, then every
+    method times ``feature_scale``. ``"raw"``: no rescaling; ``feature_scale`` on MIND and
+    the SAM family only, as the released code multiplies MIND-SSC and SAM tokens by 10 and
+    leaves DINOv2 and BiomedCLIP as they are (inference_reg.py, foundReg.case_inference
+    and extract_encoder_feature).
+    """
+    if params.feature_spread == "mind":
+        if method != "mind":
+            fixed, moving = _match_mind_spread(fixed, moving)
+        return fixed * params.feature_scale, moving * params.feature_scale
+    scaled = method == "mind" or get_spec(method).family == "sam"
+    factor = params.feature_scale if scaled else 1.0
+    return fixed * factor, moving * factor
+
+
 def register_pair(
     fixed: Volume,
     moving: Volume,
     *,
     method: str = "mind",
     profile: str = "fast",
-    init: str = "com",
+    init: str | None = None,
     device: str = "auto",
     weights: str = "random",
     input_size: int | None = None,
@@ -112,9 +138,11 @@ def register_pair(
     method
         ``"mind"`` or a foundation encoder name (see ``breastlib.encoders``).
     profile
-        ``"fast"`` (default), ``"published"`` or ``"convexadam"``.
+        A name of :func:`breastlib.profiles.profile_names`: ``"fast"`` (default),
+        ``"corrected"``, ``"paper"``, ``"convexadam"`` or ``"paper+<correction>"``.
     init
-        ``"none"``, ``"com"`` (centres of mass, default) or ``"affine"``.
+        ``"none"``, ``"com"`` (centres of mass) or ``"affine"``; default the profile's
+        (``com``, ``none`` for ``paper``).
     device
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     weights, input_size, slice_step, pca_dims
@@ -129,7 +157,10 @@ def register_pair(
     **overrides
         Any :class:`ConvexAdamParams` field, e.g. ``iterations=300``.
     """
+    if init is not None:
+        overrides["init"] = init
     params = get_profile(profile, **overrides)
+    init = params.init
     dev = resolve_device(device)
     if not fixed.grid.overlaps(moving.grid) and init == "none":
         raise InputError("fixed and moving images do not overlap in world space")
@@ -154,11 +185,11 @@ def register_pair(
         fixed_feat, moving_feat, encoder_info = feature_pair(
             method, fixed.with_array(fixed_norm), fixed.with_array(moving_norm),
             weights=weights, input_size=input_size, slice_step=slice_step, pca_dims=pca_dims,
-            profile=profile, device=str(dev), seed=seed,
+            profile=profile, device=str(dev), seed=seed, params=params,
         )
-        fixed_feat, moving_feat = _match_mind_spread(fixed_feat, moving_feat)
-    fixed_feat = fixed_feat[None].to(dev, torch.float32) * params.feature_scale
-    moving_feat = moving_feat[None].to(dev, torch.float32) * params.feature_scale
+    fixed_feat, moving_feat = _scale_features(method, fixed_feat, moving_feat, params)
+    fixed_feat = fixed_feat[None].to(dev, torch.float32)
+    moving_feat = moving_feat[None].to(dev, torch.float32)
     t_features = time.perf_counter()
 
     bar = None
@@ -171,18 +202,21 @@ def register_pair(
             fixed_feat, moving_feat, grid_spacing=params.convex_grid,
             half_width=params.half_width, coupling=params.coupling,
             inverse_iterations=params.inverse_iterations, cost_smooth=params.cost_smooth,
+            cost_padding=params.cost_padding, coupling_smooth=params.coupling_smooth,
+            coupling_padding=params.coupling_padding, coupling_output=params.coupling_output,
+            tie_break=params.tie_break, grid=params.grid,
         )
     t_convex = time.perf_counter()
     adam_settings = dict(
         grid_spacing=params.adam_grid, learning_rate=params.learning_rate,
         regularisation=params.regularisation, smooth_kernel=params.smooth_kernel,
-        smooth_passes=params.smooth_passes,
+        smooth_passes=params.smooth_passes, padding=params.adam_padding, grid=params.grid,
     )
     convex_field = None
     if keep_convex or params.guard:
         convex_field = convex_start(
             initial, grid_spacing=params.adam_grid, smooth_kernel=params.smooth_kernel,
-            smooth_passes=params.smooth_passes,
+            smooth_passes=params.smooth_passes, padding=params.adam_padding, grid=params.grid,
         )
     field = adam_step(
         fixed_feat, moving_feat, initial, iterations=params.iterations,

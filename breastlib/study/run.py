@@ -30,6 +30,7 @@ from breastlib._atomic import atomic_path, write_text_atomic
 from breastlib.encoders import weights_setting
 from breastlib.errors import BreastlibError
 from breastlib.manifest import read_manifest
+from breastlib.register.baselines import BASELINES
 
 RESULT_COLUMNS = [
     "task", "pair_id", "method", "encoder", "weights", "weights_sha256", "profile",
@@ -44,7 +45,8 @@ NUMERIC_COLUMNS = tuple(RESULT_COLUMNS[RESULT_COLUMNS.index("field_error_mean_mm
                                        RESULT_COLUMNS.index("peak_rss_mib") + 1])
 # Part of every row's key. Bump it with any change that alters results (a new initial
 # alignment, new profile defaults), so cached rows of the old code are never reused.
-RESULTS_VERSION = "3"
+# 4: slices reach the encoders radiologically (the patient's right on the image's left).
+RESULTS_VERSION = "4"
 
 
 @dataclass(frozen=True)
@@ -60,16 +62,35 @@ class Job:
     seed: int
     row_path: str
     preview: bool = False
+    #: Profile parameter overrides as sorted JSON (``""``: none), e.g. a smaller scale.
+    overrides: str = ""
 
     @property
     def key(self) -> str:
         return Path(self.row_path).stem
 
 
-def row_filename(pair_id: str, method: str, profile: str, weights: str, data_key: str) -> str:
-    """File name of a finished row: everything that changes the result is in the name."""
+def row_filename(pair_id: str, method: str, profile: str, weights: str, data_key: str,
+                 overrides: str = "") -> str:
+    """File name of a finished row: everything that changes the result is in the name
+    (profile overrides, when there are any, as ``profile@<hash>``)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in weights)
+    if overrides:
+        import hashlib
+
+        profile = f"{profile}@{hashlib.sha256(overrides.encode()).hexdigest()[:8]}"
     return f"{pair_id}__{method}__{profile}__{safe}__{data_key}__v{RESULTS_VERSION}.json"
+
+
+def overrides_key(overrides: dict[str, Any] | None) -> str:
+    """Profile overrides as the sorted JSON text a :class:`Job` carries (``""``: none);
+    unknown parameter names are rejected here, before any job runs."""
+    if not overrides:
+        return ""
+    from breastlib.profiles import get_profile
+
+    get_profile("fast", **overrides)
+    return json.dumps(overrides, sort_keys=True)
 
 
 def pair_fingerprint(root: Path, entry: pd.Series) -> str:
@@ -117,8 +138,12 @@ def plan_jobs(
     seed: int = 0,
     retry_failed: bool = False,
     previews: str = "none",
+    overrides: dict[str, Any] | None = None,
 ) -> tuple[list[Job], list[Path]]:
     """Split the grid into jobs still to run and rows already finished.
+
+    ``overrides`` (profile parameters, e.g. ``{"iterations": 80}``) go into every
+    ConvexAdam job and into its row's name; the classical baselines ignore them.
 
     Returns
     -------
@@ -132,12 +157,14 @@ def plan_jobs(
     rows_dir = Path(out) / "rows"
     todo: list[Job] = []
     done: list[Path] = []
+    changed = overrides_key(overrides)
     for index, (_, entry) in enumerate(table.iterrows()):
         pair_id = str(entry["pair_id"])
         data_key = pair_fingerprint(root, entry)
         for method in methods:
             resolved = weights_setting(method, weights)
-            path = rows_dir / row_filename(pair_id, method, profile, resolved, data_key)
+            own = "" if method in BASELINES else changed  # baselines keep their own
+            path = rows_dir / row_filename(pair_id, method, profile, resolved, data_key, own)
             if path.is_file():
                 status = _read_row(path).get("status")
                 if not (retry_failed and status == "failed"):
@@ -145,7 +172,7 @@ def plan_jobs(
                     continue
             preview = previews == "all" or (previews == "first" and index == 0)
             todo.append(Job(str(root / Path(manifest).name), pair_id, method, resolved,
-                            profile, device, seed, str(path.resolve()), preview))
+                            profile, device, seed, str(path.resolve()), preview, own))
     return todo, done
 
 
@@ -241,6 +268,7 @@ def run_study(
     progress: bool = True,
     timeout: float | None = None,
     previews: str = "none",
+    overrides: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Run every method on every pair of a cohort; return the results table.
 
@@ -268,13 +296,17 @@ def run_study(
     previews
         ``"none"``, ``"first"`` (first pair of the cohort) or ``"all"``: also save a small
         axial preview of the warped image and Jacobian under ``DIR/previews/``.
+    overrides
+        Profile parameters for every ConvexAdam method (e.g. ``{"iterations": 80}`` to
+        run a profile at a smaller scale); they are part of each row's name, and its
+        ``params`` column records the values used.
     """
     methods = _check_methods(methods)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     todo, done = plan_jobs(cohort, methods, out, weights=weights, profile=profile,
                            device=device, seed=seed, retry_failed=retry_failed,
-                           previews=previews)
+                           previews=previews, overrides=overrides)
     finished = list(done)
     bar = None
     if progress and todo:

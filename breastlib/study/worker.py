@@ -66,9 +66,10 @@ def evaluate(job: dict[str, Any]) -> dict[str, Any]:
     from breastlib.register import register_method
 
     pair = load_cohort_pair(job["manifest"], job["pair_id"])
+    overrides = json.loads(job["overrides"]) if job.get("overrides") else {}
     result = register_method(pair.fixed, pair.moving, method=job["method"],
                              profile=job["profile"], device=job["device"],
-                             weights=job["weights"], seed=job["seed"])
+                             weights=job["weights"], seed=job["seed"], **overrides)
     disp = result.displacement
     row: dict[str, Any] = {
         "seconds_features": result.seconds.get("features"),

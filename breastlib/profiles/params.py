@@ -1,0 +1,163 @@
+"""The parameter set of one registration: features, initial alignment, ConvexAdam.
+
+Every field is named in summary.json and in every study row, so a result can be
+reproduced from its parameters alone. The switches below the numbers choose between the
+behaviour of the paper's released code (``paper``) and breastlib's corrections; the
+defaults are breastlib's, and :mod:`breastlib.profiles.corrections` says what each
+switch changes and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from breastlib.errors import BreastlibError
+
+#: Allowed values of the text switches of :class:`ConvexAdamParams`.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "init": ("none", "com", "affine"),
+    "encoder_size": ("reduced", "paper"),
+    "slice_fill": ("pad", "stretch"),
+    "slice_blend": ("linear", "released"),
+    "pca": ("exact", "released"),
+    "feature_spread": ("mind", "raw"),
+    "cost_padding": ("replicate", "zeros"),
+    "coupling_padding": ("replicate", "zeros"),
+    "coupling_output": ("argmin", "smoothed"),
+    "adam_padding": ("replicate", "zeros"),
+    "grid": ("consistent", "released"),
+}
+
+
+@dataclass(frozen=True)
+class ConvexAdamParams:
+    """All parameters of the features, the initial alignment and the two ConvexAdam stages.
+
+    Units: spacings and half-widths in voxels of the fixed grid (``half_width`` in coarse
+    voxels of the convex grid), learning rate and regularisation in coarse voxel units.
+    The defaults of the switches (``init`` onwards) are breastlib's corrections; the
+    ``paper`` profile sets each to the released code's behaviour (see
+    :data:`breastlib.profiles.corrections.CORRECTIONS`).
+
+    Attributes
+    ----------
+    mind_radius, mind_dilation
+        MIND-SSC patch radius and neighbour distance, voxels.
+    mind_floor
+        Background floor under MIND's input, in normalised intensity (0 = none): see
+        :func:`breastlib.encoders.mind.mind_ssc`.
+    feature_scale
+        Factor on the feature volumes before optimisation (with ``feature_spread="raw"``
+        only on MIND and the SAM family, see there).
+    convex_grid, half_width
+        Pooling factor of the convex step's coarse grid (voxels) and its search
+        half-width (coarse voxels).
+    coupling
+        Weights of the coupling rounds.
+    inverse_iterations
+        Inverse-consistency iterations of the convex step (0: no backward field).
+    cost_smooth
+        Passes of a 3^3 box filter over each cost map.
+    adam_grid, iterations, learning_rate, regularisation
+        Adam's resolution divisor, iterations, step size and diffusion weight.
+    smooth_kernel, smooth_passes
+        Box filter applied to the field in every Adam iteration.
+    guard
+        Keep the stage (no registration, initial alignment, convex, Adam) that an
+        independent image measure judges best: see :mod:`breastlib.register.guard`.
+    init
+        Initial alignment: ``"none"``, ``"com"`` (centres of the body masks) or
+        ``"affine"``.
+    encoder_size
+        Encoder input side: ``"paper"`` (each encoder's released size,
+        :attr:`~breastlib.encoders.EncoderSpec.published_input`) or ``"reduced"``
+        (:attr:`~breastlib.encoders.EncoderSpec.fast_input`).
+    input_norm
+        Normalise DINOv2 and BiomedCLIP/MedCLIP inputs with their training mean and std
+        (``False``: raw [0, 1]). The SAM family is not affected.
+    final_norm
+        Take BiomedCLIP/MedCLIP tokens after the trunk's final LayerNorm (``False``:
+        before it). DINOv2's tokens are always taken after its final norm.
+    slice_fill
+        ``"pad"``: square pixels, shorter side zero-padded; ``"stretch"``: the slice is
+        resized to the square input whatever its aspect ratio.
+    slice_blend
+        ``"linear"``: features of slices between encoded ones are linear blends, exact
+        at every encoded slice; ``"released"``: the last block as the released code
+        blends it (see :func:`breastlib.features.layout.slice_weights`).
+    pca
+        ``"exact"``: centred, exact PCA of the encoded in-image tokens;
+        ``"released"``: randomised basis of the centred tokens of every slice, applied
+        to the uncentred tokens (see :func:`breastlib.encoders._pca.fit_released_pca`).
+    feature_spread
+        ``"mind"``: encoder PCA features rescaled jointly to MIND-SSC's spread (std 0.3)
+        before ``feature_scale``; ``"raw"``: no rescaling, and ``feature_scale`` applies
+        to MIND and the SAM family only (DINOv2 and the CLIP towers keep a factor 1).
+    cost_padding
+        Border of the convex cost volume: the moving features outside the grid and the
+        cost smoothing see ``"replicate"`` (the nearest voxel) or ``"zeros"``.
+    coupling_smooth, coupling_padding
+        Passes and border of the 3^3 smoothing of the field in each coupling round.
+    coupling_output
+        The convex step's field: the last coupled ``"argmin"`` or its ``"smoothed"``
+        copy.
+    tie_break
+        Break equal costs towards zero displacement (``False``: the first offset of the
+        search cube, ``(-h, -h, -h)``, wins ties).
+    adam_padding
+        Border of the box smoothing applied to the field in every Adam iteration.
+    grid
+        ``"consistent"``: one voxel convention everywhere; ``"released"``: the released
+        code's (see :func:`breastlib.smoothing.warp_scale`).
+    """
+
+    mind_radius: int = 1
+    mind_dilation: int = 2
+    mind_floor: float = 0.0
+    feature_scale: float = 1.0
+    convex_grid: int = 6
+    half_width: int = 4
+    coupling: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+    inverse_iterations: int = 15
+    cost_smooth: int = 1
+    adam_grid: int = 2
+    iterations: int = 1000
+    learning_rate: float = 3.0
+    regularisation: float = 2.0
+    smooth_kernel: int = 7
+    smooth_passes: int = 5
+    guard: bool = False
+    init: str = "com"
+    encoder_size: str = "reduced"
+    input_norm: bool = True
+    final_norm: bool = True
+    slice_fill: str = "pad"
+    slice_blend: str = "linear"
+    pca: str = "exact"
+    feature_spread: str = "mind"
+    cost_padding: str = "replicate"
+    coupling_smooth: int = 2
+    coupling_padding: str = "replicate"
+    coupling_output: str = "argmin"
+    tie_break: bool = True
+    adam_padding: str = "replicate"
+    grid: str = "consistent"
+
+    def __post_init__(self) -> None:
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise BreastlibError(
+                    f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every parameter by name (``coupling`` as a list), as summary.json records it."""
+        out = asdict(self)
+        out["coupling"] = list(self.coupling)
+        return out
+
+
+def field_names() -> set[str]:
+    """Names of every :class:`ConvexAdamParams` field."""
+    return {f.name for f in fields(ConvexAdamParams)}
