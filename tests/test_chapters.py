@@ -26,11 +26,15 @@ from breastlib.booktools.chapters import (
 from breastlib.booktools.data import BUILD_ENV, BUILDS
 from breastlib.booktools.figures import (
     METRICS,
+    distributions,
+    error_by_task,
+    flag_counts,
+    primary_metric,
     ran_rows,
     rank_heatmaps,
+    ranked_by,
     summary_table,
     task_means,
-    tre_by_task,
 )
 from breastlib.booktools.notebooks import MARKER, notebook_chapters
 from breastlib.displacement import Displacement
@@ -145,7 +149,7 @@ def test_build_note_names_pretrained_encoders():
                          "weights": ["pretrained", "random", ""],
                          "status": ["ok", "ok", "ok"]})
     note = chapters.build_note(StudyTables(rows, ran_rows(rows)), BUILDS["full"])
-    assert note == ("build 'full': full phantoms, 'published' profile, computed on cuda.\n"
+    assert note == ("build 'full': full phantoms, 'corrected' profile, computed on cuda.\n"
                     "pretrained encoders: sam (pretrained)")
 
 
@@ -168,30 +172,88 @@ def test_show_full_build(monkeypatch, tmp_path, capsys, committed):
 def test_cross_task_tables_and_figures(committed):
     ran = ran_rows(committed)
     means = task_means(ran)
-    assert list(means.columns) == list(METRICS.values())
+    assert list(means.columns) == [*METRICS.values(), "flagged"]
     assert set(means.index.get_level_values("task")) == set(BUILDS["small"].pairs)
     mind = ran[(ran["method"] == "mind") & (ran["task"] == "sequence")]
     assert means.loc[("mind", "sequence"), "TRE after (mm)"] == round(
         mind["tre_mean_after_mm"].mean(), 2)
-    figure = tre_by_task(ran)
-    assert figure.axes[0].get_ylabel() == "mean landmark error (mm)"
+    assert primary_metric(ran) == "field_error_mean_mm"  # every committed row has it
+    assert ran["field_error_mean_mm"].notna().all() and ran["verdict"].notna().all()
+    figure = error_by_task(ran)
+    assert figure.axes[0].get_ylabel() == "mean dense error in the breast (mm)"
     figure = rank_heatmaps(ran, ("tre_mean_after_mm", "dice_fgt"))
     assert [ax.get_title() for ax in figure.axes] == ["TRE after (mm)", "Dice FGT"]
+    assert "dense error" in ranked_by(ran)
+
+
+def _ranked_rows() -> pd.DataFrame:
+    """Three methods on two pairs of one task: the landmark error ranks a, b, c; the dense
+    error ranks c, a, b; b folded on one pair, c is worse than identity on one."""
+    rows = []
+    for pair in ("p0", "p1"):
+        for method, tre, dense, verdict in (("a", 1.0, 5.0, "ok"), ("b", 2.0, 6.0, "ok"),
+                                           ("c", 3.0, 2.0, "ok"), ("identity", 9.0, 8.0,
+                                                                   "ok")):
+            if pair == "p1" and method == "b":
+                verdict = "folded"
+            if pair == "p1" and method == "c":
+                verdict = "worse_than_identity"
+            rows.append(dict(task="sequence", pair_id=pair, method=method, weights="",
+                             status="ok", tre_mean_before_mm=10.0, tre_mean_after_mm=tre,
+                             field_error_mean_mm=dense, dice_breast=0.9, dice_fgt=0.5,
+                             jac_nonpos_pct=0.0, verdict=verdict,
+                             stage_kept="identity" if method == "c" else "adam"))
+    return pd.DataFrame(rows)
+
+
+def test_tables_rank_by_the_dense_error_and_mark_flagged_rows():
+    rows = _ranked_rows()
+    assert primary_metric(rows) == "field_error_mean_mm"
+    assert primary_metric(rows.drop(columns="field_error_mean_mm")) == "tre_mean_after_mm"
+    summary = summary_table(rows)
+    assert list(summary.index) == ["c", "a", "b", "identity"]
+    assert summary.loc["b", "flagged"] == "1 F of 2"
+    assert summary.loc["c", "flagged"] == "1 W of 2"
+    assert summary.loc["a", "flagged"] == ""
+    assert summary.loc["c", "guard"] == 2 and summary.loc["a", "guard"] == 0
+    assert flag_counts(rows[rows["method"] == "a"]) == ""
+    lines = highlights(summary).splitlines()
+    assert lines[0] == "Lowest dense error: c (2.00 mm, against 8.00 mm with no registration)."
+    assert lines[2].endswith("c (1 W of 2); b (1 F of 2)")  # in rank order
+    by_tre = summary_table(rows.drop(columns="field_error_mean_mm"))
+    assert list(by_tre.index) == ["a", "b", "c", "identity"]
+
+
+def test_figures_mark_flagged_rows():
+    ran = ran_rows(_ranked_rows())
+    figure = error_by_task(ran)
+    ax = figure.axes[0]
+    hatched = [bar for container in ax.containers[1:] for bar in container if bar.get_hatch()]
+    assert len(hatched) == 2  # b and c in the one task
+    assert sorted(t.get_text() for t in ax.texts) == ["F", "W"]
+    figure = rank_heatmaps(ran, ("field_error_mean_mm",))
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert texts == ["2.0 W", "5.0", "6.0 F", "8.0"]  # best first by the dense error
+    figure = distributions(ran)
+    assert [ax.get_xlabel() for ax in figure.axes[:3]] == ["dense error (mm)",
+                                                          "TRE after (mm)", "Dice breast"]
 
 
 # --- a task chapter ----------------------------------------------------------------------
 
 
-def test_highlights_name_the_best_and_the_worse_than_none():
+def test_highlights_name_the_best_and_the_flagged():
     summary = pd.DataFrame({"TRE before (mm)": [10.0, 10.0, 10.0],
                             "TRE after (mm)": [2.0, 12.0, 10.0],
-                            "Dice FGT": [0.5, 0.7, 0.4]}, index=["mind", "sam (random)", "id"])
+                            "Dice FGT": [0.5, 0.7, 0.4],
+                            "flagged": ["", "1 W of 1", ""]},
+                           index=["mind", "sam (random)", "id"])
     assert highlights(summary).splitlines() == [
-        "Lowest landmark error: mind (2.00 mm, from 10.00 mm before).",
+        "Lowest landmark error: mind (2.00 mm, against 10.00 mm before).",
         "Best FGT overlap: sam (random) (Dice 0.70).",
-        "Worse than no registration: sam (random)"]
-    summary.loc["sam (random)", "TRE after (mm)"] = 3.0
-    assert highlights(summary).endswith("Worse than no registration: none")
+        "Flagged (F folded, W worse than no registration): sam (random) (1 W of 1)"]
+    summary["flagged"] = ""
+    assert highlights(summary).endswith("no registration): none")
 
 
 @pytest.fixture
@@ -251,6 +313,7 @@ def test_task_chapter_sections(small_task, monkeypatch, capsys):
     summary = small_task.summary()
     assert list(summary.index) == ["mind", "identity", "sam (random)"]
     assert small_task.highlights().splitlines()[0].startswith("Lowest landmark error: mind")
+    assert "landmark error" in small_task.ranked_by()
     assert "1 synthetic phantom pair(s) of task 'sequence'" in small_task.provenance()
     small_task.show_distributions()
     assert plt.get_fignums() == []  # displayed, then closed
@@ -412,17 +475,25 @@ def test_stage_table_measures_each_stage():
     grid = moving.grid
     shifted = Displacement.from_millimetres(np.ones((3, 8, 7, 6), np.float32), grid)
     run = SimpleNamespace(convex_displacement=Displacement.identity(grid),
-                          displacement=shifted, seconds={"convex": 1.0, "optimisation": 3.0})
+                          displacement=shifted, seconds={"convex": 1.0, "optimisation": 3.0},
+                          stage="adam")
     points = np.array([[4.0, 4.0, 4.0], [6.0, 6.0, 6.0]])
+    labels = volume(np.full((8, 7, 6), 1), dtype=np.int16)  # all fat: all breast
     pair = SimpleNamespace(fixed_landmarks=points, moving_landmarks=points + 1.0,
-                           moving=moving)
+                           moving=moving, fixed_labels=labels, displacement=shifted)
     table, warped = chapters.stage_table({"mind": run}, pair, np.ones((8, 7, 6), bool))
     assert table.loc[("mind", "convex step"), "TRE mean (mm)"] == pytest.approx(
         round(np.sqrt(3), 2))
+    assert table.loc[("mind", "convex step"), "dense error (mm)"] == pytest.approx(
+        round(np.sqrt(3), 2))
     assert table.loc[("mind", "convex + Adam"), "TRE mean (mm)"] == 0.0
+    assert table.loc[("mind", "convex + Adam"), "dense error (mm)"] == 0.0
     assert list(table["seconds (cumulative)"]) == [1.0, 3.0]
     assert set(warped) == {("mind", "convex step"), ("mind", "convex + Adam")}
     assert warped["mind", "convex step"].min() >= 0 and warped["mind", "convex step"].max() <= 1
+    guarded = SimpleNamespace(**(vars(run) | {"stage": "identity"}))
+    table, _ = chapters.stage_table({"dinov2": guarded}, pair, np.ones((8, 7, 6), bool))
+    assert ("dinov2", "final (guard kept 'identity')") in table.index
 
 
 def test_feature_images_mind_only():

@@ -42,10 +42,12 @@ from breastlib.booktools.data import (
 )
 from breastlib.booktools.figures import (
     ENCODER_METHODS,
+    METRICS,
     comparison_volumes,
     distributions,
     provenance,
     ran_rows,
+    ranked_by,
     summary_table,
     task_means,
 )
@@ -183,7 +185,7 @@ def show_full_build(build: BookBuild | None = None) -> pd.DataFrame | None:
     full = study_results(BUILDS["full"], compute=False)
     if full.rows.empty:
         print("No full-resolution study is committed yet: it needs pretrained weights and a "
-              "GPU (hours at the published settings); the tables above are the small build's.")
+              "GPU (hours at the paper's settings); the tables above are the small build's.")
         return None
     print(provenance(full.rows, size="full"))
     return task_means(full.ran)
@@ -193,22 +195,34 @@ def show_full_build(build: BookBuild | None = None) -> pd.DataFrame | None:
 
 
 def highlights(summary: pd.DataFrame) -> str:
-    """Three lines on a task's summary table: the lowest landmark error, the best FGT
-    overlap, and the methods worse than no registration.
+    """Three lines on a task's summary table: the best method by the primary metric (the
+    dense error where known, else TRE), the best FGT overlap, and the flagged methods.
 
     Parameters
     ----------
     summary
         From :func:`~breastlib.booktools.figures.summary_table`.
     """
-    best_tre = summary["TRE after (mm)"].idxmin()
+    if METRICS["field_error_mean_mm"] in summary:
+        primary = METRICS["field_error_mean_mm"]
+        before = (f"{summary.loc['identity', primary]:.2f} mm with no registration"
+                  if "identity" in summary.index else None)
+        name = "dense error"
+    else:
+        primary = METRICS["tre_mean_after_mm"]
+        before = None
+        name = "landmark error"
+    best = summary[primary].idxmin()
+    if before is None and "TRE before (mm)" in summary:
+        before = f"{summary.loc[best, 'TRE before (mm)']:.2f} mm before"
     best_fgt = summary["Dice FGT"].idxmax()
-    worse = summary.index[summary["TRE after (mm)"] > summary["TRE before (mm)"]]
-    return (f"Lowest landmark error: {best_tre} "
-            f"({summary.loc[best_tre, 'TRE after (mm)']:.2f} mm, "
-            f"from {summary.loc[best_tre, 'TRE before (mm)']:.2f} mm before).\n"
+    flagged = summary.get("flagged", pd.Series("", index=summary.index)).fillna("")
+    flagged = [f"{method} ({flags})" for method, flags in flagged.items() if flags]
+    return (f"Lowest {name}: {best} ({summary.loc[best, primary]:.2f} mm"
+            + (f", against {before}" if before else "") + ").\n"
             f"Best FGT overlap: {best_fgt} (Dice {summary.loc[best_fgt, 'Dice FGT']:.2f}).\n"
-            f"Worse than no registration: {', '.join(worse) if len(worse) else 'none'}")
+            f"Flagged (F folded, W worse than no registration): "
+            f"{'; '.join(flagged) if flagged else 'none'}")
 
 
 @dataclass(frozen=True)
@@ -255,8 +269,13 @@ class TaskChapter:
         """Means per method (:func:`~breastlib.booktools.figures.summary_table`)."""
         return summary_table(self.results)
 
+    def ranked_by(self) -> str:
+        """Which metric the tables rank by, and the flags
+        (:func:`~breastlib.booktools.figures.ranked_by`)."""
+        return ranked_by(self.results)
+
     def show_distributions(self) -> None:
-        """Per-method distributions of TRE and Dice
+        """Per-method distributions of the primary metric, TRE and Dice, coloured by verdict
         (:func:`~breastlib.booktools.figures.distributions`)."""
         _display(distributions(self.results))
 
@@ -507,7 +526,8 @@ def feature_images(fixed: Volume, moving: Volume, encoders: Sequence[str] = (), 
 
 def stage_table(runs: Mapping[str, RegistrationResult], pair: Pair, mask: np.ndarray
                 ) -> tuple[pd.DataFrame, dict[tuple[str, str], np.ndarray]]:
-    """Landmark error, folding and time of each run after the convex step and after Adam.
+    """Dense error, landmark error, folding and time of each run after the convex step
+    and at the end (after Adam, or the stage the guard kept instead, named in the row).
 
     Parameters
     ----------
@@ -522,22 +542,31 @@ def stage_table(runs: Mapping[str, RegistrationResult], pair: Pair, mask: np.nda
     Returns
     -------
     table : pandas.DataFrame
-        Indexed by (method, stage): ``TRE mean (mm)``, ``TRE p90 (mm)``,
-        ``folded voxels (%)``, ``seconds (cumulative)``; rounded to 2 decimals.
+        Indexed by (method, stage): ``dense error (mm)`` (mean over the fixed breast),
+        ``TRE mean (mm)``, ``TRE p90 (mm)``, ``folded voxels (%)``,
+        ``seconds (cumulative)``; rounded to 2 decimals.
     warped : dict
         ``(method, stage)`` -> the moving image warped by that stage's field, normalised
         to ``[0, 1]``, for :func:`breastlib.viz.panels.stage_grid`.
     """
-    from breastlib.evaluate.metrics import jacobian_stats, tre_stats
+    from breastlib.evaluate.metrics import field_error_stats, jacobian_stats, tre_stats
+    from breastlib.phantom.labels import LABELS
+    from breastlib.tissues import breast_mask
 
+    breast = breast_mask(pair.fixed_labels.array, LABELS)
+    truth = pair.displacement.millimetres()
     rows, warped = [], {}
     for label, run in runs.items():
+        final = ("convex + Adam" if run.stage in ("", "adam") else
+                 f"final (guard kept '{run.stage}')")
         stages = (("convex step", run.convex_displacement, run.seconds["convex"]),
-                  ("convex + Adam", run.displacement, run.seconds["optimisation"]))
+                  (final, run.displacement, run.seconds["optimisation"]))
         for stage, field, seconds in stages:
             error = tre_stats(field.to_moving(pair.fixed_landmarks), pair.moving_landmarks)
             stats = jacobian_stats(field.jacobian_determinant(), mask)
-            rows.append({"method": label, "stage": stage, "TRE mean (mm)": error["mean"],
+            dense = field_error_stats(field.millimetres(), truth, breast)["mean"]
+            rows.append({"method": label, "stage": stage, "dense error (mm)": dense,
+                         "TRE mean (mm)": error["mean"],
                          "TRE p90 (mm)": error["p90"],
                          "folded voxels (%)": stats["jac_nonpos_pct"],
                          "seconds (cumulative)": seconds})
@@ -578,6 +607,99 @@ def mind_floor_comparison(path: str | os.PathLike = BENCHMARK_RESULTS / "mind_fl
     shown.insert(0, "field_error_before_mm", table.set_index(["task", "floor"])[
         "field_error_mean_before_mm"])
     return shown.round(2)
+
+
+def guard_comparison(path: str | os.PathLike = BENCHMARK_RESULTS / "guard.json"
+                     ) -> pd.DataFrame:
+    """The ``benchmarks/bench_guard.py`` record as task x method x guard: dense field
+    error (before and after), landmark error, breast Dice, folding, verdict, the stage
+    kept and the guard's own seconds. Prints where and how it was measured."""
+    record = json.loads(Path(path).read_text())
+    table = pd.DataFrame(record["rows"])
+    print(f"measured on {record['machine']} ({record['torch_threads']} torch threads), "
+          f"{record['date']}, weights {record['weights']}, with: {record['command']}")
+    columns = ["field_error_mean_before_mm", "field_error_mean_mm", "tre_mean_after_mm",
+               "dice_breast", "jac_nonpos_pct", "verdict", "stage_kept", "seconds_guard"]
+    return table.set_index(["task", "method", "guard"])[columns].round(2)
+
+
+def error_map(ax: Any, pair: Pair, estimate: Any, *, index: int | None = None,
+              vmax: float = 20.0, title: str | None = None) -> Any:
+    """One axial slice of the fixed image with the dense error ``|u - u_true|`` (mm) over
+    the fixed breast and the landmarks within one slice of it, each coloured by its own
+    landmark error on the same scale; radiological view (patient's right on the left).
+
+    Parameters
+    ----------
+    ax
+        Matplotlib axes.
+    pair
+        A phantom pair (fixed image, labels, landmarks and true field).
+    estimate
+        The registration's :class:`~breastlib.displacement.Displacement` on the fixed grid.
+    index
+        Axial slice; default the slice with the most breast voxels.
+    vmax
+        Top of the colour scale (mm).
+    title
+        Panel title; default the breast's mean dense error and the mean TRE.
+
+    Returns
+    -------
+    matplotlib.image.AxesImage
+        The error overlay, for a colour bar.
+    """
+    from breastlib.phantom.labels import LABELS
+    from breastlib.tissues import breast_mask
+    from breastlib.viz.slices import orthogonal_slice
+
+    fixed = pair.fixed
+    breast = breast_mask(pair.fixed_labels.array, LABELS)
+    error = np.linalg.norm(estimate.millimetres() - pair.displacement.millimetres(), axis=0)
+    if index is None:
+        index = int(np.argmax(breast.sum(axis=(0, 1))))
+    spacing = np.asarray(fixed.spacing, dtype=float)
+    draw_slice(ax, normalise_intensity(fixed.array), spacing, view="axial", index=index,
+               window=(0.0, 1.0))
+    shown = np.where(breast, error, np.nan)
+    image, extent = orthogonal_slice(shown, spacing, "axial", index)
+    overlay = ax.imshow(image, origin="lower", extent=extent, cmap="magma", vmin=0.0,
+                        vmax=vmax, alpha=0.85, interpolation="nearest")
+    moved = estimate.to_moving(pair.fixed_landmarks)
+    tre = np.linalg.norm(moved - pair.moving_landmarks, axis=1)
+    voxels = fixed.grid.world_to_index(pair.fixed_landmarks)
+    near = np.abs(voxels[:, 2] - index) <= 1.0
+    width = fixed.shape[0] * spacing[0]
+    ax.scatter(width - (voxels[near, 0] + 0.5) * spacing[0], (voxels[near, 1] + 0.5)
+               * spacing[1], c=tre[near], cmap="magma", vmin=0.0, vmax=vmax, s=40,
+               edgecolors="cyan", linewidths=1.2)
+    ax.set_title(title or f"dense error {np.nanmean(error[breast]):.1f} mm (breast), "
+                 f"TRE {tre.mean():.1f} mm ({len(tre)} landmarks)", fontsize=9)
+    return overlay
+
+
+def error_maps(cases: dict[str, tuple[Pair, Any]], *, vmax: float = 20.0
+               ) -> matplotlib.figure.Figure:
+    """:func:`error_map` of several registrations side by side with one colour bar.
+
+    Parameters
+    ----------
+    cases
+        Panel heading -> ``(pair, estimate)``.
+    vmax
+        Top of the shared colour scale (mm).
+    """
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(4.6 * len(cases) + 0.8, 4.6), layout="constrained")
+    axes = figure.subplots(1, len(cases), squeeze=False)[0]
+    overlay = None
+    for ax, (heading, (case_pair, estimate)) in zip(axes, cases.items(), strict=True):
+        overlay = error_map(ax, case_pair, estimate, vmax=vmax)
+        ax.set_title(f"{heading}\n{ax.get_title()}", fontsize=9)
+    figure.colorbar(overlay, ax=list(axes), label="|u - u_true| (mm); dots: landmark error",
+                    shrink=0.85)
+    return figure
 
 
 # --- the performance appendix -----------------------------------------------------------

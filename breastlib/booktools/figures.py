@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from breastlib.displacement import FOLDING_LIMIT_PCT
 from breastlib.intensity import normalise_intensity
 from breastlib.study.run import RESULTS_VERSION
 from breastlib.volume import load_volume
@@ -22,6 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import matplotlib.figure
 
 METRICS = {
+    "field_error_mean_mm": "dense error (mm)",
+    "field_error_p95_mm": "dense error p95 (mm)",
     "tre_mean_after_mm": "TRE after (mm)",
     "dice_breast": "Dice breast",
     "dice_fgt": "Dice FGT",
@@ -29,8 +32,40 @@ METRICS = {
     "jac_nonpos_pct": "folded voxels (%)",
     "sdlogj": "SD log J",
 }
+#: The primary metric where the true field is known, else the landmark error.
+PRIMARY_METRICS = ("field_error_mean_mm", "tre_mean_after_mm")
 ENCODER_METHODS = ("sam", "medsam", "sslsam", "dinov2", "dinov2-s", "dinov2-b", "medclip",
                    "biomedclip")
+#: How a flagged row is marked in tables and figures (see breastlib.evaluate.verdict).
+FLAG_MARKS = {"folded": "F", "worse_than_identity": "W"}
+FLAG_COLOURS = {"ok": "#1f4e79", "folded": "#c0392b", "worse_than_identity": "#e67e22"}
+
+
+def primary_metric(table: pd.DataFrame) -> str:
+    """The column a table is ranked by: ``field_error_mean_mm`` (the dense error against
+    the true field) when any row has it, else ``tre_mean_after_mm``."""
+    for metric in PRIMARY_METRICS:
+        if metric in table and pd.to_numeric(table[metric], errors="coerce").notna().any():
+            return metric
+    return PRIMARY_METRICS[-1]
+
+
+def ranked_by(table: pd.DataFrame) -> str:
+    """One line naming the metric a table or figure is ranked by, and the flag marks."""
+    metric = primary_metric(table)
+    what = ("the dense error against the true field inside the breast" if
+            metric == "field_error_mean_mm" else "the mean landmark error (TRE)")
+    return (f"Ranked by {what} (lower is better). Flags: F = folded (non-positive Jacobian "
+            f"over more than {FOLDING_LIMIT_PCT:g} % of the body), W = worse than no "
+            "registration on the primary metric, breast Dice or breast HD95.")
+
+
+def flag_counts(rows: pd.DataFrame) -> str:
+    """``"1 F, 2 W of 4"`` for a group of rows (``""`` when none was flagged)."""
+    verdicts = rows["verdict"].fillna("") if "verdict" in rows else pd.Series([], dtype=str)
+    parts = [f"{int((verdicts == v).sum())} {mark}" for v, mark in FLAG_MARKS.items()
+             if (verdicts == v).any()]
+    return f"{', '.join(parts)} of {len(rows)}" if parts else ""
 
 
 def method_label(row: pd.Series) -> str:
@@ -86,99 +121,162 @@ def provenance(table: pd.DataFrame, *, size: str | None = None) -> str:
 
 
 def summary_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean of each metric per method (ok rows), with the landmark error before."""
+    """Mean of each metric per method (ok rows), ranked by the primary metric
+    (:func:`primary_metric`), with the landmark error before, the number of flagged rows
+    (``flagged``, :data:`FLAG_MARKS`) and of rows where the stage guard kept an earlier
+    stage than Adam (``guard``)."""
     ok = ran_rows(table)
-    columns = ["tre_mean_before_mm", *METRICS]
+    columns = ["tre_mean_before_mm", *(m for m in METRICS if m in ok)]
     means = ok.groupby("method")[columns].mean()
+    means = means.dropna(axis=1, how="all")
     means.insert(0, "pairs", ok.groupby("method").size())
+    means["flagged"] = ok.groupby("method").apply(flag_counts, include_groups=False)
+    if "stage_kept" in ok:
+        fell_back = ok["stage_kept"].fillna("").isin(("identity", "initial", "convex"))
+        means["guard"] = fell_back.groupby(ok["method"]).sum().astype(int)
+    means = means.sort_values(primary_metric(ok))
     means = means.rename(columns={"tre_mean_before_mm": "TRE before (mm)", **METRICS})
-    return means.sort_values("TRE after (mm)").round(2)
+    return means.round(2)
 
 
 def distributions(
-    table: pd.DataFrame,
-    metrics: tuple[str, ...] = ("tre_mean_after_mm", "dice_breast", "dice_fgt"),
+    table: pd.DataFrame, metrics: tuple[str, ...] | None = None,
 ) -> matplotlib.figure.Figure:
-    """Per-method distributions (box + points) of a few metrics, one panel each."""
+    """Per-method distributions (box + one point per pair) of a few metrics, one panel
+    each, methods ranked by the primary metric; points coloured by verdict.
+
+    Parameters
+    ----------
+    table
+        A study table.
+    metrics
+        Columns to show; default the primary metric, TRE and breast Dice.
+    """
     import matplotlib.pyplot as plt
     import seaborn as sns
+    from matplotlib.lines import Line2D
 
     ok = ran_rows(table)
-    order = ok.groupby("method")["tre_mean_after_mm"].mean().sort_values().index
-    figure, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.8),
+    primary = primary_metric(ok)
+    if metrics is None:
+        metrics = tuple(dict.fromkeys((primary, "tre_mean_after_mm", "dice_breast")))
+    order = ok.groupby("method")[primary].mean().sort_values().index
+    ok["verdict"] = ok["verdict"].fillna("ok") if "verdict" in ok else "ok"
+    figure, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 4.2),
                                 constrained_layout=True)
     for ax, metric in zip(np.atleast_1d(axes), metrics, strict=True):
         sns.boxplot(data=ok, y="method", x=metric, order=order, ax=ax, color="#dde6f0",
                     fliersize=0)
-        sns.stripplot(data=ok, y="method", x=metric, order=order, ax=ax, color="#1f4e79",
-                      size=5)
+        sns.stripplot(data=ok, y="method", x=metric, order=order, ax=ax, hue="verdict",
+                      palette=FLAG_COLOURS, hue_order=list(FLAG_COLOURS), size=5,
+                      legend=False)
         ax.set_xlabel(METRICS.get(metric, metric))
         ax.set_ylabel("")
+    handles = [Line2D([], [], marker="o", linestyle="", color=colour, label=verdict)
+               for verdict, colour in FLAG_COLOURS.items()]
+    figure.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False,
+                  title="verdict of each pair")
     return figure
 
 
 def task_means(ran: pd.DataFrame) -> pd.DataFrame:
-    """Mean of each metric per method and task, rounded to 2 decimals.
+    """Mean of each metric per method and task, rounded to 2 decimals, with the flagged
+    pairs (``flagged``: :func:`flag_counts`).
 
     Parameters
     ----------
     ran
         Rows that ran, with method labels (:func:`ran_rows`).
     """
-    return (ran.groupby(["method", "task"])[list(METRICS)].mean().rename(columns=METRICS)
-            .round(2))
+    groups = ran.groupby(["method", "task"])
+    means = groups[[m for m in METRICS if m in ran]].mean().rename(columns=METRICS).round(2)
+    means["flagged"] = groups.apply(flag_counts, include_groups=False)
+    return means
 
 
-def tre_by_task(ran: pd.DataFrame) -> matplotlib.figure.Figure:
-    """Mean landmark error after registration per task and method (bars, best method
-    first), over a grey bar per task for the error before registration.
+def error_by_task(ran: pd.DataFrame, metric: str | None = None) -> matplotlib.figure.Figure:
+    """Mean error after registration per task and method (bars, best method first), over
+    a grey bar per task for the error before registration; bars of a method with a flagged
+    row in that task are hatched and labelled with the flag.
 
     Parameters
     ----------
     ran
         Rows that ran, with method labels (:func:`ran_rows`); errors in mm.
+    metric
+        ``field_error_mean_mm`` or ``tre_mean_after_mm``; default :func:`primary_metric`.
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    before = ran.groupby("task")["tre_mean_before_mm"].mean()
-    order = ran.groupby("method")["tre_mean_after_mm"].mean().sort_values().index
-    figure, ax = plt.subplots(figsize=(10, 4.2))
+    metric = metric or primary_metric(ran)
+    if metric == "field_error_mean_mm":
+        before = ran[ran["method"] == "identity"].groupby("task")[metric].mean()
+        label = "mean dense error in the breast (mm)"
+    else:
+        before = ran.groupby("task")["tre_mean_before_mm"].mean()
+        label = "mean landmark error (mm)"
+    order = ran.groupby("method")[metric].mean().sort_values().index
+    figure, ax = plt.subplots(figsize=(10, 4.6))
     ax.bar(range(len(before)), before.to_numpy(), width=0.9, color="#d9d9d9",
            label="before registration")
-    sns.barplot(data=ran, x="task", y="tre_mean_after_mm", hue="method", hue_order=order,
+    sns.barplot(data=ran, x="task", y=metric, hue="method", hue_order=order,
                 order=before.index, ax=ax, errorbar=None, palette="tab10")
-    ax.set_ylabel("mean landmark error (mm)")
+    verdicts = ran.assign(verdict=ran.get("verdict", pd.Series("ok", index=ran.index))
+                          .fillna("ok"))
+    for container, method in zip(ax.containers[1:], order, strict=False):
+        for bar, task in zip(container, before.index, strict=False):
+            flags = verdicts[(verdicts["method"] == method) & (verdicts["task"] == task)]
+            marks = sorted({FLAG_MARKS[v] for v in flags["verdict"] if v in FLAG_MARKS})
+            if marks:
+                bar.set_hatch("///")
+                bar.set_edgecolor("black")
+                ax.annotate("".join(marks), (bar.get_x() + bar.get_width() / 2,
+                                             bar.get_height()),
+                            ha="center", va="bottom", fontsize=7)
+    ax.set_ylabel(label)
     ax.set_xlabel("")
     ax.legend(ncol=4, fontsize=8, frameon=False)
     return figure
 
 
 def rank_heatmaps(
-    ran: pd.DataFrame,
-    metrics: tuple[str, ...] = ("tre_mean_after_mm", "dice_breast", "dice_fgt",
-                                "jac_nonpos_pct"),
+    ran: pd.DataFrame, metrics: tuple[str, ...] | None = None,
 ) -> matplotlib.figure.Figure:
     """Methods x tasks, one heatmap per metric: colour is the rank within a task (darker
-    is better: higher Dice, lower everything else), the numbers are the means.
+    is better: higher Dice, lower everything else), the numbers are the means, followed
+    by the flags (:data:`FLAG_MARKS`) of the method's rows in that task. Methods are
+    ordered by the primary metric.
 
     Parameters
     ----------
     ran
         Rows that ran, with method labels (:func:`ran_rows`).
     metrics
-        Columns of the study table, one panel each.
+        Columns of the study table, one panel each; default the primary metric, TRE,
+        breast Dice and folding.
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    figure, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 4.2),
+    primary = primary_metric(ran)
+    if metrics is None:
+        metrics = tuple(dict.fromkeys((primary, "tre_mean_after_mm", "dice_breast",
+                                       "jac_nonpos_pct")))
+    order = ran.groupby("method")[primary].mean().sort_values().index
+    verdicts = ran["verdict"].fillna("ok") if "verdict" in ran else pd.Series("ok", ran.index)
+    flags = (ran.assign(flag=verdicts.map(FLAG_MARKS).fillna(""))
+             .groupby(["method", "task"])["flag"]
+             .agg(lambda s: "".join(sorted(set("".join(s))))).unstack())
+    figure, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 4.6),
                                 constrained_layout=True, squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
-        grid = ran.pivot_table(index="method", columns="task", values=metric, aggfunc="mean")
+        grid = ran.pivot_table(index="method", columns="task", values=metric,
+                               aggfunc="mean").reindex(order)
         ranks = grid.rank(ascending=not metric.startswith("dice"))
-        sns.heatmap(ranks, annot=grid.round(2), fmt="", cmap="Blues_r", cbar=False, ax=ax,
-                    linewidths=0.5)
+        text = grid.round(2).astype(str) + " " + flags.reindex_like(grid).fillna("")
+        sns.heatmap(ranks, annot=text.map(str.strip), fmt="", cmap="Blues_r", cbar=False,
+                    ax=ax, linewidths=0.5)
         ax.set_title(METRICS.get(metric, metric))
         ax.set_xlabel("")
         ax.set_ylabel("")
@@ -189,6 +287,9 @@ def comparison_volumes(
     manifest: str | os.PathLike, results_dir: str | os.PathLike, table: pd.DataFrame
 ) -> dict[str, Any]:
     """Volumes for a method-comparison browser of the cohort's first pair.
+
+    A method whose row on that pair was flagged carries its mark (:data:`FLAG_MARKS`) in
+    its names, e.g. ``sam (random) [W]: warped moving``.
 
     Returns
     -------
@@ -208,8 +309,10 @@ def comparison_volumes(
         pattern = f"{pair_id}__{row['method']}__{row['profile']}__*__v{RESULTS_VERSION}.npz"
         matches = sorted(previews.glob(pattern))
         if matches:
+            mark = FLAG_MARKS.get(str(row.get("verdict", "")), "")
+            label = method_label(row) + (f" [{mark}]" if mark else "")
             with np.load(matches[-1]) as data:
-                loaded[method_label(row)] = {k: data[k] for k in data.files}
+                loaded[label] = {k: data[k] for k in data.files}
     if not loaded:
         raise FileNotFoundError(f"no previews under {previews} for {pair_id}")
     first = next(iter(loaded.values()))
