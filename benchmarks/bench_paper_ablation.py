@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="run the profiles as they are: 1000 iterations, paper sizes")
     parser.add_argument("--weights", default="auto", help="random, pretrained or auto")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="registrations at a time (one process each)")
     parser.add_argument("--work", type=Path, default=ROOT / "_build" / "paper_ablation")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
             tables.append(run_study(manifest, args.methods, out=args.work / task / profile,
                                     weights=args.weights, profile=profile,
                                     device=args.device, overrides=overrides,
-                                    progress=False))
+                                    workers=args.workers, progress=False))
     table = pd.concat(tables, ignore_index=True)
     record = {
         "command": "python benchmarks/bench_paper_ablation.py " + " ".join(argv or []),

@@ -532,6 +532,34 @@ def test_mind_floor_comparison_reads_the_benchmark(capsys):
     assert capsys.readouterr().out.startswith("measured on ")
 
 
+
+def test_correction_table_names_every_switch():
+    from breastlib.profiles import correction_names, get_profile
+
+    table = chapters.correction_table()
+    assert list(table.index) == list(correction_names())
+    assert table.notna().all().all() and (table != "").all().all()
+    paper, corrected = get_profile("paper"), get_profile("corrected")
+    for name in table.index:  # each switch moves paper towards corrected
+        assert get_profile(f"paper+{name}") != paper
+    assert corrected != paper
+
+
+def test_paper_ablation_reads_the_benchmark(capsys, tmp_path):
+    shown = chapters.paper_ablation(BENCHMARKS / "paper_ablation.json")
+    assert shown.index[0] == "paper" and shown.index[-1] == "corrected"
+    assert all(p.startswith("paper+") for p in shown.index[1:-1])
+    out = capsys.readouterr().out
+    assert out.startswith("measured on ") and "random" in out and "not run:" in out
+    # Encoder-only corrections cannot change MIND: the switches are isolated.
+    mind = shown.xs("mind", axis=1, level="method")
+    assert (mind.loc["paper+input-norm"] == mind.loc["paper"]).all()
+    tre = chapters.paper_ablation(BENCHMARKS / "paper_ablation.json",
+                                  metric="tre_mean_after_mm")
+    assert tre.index[0] == "no registration"
+    with pytest.raises(KeyError, match="no column"):
+        chapters.paper_ablation(BENCHMARKS / "paper_ablation.json", metric="nonsense")
+
 # --- the performance appendix ------------------------------------------------------------
 
 

@@ -590,6 +590,53 @@ def profile_comparison(path: str | os.PathLike = BENCHMARK_RESULTS / "profiles.j
     return shown
 
 
+def correction_table() -> pd.DataFrame:
+    """Every difference between the paper's released code and breastlib's ``corrected``
+    profile, one row per correction (:mod:`breastlib.profiles.corrections`): what the
+    released code does, what breastlib does, why, and the switch that turns it on in
+    ``paper+<correction>``."""
+    from breastlib.profiles import correction_table as rows
+
+    return pd.DataFrame(rows()).set_index("correction")
+
+
+def paper_ablation(path: str | os.PathLike = BENCHMARK_RESULTS / "paper_ablation.json", *,
+                   metric: str = "field_error_mean_mm") -> pd.DataFrame:
+    """The ``benchmarks/bench_paper_ablation.py`` record as profile x (task, method): one
+    metric (default the dense error in the breast, mm) for ``paper``, for ``paper`` with
+    each correction switched on alone, and for ``corrected`` (all of them). The row ``no
+    registration`` gives the pair's landmark error before registration when ``metric`` is
+    ``tre_mean_after_mm``.
+    Prints where, how and at what scale it was measured, and what was not run.
+
+    Parameters
+    ----------
+    path
+        The JSON file the benchmark wrote.
+    metric
+        A column of the record's rows, e.g. ``field_error_mean_mm``, ``tre_mean_after_mm``,
+        ``dice_breast`` or ``jac_nonpos_pct``.
+    """
+    record = json.loads(Path(path).read_text())
+    table = pd.DataFrame(record["rows"])
+    table = table[table["status"] == "ok"]
+    if metric not in table:
+        raise KeyError(f"the ablation record has no column {metric!r}")
+    print(f"measured on {record['machine']}, {record['date']}, {record['scale']}; "
+          f"weights: {record.get('weights', 'see the rows')}; with: {record['command']}")
+    if record.get("not_run"):
+        print(f"not run: {record['not_run']}")
+    shown = table.pivot_table(index="profile", columns=["task", "method"], values=metric,
+                              aggfunc="mean")
+    corrections = sorted(p for p in shown.index if p.startswith("paper+"))
+    shown = shown.reindex(["paper", *corrections, "corrected"])
+    before = {"tre_mean_after_mm": "tre_mean_before_mm"}.get(metric)
+    if before and before in table:
+        first = table.groupby(["task", "method"])[before].first()
+        shown = pd.concat([first.to_frame("no registration").T, shown])
+    return shown.round(2)
+
+
 def mind_floor_comparison(path: str | os.PathLike = BENCHMARK_RESULTS / "mind_floor.json"
                           ) -> pd.DataFrame:
     """The ``benchmarks/bench_mind_floor.py`` record as task x floor: dense field error,
