@@ -543,6 +543,8 @@ def test_correction_table_names_every_switch():
     for name in table.index:  # each switch moves paper towards corrected
         assert get_profile(f"paper+{name}") != paper
     assert corrected != paper
+    steps = chapters.not_reproduced_table()
+    assert len(steps) >= 5 and list(steps.columns) == ["released code", "breastlib"]
 
 
 def test_paper_ablation_reads_the_benchmark(capsys, tmp_path):

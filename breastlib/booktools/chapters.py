@@ -600,6 +600,16 @@ def correction_table() -> pd.DataFrame:
     return pd.DataFrame(rows()).set_index("correction")
 
 
+def not_reproduced_table() -> pd.DataFrame:
+    """What ``paper`` still does differently from the released code, one row per step:
+    what the released code does, what breastlib does, from
+    :data:`breastlib.profiles.corrections.NOT_REPRODUCED`."""
+    from breastlib.profiles.corrections import NOT_REPRODUCED
+
+    return pd.DataFrame(NOT_REPRODUCED, columns=["step", "released code", "breastlib"]
+                        ).set_index("step")
+
+
 def paper_ablation(path: str | os.PathLike = BENCHMARK_RESULTS / "paper_ablation.json", *,
                    metric: str = "field_error_mean_mm") -> pd.DataFrame:
     """The ``benchmarks/bench_paper_ablation.py`` record as profile x (task, method): one
