@@ -26,6 +26,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "coupling_padding": ("replicate", "zeros"),
     "coupling_output": ("argmin", "smoothed"),
     "adam_padding": ("replicate", "zeros"),
+    "adam_cost": ("mean", "sum"),
     "grid": ("consistent", "released"),
 }
 
@@ -107,6 +108,12 @@ class ConvexAdamParams:
         search cube, ``(-h, -h, -h)``, wins ties).
     adam_padding
         Border of the box smoothing applied to the field in every Adam iteration.
+    adam_cost
+        Adam's data term: ``"mean"``, the squared feature difference averaged over
+        channels and voxels; ``"sum"``, summed over the channels, as the ``convexadam``
+        package computes it (its channel mean times 12, the MIND-SSC channels). It sets
+        what ``regularisation`` weighs against: with C channels, ``"sum"`` with weight r
+        is ``"mean"`` with r / C (see :func:`breastlib.register.adam.adam_step`).
     grid
         ``"consistent"``: one voxel convention everywhere; ``"released"``: the released
         code's (see :func:`breastlib.smoothing.warp_scale`).
@@ -142,6 +149,7 @@ class ConvexAdamParams:
     coupling_output: str = "argmin"
     tie_break: bool = True
     adam_padding: str = "replicate"
+    adam_cost: str = "mean"
     grid: str = "consistent"
 
     def __post_init__(self) -> None:

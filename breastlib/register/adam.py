@@ -6,7 +6,9 @@ minimises mean SSD plus a diffusion regulariser.
 
 ``padding`` and ``grid`` default to breastlib's behaviour; ``"zeros"`` and ``"released"``
 reproduce utils/convexAdam_3D.py, convex_adam_3d_param of the paper's released code (see
-:mod:`breastlib.profiles.corrections`).
+:mod:`breastlib.profiles.corrections`). ``cost="sum"`` sums the SSD over the feature
+channels as the ``convexadam`` package does, which sets the weight of ``regularisation``
+against the data term (see :func:`adam_step`).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ def adam_step(
     smooth_passes: int = 5,
     padding: str = "replicate",
     grid: str = "consistent",
+    cost: str = "mean",
     progress: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """Refine a displacement by Adam on the SSD of feature volumes.
@@ -107,6 +110,13 @@ def adam_step(
         resized from the fine field, every warp moving ``n / (n - 1)`` times the field
         (:func:`breastlib.smoothing.warp_scale`) with zeros outside, and the result
         resized back to the image size.
+    cost
+        The data term: ``"mean"``, the squared feature difference averaged over channels
+        and voxels; ``"sum"``, summed over channels and averaged over voxels, as the
+        ``convexadam`` package computes it (convex_adam_MIND.py, convex_adam_pt: the
+        channel mean times 12, its number of MIND-SSC channels). With C channels,
+        ``"sum"`` with ``regularisation`` r runs as ``"mean"`` with r / C (Adam's steps do
+        not change when the whole loss is scaled).
     progress
         Called with the number of iterations done (for progress bars).
 
@@ -117,6 +127,8 @@ def adam_step(
     """
     if grid not in ("consistent", "released"):
         raise ValueError(f"grid must be 'consistent' or 'released', got {grid!r}")
+    if cost not in ("mean", "sum"):
+        raise ValueError(f"cost must be 'mean' or 'sum', got {cost!r}")
     released = grid == "released"
     shape = tuple(fixed.shape[2:])
     with torch.no_grad():
@@ -143,7 +155,11 @@ def adam_step(
             coarse_moving, grid_points, mode="bilinear", padding_mode=outside,
             align_corners=True,
         )
-        loss = ((warped - coarse_fixed) ** 2).mean() + regularisation * diffusion_penalty(field)
+        if cost == "sum":
+            data = ((warped - coarse_fixed) ** 2).sum(dim=1).mean()
+        else:
+            data = ((warped - coarse_fixed) ** 2).mean()
+        loss = data + regularisation * diffusion_penalty(field)
         loss.backward()
         optimiser.step()
         if progress is not None:

@@ -142,7 +142,7 @@ def register_pair(
         ``"corrected"``, ``"paper"``, ``"convexadam"`` or ``"paper+<correction>"``.
     init
         ``"none"``, ``"com"`` (centres of mass) or ``"affine"``; default the profile's
-        (``com``, ``none`` for ``paper``).
+        (``com``; ``none`` for ``paper`` and ``convexadam``).
     device
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     weights, input_size, slice_step, pca_dims
@@ -211,6 +211,7 @@ def register_pair(
         grid_spacing=params.adam_grid, learning_rate=params.learning_rate,
         regularisation=params.regularisation, smooth_kernel=params.smooth_kernel,
         smooth_passes=params.smooth_passes, padding=params.adam_padding, grid=params.grid,
+        cost=params.adam_cost,
     )
     convex_field = None
     if keep_convex or params.guard:
