@@ -261,6 +261,26 @@ class Displacement:
                 f"{(3, *grid.file_shape)}",
                 path,
             )
+        return cls.from_file_voxels(array, grid)
+
+    @classmethod
+    def from_file_voxels(cls, array: np.ndarray, fixed: Grid | Volume) -> Displacement:
+        """A pull-back field given in voxels of the fixed *file's* array axes, the layout of
+        Learn2Reg files and of the ``convexadam`` package's output.
+
+        Parameters
+        ----------
+        array
+            ``(3, I, J, K)``: component ``c`` is the displacement along the file's array
+            axis ``c``, in voxels, sampled at the fixed file's voxels ``(I, J, K)``.
+        fixed
+            The fixed image (or its grid) whose file the axes refer to.
+        """
+        grid = fixed.grid if isinstance(fixed, Volume) else fixed
+        array = np.asarray(array, dtype=np.float64)
+        if array.shape != (3, *grid.file_shape):
+            raise InputError(f"field shape {array.shape} does not match the fixed file's "
+                             f"{(3, *grid.file_shape)} (components first, voxels of the file)")
         spatial = grid.from_file_order(np.moveaxis(array, 0, -1))
         to_canonical = np.linalg.inv(grid.canonical_to_file_vectors())
         field = np.einsum("ij,...j->i...", to_canonical, spatial)

@@ -107,6 +107,21 @@ def test_file_round_trips(tmp_path, grid_case):
     np.testing.assert_allclose(l2r.field, disp.field, atol=0.01)  # float16
 
 
+def test_field_in_file_voxels_is_read_on_any_orientation(grid_case):
+    """A field in voxels of the file's axes (Learn2Reg, the convexadam package) becomes the
+    same displacement, whatever the file's orientation; a field of another shape is refused."""
+    _, shape, affine = grid_case
+    fixed = blob_volume(shape, affine)
+    disp = smooth_field(fixed.grid, amplitude_mm=4.0)
+    to_file = fixed.grid.canonical_to_file_vectors()
+    vectors = np.einsum("ij,j...->i...", to_file, disp.field.astype(np.float64))
+    u_file = np.moveaxis(fixed.grid.to_file_order(np.moveaxis(vectors, 0, -1)), -1, 0)
+    again = Displacement.from_file_voxels(u_file, fixed)
+    np.testing.assert_allclose(again.field, disp.field, atol=1e-5)
+    with pytest.raises(InputError, match="does not match the fixed file"):
+        Displacement.from_file_voxels(np.moveaxis(u_file, 0, -1), fixed)
+
+
 def test_learn2reg_field_drives_map_coordinates(tmp_path, grid_case):
     """The L2R convention: warped_file[i] = moving_file[i + u_file(i)] with map_coordinates."""
     _, shape, affine = grid_case

@@ -768,7 +768,8 @@ def benchmark(name: str, *, results_dir: str | os.PathLike = BENCHMARK_RESULTS
     line saying how, where and when it was measured (its metadata)."""
     record = json.loads((Path(results_dir) / name).read_text())
     meta = record.get("meta") or {k: v for k, v in record.items() if k != "rows"}
-    print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in meta.items() if k != "rows"))
+    print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in meta.items()
+                                  if k != "rows" and not isinstance(v, list)))
     return pd.DataFrame(record["rows"])
 
 
