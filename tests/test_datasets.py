@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import http.server
-import os
 import re
 import socket
 import threading
@@ -21,18 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from realdata import REALDATA, needs_realdata
 
 from breastlib import datasets
 from breastlib.cli import main
 from breastlib.datasets import DataFile, DatasetError
-
-REALDATA = Path(os.environ.get("BREASTLIB_TEST_REALDATA")
-                or Path(__file__).resolve().parents[2] / "shared" / "realdata")
-needs_realdata = pytest.mark.skipif(
-    not (REALDATA / "uta11" / "files.csv").is_file(),
-    reason=f"the real-data mirror is absent ({REALDATA}/uta11/files.csv; set "
-           "BREASTLIB_TEST_REALDATA to the folder holding uta11/)",
-)
 
 #: A small subset for the download tests: a licence text, a DCE slice and a T2 slice.
 SUBSET = ["LICENSE-AGPL-3.0", "s08_pre/IM763", "s03_t2_tse/IM2290"]

@@ -9,13 +9,12 @@ absent. Nothing derived from the real images is written anywhere.
 
 from __future__ import annotations
 
-import os
 from functools import cache
-from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pytest
+from realdata import REALDATA, needs_realdata
 from scipy import ndimage as ndi
 
 from breastlib.errors import InputError
@@ -30,13 +29,6 @@ from breastlib.volume import Volume
 
 matplotlib.use("Agg")
 
-REALDATA = Path(os.environ.get("BREASTLIB_TEST_REALDATA")
-                or Path(__file__).resolve().parents[2] / "shared" / "realdata")
-needs_realdata = pytest.mark.skipif(
-    not (REALDATA / "uta11" / "files.csv").is_file(),
-    reason=f"the real-data mirror is absent ({REALDATA}/uta11/files.csv; set "
-           "BREASTLIB_TEST_REALDATA to the folder holding uta11/)",
-)
 SERIES = ("s08_pre", "s09_post1", "s19_post5", "s03_t2_tse")
 #: Labels of the phantom that are chest wall or thorax, never breast.
 THORAX = ("pectoralis", "chest_wall", "rib", "sternum", "lung", "heart", "liver",

@@ -8,24 +8,16 @@ the network blocked.
 
 from __future__ import annotations
 
-import os
 import socket
-from pathlib import Path
 
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
+from realdata import REALDATA, needs_realdata
 
 from breastlib.booktools import real_exam
 from breastlib.volume import Volume
 
-REALDATA = Path(os.environ.get("BREASTLIB_TEST_REALDATA")
-                or Path(__file__).resolve().parents[2] / "shared" / "realdata")
-needs_realdata = pytest.mark.skipif(
-    not (REALDATA / "uta11" / "files.csv").is_file(),
-    reason=f"the real-data mirror is absent ({REALDATA}/uta11/files.csv; set "
-           "BREASTLIB_TEST_REALDATA to the folder holding uta11/)",
-)
 #: Heavy downsampling keeps every registration here to seconds.
 SPACING_MM = 6.0
 
