@@ -87,3 +87,37 @@ def test_load_cohort_pair(tiny_cohort):
                                np.broadcast_to(TINY_SHIFTS["tiny_001"], (12, 3)), atol=1e-9)
     with pytest.raises(InputError, match="'tiny_999' is not listed"):
         load_cohort_pair(tiny_cohort, "tiny_999")
+
+
+def test_dense_error_near_the_lesion_covers_the_lesion_and_its_margin(pair):
+    """A lesion voxel at x = 3 (fat at x = 2..11, 0.5 mm voxels; y and z 2 and 3 mm): a true
+    field that differs from the estimate by 1 mm only beyond 3 mm of the lesion along x
+    leaves the error near it at 0 within a 2 mm margin, while the breast mean is not 0."""
+    from dataclasses import replace
+
+    from breastlib.evaluate.pair import lesion_region
+
+    labels = pair.fixed_labels.array.copy()
+    labels[3, 5, 5] = BLOCK_NAMES["lesion"]
+    truth = np.zeros((3, *pair.fixed.shape), np.float32)
+    truth[0, 10:] = 2.0  # 1 mm (two 0.5 mm voxels) from x = 10 on: 3.5 mm from the lesion
+    with_lesion = replace(pair, fixed_labels=Volume.from_array(labels, AFFINE, dtype=None),
+                          true_displacement=Displacement(truth, pair.fixed.grid))
+    near = lesion_region(with_lesion, margin_mm=2.0)
+    assert near is not None and near[3, 5, 5] and not near[10, 5, 5]
+    assert near[7, 5, 5] and not near[3, 5, 7]  # 2 mm along x, 6 mm along z
+    metrics = pair_metrics(Displacement.identity(pair.fixed.grid), with_lesion)
+    assert metrics["field_error_mean_mm"] > 0.1
+    assert lesion_region(pair) is None  # no lesion: no region, no metric
+    assert "field_error_lesion_mm" not in pair_metrics(
+        Displacement.identity(pair.fixed.grid),
+        replace(pair, true_displacement=Displacement(truth, pair.fixed.grid)))
+    from breastlib.evaluate.metrics import field_error_stats
+
+    truth_mm = Displacement(truth, pair.fixed.grid).millimetres()
+    zero = np.zeros_like(truth_mm)
+    assert field_error_stats(zero, truth_mm, near)["mean"] == 0.0  # 2 mm: all before x = 10
+    default = lesion_region(with_lesion)  # 10 mm reaches past x = 10
+    assert metrics["field_error_lesion_mm"] == pytest.approx(
+        field_error_stats(zero, truth_mm, default)["mean"])
+    assert 0.0 < metrics["field_error_lesion_mm"] < 1.0

@@ -40,6 +40,17 @@ def test_choose_stage_needs_more_than_the_margin():
     assert choose_stage(checks) == "adam"
 
 
+def test_choose_stage_needs_the_improvement_at_both_scales():
+    """A field that lowers the fine-scale cost a lot but the coarse one by less than the
+    margin (edges aligned, tissue between them moved wrongly) is not kept."""
+    coarse_short = 1.0 - GUARD_MARGIN * 0.5
+    checks = [StageCheck("identity", 1.0, 0, 1.0), StageCheck("initial", 1.1, 0, 1.1),
+              StageCheck("convex", 0.75, 0, coarse_short), StageCheck("adam", 0.7, 0, 1.0)]
+    assert choose_stage(checks) == "identity"
+    checks[2] = StageCheck("convex", 0.75, 0, 0.75)
+    assert choose_stage(checks) == "convex"
+
+
 @pytest.fixture(scope="module")
 def shifted_blobs():
     shape = (48, 44, 32)

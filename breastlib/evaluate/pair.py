@@ -142,6 +142,33 @@ def field_error_region(pair: CohortPair) -> tuple[np.ndarray, str]:
     return body_mask(pair.fixed, pair.fixed_labels), "body"
 
 
+#: How far around the lesion the dense error "near the lesion" reaches (mm).
+LESION_MARGIN_MM = 10.0
+
+
+def lesion_region(pair: CohortPair, margin_mm: float = LESION_MARGIN_MM) -> np.ndarray | None:
+    """The fixed lesion and every voxel within ``margin_mm`` of it, inside the breast.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``(X, Y, Z)`` boolean mask on the fixed grid; ``None`` when the pair has no label
+        map or its fixed label map holds no lesion.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    from breastlib.tissues import tissue_mask
+
+    if pair.fixed_labels is None or "lesion" not in pair.label_names:
+        return None
+    lesion = tissue_mask(pair.fixed_labels.array, pair.label_names, ("lesion",))
+    if not lesion.any():
+        return None
+    distance = distance_transform_edt(~lesion, sampling=pair.fixed.spacing)
+    region, _ = field_error_region(pair)
+    return (distance <= margin_mm) & (region | lesion)
+
+
 def check_truth_grid(truth: Displacement, fixed: Volume,
                      source: str | os.PathLike | None = None) -> None:
     """Refuse, in one line naming both grids, a true field that is not on the fixed grid.
@@ -183,7 +210,9 @@ def pair_metrics(
         and ``tre_mean_before_mm, tre_mean_after_mm, tre_median_after_mm,
         tre_p90_after_mm`` (when both landmark sets exist), ``field_error_mean_mm,
         field_error_p95_mm`` (the primary metric, when the pair has a true field; over
-        :func:`field_error_region`) and ``verdict`` (:func:`breastlib.evaluate.verdict.
+        :func:`field_error_region`), ``field_error_lesion_mm`` (the same within
+        :data:`LESION_MARGIN_MM` of the fixed lesion, when there is one: :func:`lesion_region`)
+        and ``verdict`` (:func:`breastlib.evaluate.verdict.
         verdict`). With ``detail``, also the Dice of every named label, every label and
         field metric before registration (``<key>_before``), the median and 90th
         percentile of TRE before, and ``field_error_region``.
@@ -246,6 +275,10 @@ def pair_metrics(
         after = field_error_stats(displacement.millimetres(), truth_mm, region)
         before = field_error_stats(np.zeros_like(truth_mm), truth_mm, region)
         row |= {"field_error_mean_mm": after["mean"], "field_error_p95_mm": after["p95"]}
+        near_lesion = lesion_region(pair)
+        if near_lesion is not None:
+            row["field_error_lesion_mm"] = field_error_stats(
+                displacement.millimetres(), truth_mm, near_lesion)["mean"]
         before_row |= {"field_error_mean_before_mm": before["mean"],
                        "field_error_p95_before_mm": before["p95"]}
         if detail:

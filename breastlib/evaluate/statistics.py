@@ -20,6 +20,7 @@ ALPHA = 0.05
 FOUNDATION = ("sam", "medsam", "sslsam", "dinov2", "medclip")
 TRADITIONAL = ("ants", "elastix")
 HIGHER_IS_BETTER = {"field_error_mean_mm": False, "field_error_p95_mm": False,
+                    "field_error_lesion_mm": False,
                     "dice_breast": True, "dice_fgt": True, "dice_lesion": True,
                     "hd95_breast_mm": False, "hd95_fgt_mm": False,
                     "tre_mean_after_mm": False, "tre_median_after_mm": False,

@@ -34,7 +34,7 @@ from breastlib.register.baselines import BASELINES
 
 RESULT_COLUMNS = [
     "task", "pair_id", "method", "encoder", "weights", "weights_sha256", "profile",
-    "field_error_mean_mm", "field_error_p95_mm",
+    "field_error_mean_mm", "field_error_p95_mm", "field_error_lesion_mm",
     "dice_breast", "dice_fgt", "dice_lesion", "hd95_breast_mm", "hd95_fgt_mm",
     "tre_mean_before_mm", "tre_mean_after_mm", "tre_median_after_mm", "tre_p90_after_mm",
     "jac_nonpos_pct", "sdlogj", "seconds_features", "seconds_optimisation", "peak_rss_mib",
@@ -46,7 +46,9 @@ NUMERIC_COLUMNS = tuple(RESULT_COLUMNS[RESULT_COLUMNS.index("field_error_mean_mm
 # Part of every row's key. Bump it with any change that alters results (a new initial
 # alignment, new profile defaults), so cached rows of the old code are never reused.
 # 4: slices reach the encoders radiologically (the patient's right on the image's left).
-RESULTS_VERSION = "4"
+# 5: the stage guard judges at two scales with a 10 % margin; rows gain
+#    field_error_lesion_mm.
+RESULTS_VERSION = "5"
 
 
 @dataclass(frozen=True)
