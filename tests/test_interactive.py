@@ -21,6 +21,7 @@ from breastlib.viz.interactive import (
     slice_indices,
     static_slices,
 )
+from breastlib.viz.live import STATIC_BUILD_ENV
 
 
 @pytest.fixture
@@ -122,6 +123,7 @@ def test_jpeg_pages_are_smaller_than_png():
 
 
 def test_html_embeds_plotlyjs_once_and_never_from_a_cdn(monkeypatch):
+    monkeypatch.delenv(STATIC_BUILD_ENV, raising=False)  # a live kernel
     figure = slice_browser({"v": np.ones((6, 6, 3))}, (1, 1, 1))
     page = PlotlyPage()
     first, second = interactive_html(figure, page=page), interactive_html(figure, page=page)
@@ -141,8 +143,28 @@ def test_html_embeds_plotlyjs_once_and_never_from_a_cdn(monkeypatch):
     assert len(interactive_html(figure, page=page)) > 1_000_000
 
 
+def test_static_book_pages_never_embed_plotlyjs(monkeypatch):
+    """The book's static build loads one shared plotly.js (book/_ext/offline_site.py):
+    no fragment carries the bundle, not the first, not on Colab, not standing alone."""
+    monkeypatch.setenv(STATIC_BUILD_ENV, "1")
+    figure = slice_browser({"v": np.ones((6, 6, 3))}, (1, 1, 1))
+    page = PlotlyPage()
+    first, second = interactive_html(figure, page=page), interactive_html(figure, page=page)
+    for html in (first, second):
+        assert len(html) < 1_000_000 and "plotly.js v" not in html
+        assert 'class="breastlib-interactive"' in html and "Plotly.newPlot" in html
+    assert not page.plotlyjs_embedded
+    monkeypatch.setattr(_plotly, "in_colab", lambda: True)
+    assert len(interactive_html(figure, page=page)) < 1_000_000
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    assert len(interactive_html(figure)) < 1_000_000
+    # Asked for explicitly, the bundle is still embedded.
+    assert len(interactive_html(figure, include_plotlyjs=True, page=page)) > 1_000_000
+
+
 def test_a_kernel_is_one_page(monkeypatch):
     """Without a page, figures go into the running kernel's: plotly.js once per kernel."""
+    monkeypatch.delenv(STATIC_BUILD_ENV, raising=False)
     figure = slice_browser({"v": np.ones((6, 6, 3))}, (1, 1, 1))
     shells = [types.SimpleNamespace(), types.SimpleNamespace()]
     monkeypatch.setitem(sys.modules, "IPython",

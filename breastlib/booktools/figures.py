@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 METRICS = {
     "field_error_mean_mm": "dense error (mm)",
     "field_error_p95_mm": "dense error p95 (mm)",
+    "field_error_lesion_mm": "dense error near lesion (mm)",
     "tre_mean_after_mm": "TRE after (mm)",
     "dice_breast": "Dice breast",
     "dice_fgt": "Dice FGT",
@@ -116,8 +117,9 @@ def provenance(table: pd.DataFrame, *, size: str | None = None) -> str:
                      "were computed once and their rows are identical.")
     if len(failed):
         lines.append(f"Failed rows: {len(failed)} ({', '.join(sorted(set(failed['method'])))}).")
-    # Wrapped to the width of a book page's output box.
-    return "\n".join(textwrap.fill(line, width=88, subsequent_indent="  ") for line in lines)
+    # Wrapped to the width of a book page's output box (76 characters of its monospace
+    # font), so that the page's own wrapping of long lines never breaks them again.
+    return "\n".join(textwrap.fill(line, width=76, subsequent_indent="  ") for line in lines)
 
 
 def summary_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -255,6 +257,14 @@ def rank_heatmaps(
     metrics
         Columns of the study table, one panel each; default the primary metric, TRE,
         breast Dice and folding.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per metric (``figure.axes``, in ``metrics`` order), two panels a row,
+        sized to the number of methods and tasks so that a book page shows the numbers
+        (9 pt, two decimals) at their printed size; method names label the first panel of
+        each row, task names are tilted so that they never run together.
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -268,18 +278,42 @@ def rank_heatmaps(
     flags = (ran.assign(flag=verdicts.map(FLAG_MARKS).fillna(""))
              .groupby(["method", "task"])["flag"]
              .agg(lambda s: "".join(sorted(set("".join(s))))).unstack())
-    figure, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 4.6),
-                                constrained_layout=True, squeeze=False)
-    for ax, metric in zip(axes[0], metrics, strict=True):
+    tasks = sorted(set(ran["task"]))
+    columns = min(2, len(metrics))
+    rows = -(-len(metrics) // columns)
+    # Sized to the content: about 0.9 inch per task column and 0.32 inch per method row,
+    # so that the figure is shown near its own size on a page (about 10 inches wide).
+    panel_width = 0.9 * len(tasks) + 0.4
+    panel_height = 0.32 * len(order) + 1.3
+    labels_width = 0.075 * max(len(str(m)) for m in order) + 0.3
+    figure, axes = plt.subplots(
+        rows, columns, squeeze=False, constrained_layout=True,
+        figsize=(labels_width + columns * panel_width, rows * panel_height))
+    for number, metric in enumerate(metrics):
+        ax = axes.flat[number]
         grid = ran.pivot_table(index="method", columns="task", values=metric,
-                               aggfunc="mean").reindex(order)
+                               aggfunc="mean").reindex(index=order, columns=tasks)
         ranks = grid.rank(ascending=not metric.startswith("dice"))
-        text = grid.round(2).astype(str) + " " + flags.reindex_like(grid).fillna("")
+        text = (grid.map(lambda v: "" if pd.isna(v) else f"{v:.2f}") + " "
+                + flags.reindex_like(grid).fillna(""))
         sns.heatmap(ranks, annot=text.map(str.strip), fmt="", cmap="Blues_r", cbar=False,
-                    ax=ax, linewidths=0.5)
-        ax.set_title(METRICS.get(metric, metric))
+                    ax=ax, linewidths=0.5, annot_kws=dict(fontsize=9))
+        ax.set_title(METRICS.get(metric, metric), fontsize=11)
         ax.set_xlabel("")
         ax.set_ylabel("")
+        ax.tick_params(axis="x", labelsize=9, rotation=30)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+            label.set_rotation_mode("anchor")
+        if number % columns:  # the method names once per row of panels
+            ax.set_yticklabels([])
+            ax.tick_params(axis="y", length=0)
+        else:
+            ax.tick_params(axis="y", labelsize=9, rotation=0)
+    for ax in axes.flat[len(metrics):]:
+        figure.delaxes(ax)
+    figure.suptitle("colour: rank within each task (darker is better); numbers: means; "
+                    "F folded, W worse than no registration", fontsize=9)
     return figure
 
 
@@ -294,9 +328,13 @@ def comparison_volumes(
     Returns
     -------
     dict
-        ``volumes`` (name -> ``(X, Y, k)`` uint8 axial slices), ``spacing`` (mm, with the
-        slice spacing of the preview stack), ``windows`` and ``colormaps`` for
-        :func:`breastlib.viz.interactive.show_slice_browser`, and ``pair_id``.
+        ``volumes`` (name -> ``(X, Y, k)`` uint8 axial slices: the ``k`` slices of the
+        preview stack), ``spacing`` (mm, with the slice spacing of the preview stack),
+        ``windows``, ``colormaps``, ``units`` (colour-bar titles of the difference images,
+        in the 0-255 scale of the normalised images), ``slice_numbers`` (``(k,)`` 0-based
+        index of each stored slice in the pair's volume) and ``n_slices_total`` (axial
+        slices of that volume): keywords for
+        :func:`breastlib.viz.interactive.show_slice_browser`; and ``pair_id``.
     """
     manifest = Path(manifest)
     cohort = pd.read_csv(manifest)
@@ -334,5 +372,11 @@ def comparison_volumes(
     windows = {name: (0.0, 255.0) for name in volumes}
     windows |= {n: (0.0, 128.0) for n in volumes if n.startswith("|")}
     colormaps = {n: "magma" for n in volumes if n.startswith("|")}
+    # Both images are normalised to 0-255 (0.5th-99.5th percentile of each) before the
+    # difference is taken, so the difference is in that scale too.
+    units = {n: "|fixed - warped|: intensity, 0-255 scale of the normalised images"
+             for n in colormaps}
     return {"volumes": volumes, "spacing": spacing, "windows": windows,
-            "colormaps": colormaps, "pair_id": pair_id}
+            "colormaps": colormaps, "units": units,
+            "slice_numbers": np.asarray(slices, dtype=int),
+            "n_slices_total": int(fixed.shape[2]), "pair_id": pair_id}

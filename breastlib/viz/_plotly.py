@@ -1,10 +1,12 @@
 """Plumbing shared by the kernel-free plotly browsers and their static fallbacks.
 
-Slices as square-millimetre ``data:`` URIs, orientation letters, the scale bar, the title
-and the volume menu of :mod:`breastlib.viz.interactive` and
+Slices as square-millimetre ``data:`` URIs, orientation letters (boxed or outlined so that
+they read on any colour map), colour bars, slice labels, the scale bar, the title and the
+volume menu of :mod:`breastlib.viz.interactive` and
 :mod:`breastlib.viz.orthogonal`, and :class:`PlotlyPage`, which writes figures into one
-HTML page with plotly.js inline at most once. No state is kept at module level: a page's
-state lives in its :class:`PlotlyPage` (the running kernel's one by default).
+HTML page with plotly.js inline at most once (never in the book's static build, whose
+pages load the one shared copy in ``_static/``). No state is kept at module level: a
+page's state lives in its :class:`PlotlyPage` (the running kernel's one by default).
 
 plotly, PIL and matplotlib are imported lazily, inside the functions that use them.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 import base64
 import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,7 @@ from breastlib.viz.slices import orthogonal_slice
 
 if TYPE_CHECKING:  # pragma: no cover
     import matplotlib.axes
+    import matplotlib.image
     import plotly.graph_objects as go
 
 # Letters at the (left, right, top, bottom) edges of each view, as orthogonal_slice lays
@@ -35,6 +38,13 @@ ORIENTATION = {
 }
 #: Colour of the orientation letters.
 LETTER_COLOUR = "#ffd400"
+#: Box behind each plotly orientation letter, so it reads on any colour map (a
+#: yellow letter alone vanishes on the pale middle of a diverging map).
+LETTER_BOX = "rgba(0, 0, 0, 0.6)"
+#: Outline (halo) of the matplotlib orientation letters, for the same reason.
+LETTER_HALO = "black"
+#: Default colour-bar title of a volume whose name says it is a Jacobian determinant.
+JACOBIAN_UNITS = "Jacobian determinant (unitless; 1 = volume kept)"
 _SCALE_BARS_MM = (5, 10, 20, 50, 100, 200)
 #: Attribute of the IPython shell holding the kernel's :class:`PlotlyPage`.
 _KERNEL_PAGE = "_breastlib_plotly_page"
@@ -157,8 +167,9 @@ def orientation_letters(
     (``width_mm`` by ``height_mm``); ``size`` the font size in points.
     """
     left, right, top, bottom = ORIENTATION[view]
+    # A dark box behind each letter: readable on grey scale and on any colour map.
     letter = dict(showarrow=False, font=dict(color=LETTER_COLOUR, size=size),
-                  xref=xref, yref=yref)
+                  bgcolor=LETTER_BOX, borderpad=1, xref=xref, yref=yref)
     near, far = inset, 1 - inset
     return [
         dict(text=left, x=near * width_mm, y=height_mm / 2, xanchor="left", **letter),
@@ -175,7 +186,8 @@ def title_layout(text: str, *, pad: int) -> dict[str, Any]:
 
 
 def volume_menu(
-    names: list[str], prefix: str, *, y: float, traces_per_volume: int = 1, **options: Any
+    names: list[str], prefix: str, *, y: float, traces_per_volume: int = 1,
+    bar_owners: Sequence[str] = (), **options: Any
 ) -> dict[str, Any]:
     """A drop-down that shows one volume's traces and names it in the title.
 
@@ -188,6 +200,9 @@ def volume_menu(
         Title text before the volume's name.
     y
         Vertical position of the menu (paper fraction, bottom anchored).
+    bar_owners
+        The volume owning each colour-bar trace (:func:`colorbar_trace`), in the order
+        those traces follow the image traces; a bar is shown with its volume.
     **options
         Further menu properties (``pad``...).
     """
@@ -197,29 +212,200 @@ def volume_menu(
         buttons=[
             dict(label=name, method="update",
                  args=[{"visible": [other == name for other in names
-                                    for _ in range(traces_per_volume)]},
+                                    for _ in range(traces_per_volume)]
+                                   + [owner == name for owner in bar_owners]},
                        {"title.text": prefix + name}])
             for name in names
         ],
     )
 
 
+def colorbar_title(name: str, units: Mapping[str, str], window: tuple[float, float] | None
+                   ) -> str:
+    """The colour-bar title of volume ``name``: ``units[name]`` when given, a Jacobian's
+    default (:data:`JACOBIAN_UNITS`) when the name says Jacobian, else the name itself;
+    ``(normalised 0-1)`` is appended when the volume has no window (it is stretched by
+    itself, so its values have no unit)."""
+    if name in units:
+        title = units[name]
+    elif "jacobian" in name.lower():
+        title = JACOBIAN_UNITS
+    else:
+        title = name
+    return title if window is not None else f"{title} (normalised 0-1)"
+
+
+def colorbar_volumes(
+    names: Sequence[str], colormaps: Mapping[str, str], units: Mapping[str, str]
+) -> list[str]:
+    """The volumes that get a colour bar: every colour-mapped one and every one named in
+    ``units``, in ``names`` order."""
+    unknown = set(units) - set(names)
+    if unknown:
+        raise ValueError(f"units name volumes that are not shown: {sorted(unknown)}")
+    return [name for name in names if name in colormaps or name in units]
+
+
+def plotly_colorscale(colormap: str, n: int = 11) -> list[list[float | str]]:
+    """A matplotlib colour map as a plotly colour scale of ``n`` evenly spaced stops."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps[colormap]
+    stops = np.linspace(0.0, 1.0, n)
+    return [[float(t), "rgb({:.0f}, {:.0f}, {:.0f})".format(*(np.asarray(cmap(t)[:3]) * 255))]
+            for t in stops]
+
+
+def colorbar_trace(
+    colormap: str, window: tuple[float, float], title: str, *, visible: bool,
+    length: float = 0.8,
+) -> go.Scatter:
+    """An invisible trace that only draws a colour bar, in the right margin.
+
+    ``go.Image`` traces carry no colour bar, so each colour-mapped volume gets one of
+    these beside its image traces; the volume menu shows it with its volume.
+
+    Parameters
+    ----------
+    colormap
+        Matplotlib colour map name (``"gray"`` for a grey-scale bar).
+    window
+        ``(low, high)`` values at the bar's ends, in the volume's unit.
+    title
+        Quantity and unit, written along the bar.
+    visible
+        Whether the bar shows initially.
+    length
+        Length of the bar as a fraction of the plot's height.
+    """
+    import plotly.graph_objects as go
+
+    low, high = (float(v) for v in window)
+    return go.Scatter(
+        x=[None], y=[None], mode="markers", visible=visible, showlegend=False,
+        hoverinfo="skip", name=title,
+        marker=dict(color=[low], colorscale=plotly_colorscale(colormap), cmin=low,
+                    cmax=high, showscale=True,
+                    colorbar=dict(title=dict(text=title, side="right", font=dict(size=12)),
+                                  x=1.0, xanchor="left", xpad=12, len=length,
+                                  thickness=14, outlinewidth=0, tickfont=dict(size=11))),
+    )
+
+
+def slice_labels(
+    n: int, slice_numbers: Sequence[int] | np.ndarray | None, n_slices_total: int | None
+) -> tuple[np.ndarray, int]:
+    """The volume's own 1-based slice numbers of an ``n``-slice stack, and their total.
+
+    Parameters
+    ----------
+    n
+        Slices in the stack shown.
+    slice_numbers
+        ``(n,)`` 0-based index of each shown slice in the original volume (the ``slices``
+        array of a preview stack), or ``None`` when the stack is the whole volume.
+    n_slices_total
+        Slices in the original volume; required with ``slice_numbers``.
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        ``(n,)`` int, 1-based slice numbers in the original volume.
+    total : int
+        Slices in the original volume.
+    """
+    if slice_numbers is None:
+        if n_slices_total is not None and n_slices_total != n:
+            raise ValueError(f"n_slices_total={n_slices_total} without slice_numbers must "
+                             f"equal the {n} slices shown")
+        return np.arange(1, n + 1), n
+    numbers = np.asarray(slice_numbers, dtype=int)
+    if numbers.shape != (n,):
+        raise ValueError(f"slice_numbers must hold one index per slice ({n}), got shape "
+                         f"{numbers.shape}")
+    if n_slices_total is None:
+        raise ValueError("slice_numbers needs n_slices_total (slices in the whole volume)")
+    if numbers.min() < 0 or numbers.max() >= n_slices_total or np.any(np.diff(numbers) <= 0):
+        raise ValueError(f"slice_numbers must increase within [0, {n_slices_total - 1}], got "
+                         f"{numbers.tolist()}")
+    return numbers + 1, int(n_slices_total)
+
+
+def wrap_label(text: str, width: int) -> str:
+    """``text`` wrapped to lines of at most ``width`` characters for a colour-bar label,
+    never breaking inside an ``a = b`` group ("1 = volume kept" stays on one line)."""
+    import textwrap
+
+    return textwrap.fill(text.replace(" = ", "\u00a0=\u00a0"), width).replace("\u00a0", " ")
+
+
+def draw_letters(
+    ax: matplotlib.axes.Axes, view: str, *, inset: tuple[float, float] = (0.04, 0.05),
+    fontsize: float = 8,
+) -> None:
+    """The four orientation letters of ``view`` at the edges of a matplotlib axes, yellow
+    with a black outline so that they read on grey scale and on any colour map;
+    ``inset`` = (horizontal, vertical) distance from the edges in fractions of the axes."""
+    from matplotlib import patheffects
+
+    left, right, top, bottom = ORIENTATION[view]
+    dx, dy = inset
+    halo = [patheffects.withStroke(linewidth=2.5, foreground=LETTER_HALO)]
+    for text, x, y in ((left, dx, 0.5), (right, 1 - dx, 0.5),
+                       (top, 0.5, 1 - dy), (bottom, 0.5, dy)):
+        ax.text(x, y, text, transform=ax.transAxes, color=LETTER_COLOUR, fontsize=fontsize,
+                fontweight="bold", ha="center", va="center", path_effects=halo)
+
+
+def static_colorbar(
+    figure: Any, cax: Any, colormap: str, window: tuple[float, float], title: str,
+    **options: Any
+) -> Any:
+    """A matplotlib colour bar for display values ``[0, 1]`` that stand for ``window``.
+
+    Parameters
+    ----------
+    figure
+        The matplotlib figure.
+    cax
+        The (narrow) axes the bar fills.
+    colormap
+        Matplotlib colour map of those axes.
+    window
+        ``(low, high)``: the values shown at 0 and 1, in the volume's unit.
+    title
+        Quantity and unit, the bar's label.
+    **options
+        Further :meth:`matplotlib.figure.Figure.colorbar` keywords (``shrink``...).
+
+    Returns
+    -------
+    matplotlib.colorbar.Colorbar
+    """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    mappable = ScalarMappable(norm=Normalize(*window), cmap=colormap)
+    bar = figure.colorbar(mappable, cax=cax, **options)
+    bar.ax.set_label("<colorbar>")  # as matplotlib names the colour bars it makes itself
+    bar.set_label(title, fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    return bar
+
+
 def draw_static_slice(
     ax: matplotlib.axes.Axes, image: np.ndarray, extent: list[float], view: str, *,
     cmap: str, inset: tuple[float, float],
-) -> None:
-    """Draw one display slice on a fallback axes: no ticks, orientation letters inset by
-    ``inset`` = (horizontal, vertical) fractions of the axes."""
-    ax.imshow(image, origin="lower", extent=extent, interpolation="nearest", cmap=cmap,
-              vmin=0.0, vmax=1.0)
+) -> matplotlib.image.AxesImage:
+    """Draw one display slice (values in ``[0, 1]``) on a fallback axes: no ticks,
+    orientation letters (:func:`draw_letters`) inset by ``inset`` = (horizontal, vertical)
+    fractions of the axes. Returns the image."""
+    shown = ax.imshow(image, origin="lower", extent=extent, interpolation="nearest",
+                      cmap=cmap, vmin=0.0, vmax=1.0)
     ax.set_xticks([])
     ax.set_yticks([])
-    left, right, top, bottom = ORIENTATION[view]
-    dx, dy = inset
-    for text, x, y in ((left, dx, 0.5), (right, 1 - dx, 0.5),
-                       (top, 0.5, 1 - dy), (bottom, 0.5, dy)):
-        ax.text(x, y, text, transform=ax.transAxes, color=LETTER_COLOUR, fontsize=8,
-                ha="center", va="center")
+    draw_letters(ax, view, inset=inset)
+    return shown
 
 
 def in_colab() -> bool:
@@ -234,7 +420,8 @@ class PlotlyPage:
     Attributes
     ----------
     plotlyjs_embedded
-        Whether a fragment written so far carries the plotly.js bundle.
+        Whether a fragment written so far carries the plotly.js bundle (never set in
+        the book's static build, whose pages load the site's shared copy).
     figures
         Fragments written so far; numbers the next ``div`` id.
     """
@@ -246,11 +433,17 @@ class PlotlyPage:
         """A ``<div class="breastlib-interactive">`` fragment for ``figure``.
 
         ``include_plotlyjs=None`` embeds plotly.js (about 5 MB, inline, never from a CDN)
-        in the page's first fragment, and in every fragment on Colab. The ``div`` ids
-        ``breastlib-plot-0``, ``-1``... are deterministic within the page.
+        in the page's first fragment, and in every fragment on Colab; in the book's
+        static build (:func:`breastlib.viz.live.in_static_build`) in none, as the site
+        loads one shared copy in the ``<head>`` of every page with an interactive figure
+        (``book/_ext/offline_site.py``). The ``div`` ids ``breastlib-plot-0``, ``-1``...
+        are deterministic within the page.
         """
         if include_plotlyjs is None:
-            include_plotlyjs = in_colab() or not self.plotlyjs_embedded
+            from breastlib.viz.live import in_static_build
+
+            include_plotlyjs = not in_static_build() and (
+                in_colab() or not self.plotlyjs_embedded)
         self.plotlyjs_embedded = self.plotlyjs_embedded or bool(include_plotlyjs)
         div_id = f"breastlib-plot-{self.figures}"
         self.figures += 1

@@ -5,8 +5,10 @@ every volume is a small PNG (or JPEG) encoded once as a ``data:`` URI; the slide
 the ``source`` of all traces to the chosen slice and the drop-down menu toggles which
 trace is visible, so the two controls are independent and the page needs no Python
 behind it. Slices are shown in radiological convention (patient's right on the viewer's
-left, anterior up in axial views, superior up otherwise) with square millimetre pixels,
-orientation letters and a scale bar.
+left, anterior up in axial views, superior up otherwise, anterior on the viewer's left in
+sagittal views; see :mod:`breastlib.viz.slices`) with square millimetre pixels, boxed
+orientation letters, a scale bar and, for colour-mapped volumes, a colour bar with units.
+The slider counts the volume's own slices, also when only a subset is stored.
 
 Each interactive figure comes with a static matplotlib fallback (a grid of a few slices)
 so a reader without JavaScript, a PDF or a notebook viewer still sees the picture.
@@ -17,22 +19,29 @@ plotly is imported lazily: it belongs to the ``book`` extra, not to the core lib
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from breastlib.intensity import normalise_intensity
 from breastlib.viz._plotly import (
+    LETTER_BOX,
     PlotlyPage,
     check_spacing,
+    colorbar_title,
+    colorbar_trace,
+    colorbar_volumes,
     draw_static_slice,
     encoded_slices,
     kernel_page,
     orientation_letters,
     scale_bar_mm,
+    slice_labels,
+    static_colorbar,
     title_layout,
     volume_menu,
+    wrap_label,
 )
 from breastlib.viz.slices import NORMAL_AXIS, VIEWS, orthogonal_slice
 
@@ -126,6 +135,9 @@ def slice_browser(
     title: str = "",
     windows: Mapping[str, tuple[float, float]] | None = None,
     colormaps: Mapping[str, str] | None = None,
+    units: Mapping[str, str] | None = None,
+    slice_numbers: Sequence[int] | np.ndarray | None = None,
+    n_slices_total: int | None = None,
     max_pixels: int = 256,
     image_format: str = "png",
     height: int = 560,
@@ -152,6 +164,18 @@ def slice_browser(
         :func:`breastlib.intensity.normalise_intensity`.
     colormaps
         Name -> matplotlib colour map for that volume (greyscale otherwise).
+    units
+        Name -> colour-bar title: the quantity and its unit, e.g. ``"|fixed - warped|
+        (0-255 normalised intensity)"``. Every colour-mapped volume and every volume named
+        here gets a colour bar spanning its window (shown with that volume only); without
+        an entry the title is the volume's name (a Jacobian's says unitless, 1 = volume
+        kept), followed by ``(normalised 0-1)`` when the volume has no window.
+    slice_numbers
+        ``(Z,)`` 0-based index of each given slice along the view's normal axis in the
+        original volume, when the arrays hold a subset of its slices (the ``slices`` of a
+        study preview); the slider then reads "slice 34 of 64" in the original's numbers.
+    n_slices_total
+        Slices of the original volume along that axis; required with ``slice_numbers``.
     max_pixels
         Longest side of a stored slice in pixels.
     image_format
@@ -163,20 +187,25 @@ def slice_browser(
     Returns
     -------
     plotly.graph_objects.Figure
-        One ``go.Image`` trace per volume; ``layout.sliders[0]`` restyles every trace's
-        ``source``, ``layout.updatemenus[0]`` toggles ``visible``.
+        One ``go.Image`` trace per volume, then one colour-bar trace per volume with a
+        colour bar; ``layout.sliders[0]`` restyles the image traces' ``source``,
+        ``layout.updatemenus[0]`` toggles ``visible``. ``layout.meta`` records the stored
+        slice indices (``slices``, into the given arrays), their 1-based numbers in the
+        original volume (``slice_numbers``) and ``n_slices_total``.
     """
     import plotly.graph_objects as go
 
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
     spacing = check_spacing(spacing)
-    colormaps = dict(colormaps or {})
+    colormaps, units, windows = dict(colormaps or {}), dict(units or {}), dict(windows or {})
     shown = display_images(volumes, windows=windows)
     names = list(shown)
     shape = next(iter(shown.values())).shape
     axis = NORMAL_AXIS[view]
+    labels, total = slice_labels(shape[axis], slice_numbers, n_slices_total)
     indices = slice_indices(shape[axis], max_slices)
+    barred = colorbar_volumes(names, colormaps, units)
 
     sources: dict[str, list[str]] = {}
     for name in names:
@@ -192,35 +221,46 @@ def slice_browser(
             x0=pixel_mm / 2, dx=pixel_mm, y0=pixel_mm / 2, dy=pixel_mm,
             hoverinfo="skip",
         ))
+    for name in barred:
+        window = windows.get(name)
+        figure.add_trace(colorbar_trace(
+            colormaps.get(name, "gray"), window or (0.0, 1.0),
+            colorbar_title(name, units, window), visible=name == names[0]))
 
     prefix = f"{title} — " if title else ""
-    menu = volume_menu(names, prefix, y=1.0, pad=dict(b=8))
+    menu = volume_menu(names, prefix, y=1.0, bar_owners=barred, pad=dict(b=8))
+    image_traces = list(range(len(names)))
     slider = dict(
         active=start, pad=dict(t=24), x=0.0, len=1.0, ticklen=0,
         font=dict(size=9), transition=dict(duration=0),
-        currentvalue=dict(prefix=f"{view} slice ", suffix=f" of {shape[axis]}",
-                          xanchor="left"),
+        currentvalue=dict(prefix=f"{view} slice ", suffix=f" of {total}", xanchor="left",
+                          font=dict(size=12)),
         steps=[
-            dict(label=str(int(index) + 1), method="restyle",
-                 args=[{"source": [sources[name][k] for name in names]}])
+            dict(label=str(int(labels[index])), method="restyle",
+                 args=[{"source": [sources[name][k] for name in names]}, image_traces])
             for k, index in enumerate(indices)
         ],
     )
     annotations = orientation_letters(view, width_mm, height_mm, inset=0.03, size=15)
     bar = scale_bar_mm(width_mm)
     bar_x, bar_y = 0.05 * width_mm, 0.93 * height_mm
-    annotations.append(dict(text=f"{bar} mm", x=bar_x + bar / 2, y=bar_y,
+    # Boxed label and a dark outline under the white bar: readable on any colour map.
+    annotations.append(dict(text=f"{bar} mm", x=bar_x + bar / 2, y=bar_y - 0.01 * height_mm,
                             yanchor="bottom", showarrow=False, xref="x", yref="y",
+                            bgcolor=LETTER_BOX, borderpad=1,
                             font=dict(color="white", size=11)))
     figure.update_layout(
         title=title_layout(prefix + names[0], pad=12),
-        height=height, margin=dict(l=10, r=10, t=100, b=10),
-        paper_bgcolor="white", plot_bgcolor="black",
+        # The right margin holds the colour bars (ticks and a title along the bar).
+        height=height, margin=dict(l=10, r=110 if barred else 10, t=100, b=10),
+        paper_bgcolor="white", plot_bgcolor="black", showlegend=False,
         updatemenus=[menu], sliders=[slider], annotations=annotations,
         shapes=[dict(type="line", x0=bar_x, x1=bar_x + bar, y0=bar_y, y1=bar_y,
-                     xref="x", yref="y", line=dict(color="white", width=3))],
+                     xref="x", yref="y", line=dict(color=colour, width=width))
+                for colour, width in (("black", 6), ("white", 3))],
         meta=dict(view=view, slices=[int(i) for i in indices], names=names,
-                  pixel_mm=float(pixel_mm)),
+                  slice_numbers=[int(labels[i]) for i in indices], n_slices_total=total,
+                  colorbars=barred, pixel_mm=float(pixel_mm)),
     )
     figure.update_xaxes(visible=False, range=[0, width_mm], constrain="domain")
     figure.update_yaxes(visible=False, range=[height_mm, 0], scaleanchor="x",
@@ -237,13 +277,17 @@ def static_slices(
     title: str = "",
     windows: Mapping[str, tuple[float, float]] | None = None,
     colormaps: Mapping[str, str] | None = None,
+    units: Mapping[str, str] | None = None,
+    slice_numbers: Sequence[int] | np.ndarray | None = None,
+    n_slices_total: int | None = None,
 ) -> matplotlib.figure.Figure:
     """The static fallback of a browser: one row per volume, a few slices per row.
 
     Parameters
     ----------
-    volumes, spacing, view, windows, colormaps
-        As for :func:`slice_browser` (same normalisation, same radiological layout).
+    volumes, spacing, view, windows, colormaps, units, slice_numbers, n_slices_total
+        As for :func:`slice_browser` (same normalisation, same radiological layout, the
+        same colour bars beside their rows, the same slice numbers).
     n_slices
         Number of evenly spaced interior slices per row.
     title
@@ -261,16 +305,22 @@ def static_slices(
     if n_slices < 1:
         raise ValueError(f"n_slices must be >= 1, got {n_slices}")
     spacing = np.asarray(spacing, dtype=float)
-    colormaps = dict(colormaps or {})
+    colormaps, units, windows = dict(colormaps or {}), dict(units or {}), dict(windows or {})
     shown = display_images(volumes, windows=windows)
     n = next(iter(shown.values())).shape[NORMAL_AXIS[view]]
+    labels, total = slice_labels(n, slice_numbers, n_slices_total)
+    barred = colorbar_volumes(list(shown), colormaps, units)
     # Interior slices: the first and last are often empty borders.
     indices = np.unique(np.linspace(0, n - 1, n_slices + 2).round().astype(int)[1:-1])
     indices = indices if indices.size else np.array([n // 2])
-    figure, axes = plt.subplots(
-        len(shown), indices.size, squeeze=False, constrained_layout=True,
-        figsize=(2.0 * indices.size + 1.6, 2.0 * len(shown) + 0.6),
+    # Colour bars get a narrow column of their own, so rows with and without one align.
+    figure, grid = plt.subplots(
+        len(shown), indices.size + bool(barred), squeeze=False, constrained_layout=True,
+        figsize=(2.0 * indices.size + 1.6 + (1.0 if barred else 0.0),
+                 2.0 * len(shown) + 0.6),
+        gridspec_kw=dict(width_ratios=[1.0] * indices.size + [0.08] * bool(barred)),
     )
+    axes = grid[:, :indices.size]
     for row, (name, volume) in enumerate(shown.items()):
         for col, index in enumerate(indices):
             image, extent = orthogonal_slice(volume, spacing, view, int(index))
@@ -278,11 +328,20 @@ def static_slices(
             draw_static_slice(ax, image, extent, view, cmap=colormaps.get(name, "gray"),
                               inset=(0.03, 0.03))
             if row == 0:
-                ax.set_title(f"{view} slice {int(index) + 1} of {n}", fontsize=9)
+                ax.set_title(f"{view} slice {int(labels[index])} of {total}", fontsize=9)
             if col == 0:  # horizontal and wrapped: long method names never overlap rows
                 ax.set_ylabel(textwrap.fill(name, width=16), rotation=0, ha="right",
                               va="center", fontsize=8, labelpad=6)
+        if name in barred:
+            window = windows.get(name)
+            static_colorbar(figure, grid[row, -1], colormaps.get(name, "gray"),
+                            window or (0.0, 1.0),
+                            wrap_label(colorbar_title(name, units, window), 30))
+        elif barred:
+            grid[row, -1].set_axis_off()
     suffix = "radiological view: patient's right on the viewer's left"
+    if view == "sagittal":
+        suffix = "sagittal view: anterior on the viewer's left, superior up"
     figure.suptitle(f"{title}\n{suffix}" if title else suffix)
     return figure
 
@@ -293,16 +352,17 @@ def interactive_html(
     include_plotlyjs: bool | None = None,
     page: PlotlyPage | None = None,
 ) -> str:
-    """HTML for a plotly figure, with plotly.js inline (never from a CDN).
+    """HTML for a plotly figure; plotly.js never comes from a CDN.
 
     Parameters
     ----------
     figure
         The figure (for example from :func:`slice_browser`).
     include_plotlyjs
-        Embed the plotly.js bundle (about 5 MB) in this output. ``None`` embeds it in
-        the first figure of the page and in every figure on Colab, whose outputs do not
-        share scripts.
+        Embed the plotly.js bundle (about 5 MB) in this output. ``None``: in the book's
+        static build never (every page loads the site's one copy from ``_static/``);
+        in a live kernel in the first figure of the page, and in every figure on Colab,
+        whose outputs do not share scripts.
     page
         The page the fragment goes into, which knows whether plotly.js is already in it
         and numbers the fragments. ``None``: the running IPython kernel's page (a book
@@ -328,9 +388,10 @@ def show_interactive(
 ) -> None:
     """Display an interactive figure and its static fallback in a notebook page.
 
-    The interactive figure is a ``text/html`` output (rendered as is by MyST-NB, with
-    plotly.js inline); the fallback is an ordinary matplotlib image output beneath it,
-    which a reader without JavaScript, a PDF or a notebook viewer still sees.
+    The interactive figure is a ``text/html`` output (rendered as is by MyST-NB; see
+    :func:`interactive_html` for where plotly.js comes from); the fallback is an
+    ordinary matplotlib image output beneath it, which a reader without JavaScript, a PDF
+    or a notebook viewer still sees.
 
     Parameters
     ----------
@@ -376,12 +437,13 @@ def show_slice_browser(
     page
         See :func:`interactive_html`.
     **options
-        Further keywords for :func:`slice_browser`; ``windows`` and ``colormaps`` are
-        passed to the fallback too.
+        Further keywords for :func:`slice_browser`; ``windows``, ``colormaps``, ``units``,
+        ``slice_numbers`` and ``n_slices_total`` are passed to the fallback too.
     """
     figure = slice_browser(volumes, spacing, view=view, title=title, **options)
+    shared = ("windows", "colormaps", "units", "slice_numbers", "n_slices_total")
     fallback = static_slices(
         volumes, spacing, view=view, n_slices=n_static, title=title,
-        windows=options.get("windows"), colormaps=options.get("colormaps"),
+        **{key: options[key] for key in shared if key in options},
     )
     show_interactive(figure, fallback, page=page)

@@ -131,7 +131,8 @@ def mask_figure(
         label = f"axial {index}" if view == "axial" else f"sagittal {index}"
         if view == "sagittal" and sagittal == default_sagittal and i - len(axial) < 2:
             label += f" ({sides[i - len(axial)]})"
-        draw_slice(ax, array, spacing, view=view, index=index, window=window, title=label)
+        draw_slice(ax, array, spacing, view=view, index=index, window=window, title=label,
+                   letters=True)
         _outline(ax, body, spacing, view, index, COLOURS["body"])
         _outline(ax, breast, spacing, view, index, COLOURS["breast"])
     handles = [Line2D([], [], color=colour, label=name) for name, colour in COLOURS.items()]

@@ -5,14 +5,17 @@ has its own slider, which swaps the ``source`` of that view's traces only and mo
 cross-hair lines that mark the slice in the two other views; the drop-down menu shows one
 volume's three traces at a time. Everything is in the page (``data:`` URIs, no kernel, no
 CDN), laid out in radiological convention with square millimetre pixels, like
-:func:`breastlib.viz.interactive.slice_browser`.
+:func:`breastlib.viz.interactive.slice_browser`: the patient's right on the viewer's left
+in axial and coronal views, anterior at the top of axial views and on the viewer's left in
+sagittal views, superior at the top of coronal and sagittal views. Colour-mapped volumes
+get a colour bar with units.
 
 plotly is imported lazily: it belongs to the ``book`` extra, not to the core library.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,11 +23,17 @@ import numpy as np
 from breastlib.viz._plotly import (
     PlotlyPage,
     check_spacing,
+    colorbar_title,
+    colorbar_trace,
+    colorbar_volumes,
     draw_static_slice,
     encoded_slices,
     orientation_letters,
+    slice_labels,
+    static_colorbar,
     title_layout,
     volume_menu,
+    wrap_label,
 )
 from breastlib.viz.interactive import display_images, show_interactive, slice_indices
 from breastlib.viz.slices import NORMAL_AXIS, VIEWS, orthogonal_slice
@@ -57,6 +66,9 @@ def orthogonal_browser(
     title: str = "",
     windows: Mapping[str, tuple[float, float]] | None = None,
     colormaps: Mapping[str, str] | None = None,
+    units: Mapping[str, str] | None = None,
+    slice_numbers: Sequence[int] | np.ndarray | None = None,
+    n_slices_total: int | None = None,
     max_pixels: int = 192,
     image_format: str = "jpeg",
     height: int = 520,
@@ -75,8 +87,13 @@ def orthogonal_browser(
         page stores ``3 * max_slices`` small images per volume.
     title
         Figure title; the selected volume's name is appended.
-    windows, colormaps
-        As for :func:`breastlib.viz.interactive.slice_browser`.
+    windows, colormaps, units
+        As for :func:`breastlib.viz.interactive.slice_browser` (one colour bar per
+        colour-mapped volume, at the right, shown with that volume).
+    slice_numbers, n_slices_total
+        ``(Z,)`` 0-based index of each given axial slice in the original volume and that
+        volume's number of axial slices, when the arrays hold a subset of its axial slices;
+        the axial slider then counts in the original's numbers.
     max_pixels
         Longest side of a stored slice in pixels.
     image_format
@@ -88,18 +105,24 @@ def orthogonal_browser(
     -------
     plotly.graph_objects.Figure
         ``3 * len(volumes)`` ``go.Image`` traces, ordered volume by volume as (axial,
-        coronal, sagittal); ``layout.sliders[k]`` restyles view ``k``'s traces and moves
-        the cross-hairs, ``layout.updatemenus[0]`` toggles ``visible``. ``layout.meta``
-        records the stored slice indices per view.
+        coronal, sagittal), then one colour-bar trace per volume with a colour bar;
+        ``layout.sliders[k]`` restyles view ``k``'s traces and moves the cross-hairs,
+        ``layout.updatemenus[0]`` toggles ``visible``. ``layout.meta`` records per view
+        the stored slice indices (``slices``), their 1-based numbers in the original
+        volume (``slice_numbers``) and its slice count (``n_slices_total``).
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     spacing = check_spacing(spacing)
     colormaps = dict(colormaps or {})
+    units, windows = dict(units or {}), dict(windows or {})
     shown = display_images(volumes, windows=windows)
     names = list(shown)
     shape = next(iter(shown.values())).shape
+    barred = colorbar_volumes(names, colormaps, units)
+    labels = {view: slice_labels(shape[NORMAL_AXIS[view]], None, None) for view in VIEWS}
+    labels["axial"] = slice_labels(shape[2], slice_numbers, n_slices_total)
     indices = {view: slice_indices(shape[NORMAL_AXIS[view]], max_slices) for view in VIEWS}
     starts = {view: len(indices[view]) // 2 for view in VIEWS}
 
@@ -124,6 +147,11 @@ def orthogonal_browser(
                 visible=name_number == 0, x0=pixel_mm[view] / 2, dx=pixel_mm[view],
                 y0=pixel_mm[view] / 2, dy=pixel_mm[view], hoverinfo="skip",
             ), row=1, col=col)
+    for name in barred:  # after the image traces, so those keep their numbers
+        window = windows.get(name)
+        figure.add_trace(colorbar_trace(
+            colormaps.get(name, "gray"), window or (0.0, 1.0),
+            colorbar_title(name, units, window), visible=name == names[0], length=0.9))
 
     # Cross-hairs: in each view, one line per other view at that view's current slice.
     lines: list[dict[str, Any]] = []
@@ -160,19 +188,20 @@ def orthogonal_browser(
                 for end in ends:
                     moved[f"shapes[{line_of[shown_in, view]}].{end}"] = where
             steps.append(dict(
-                label=str(int(index) + 1), method="update",
+                label=str(int(labels[view][0][index])), method="update",
                 args=[{"source": [sources[view, name][k] for name in names]}, moved, traces],
             ))
         sliders.append(dict(
             active=starts[view], x=number / 3, len=1 / 3 - 0.02, y=0, yanchor="top",
             pad=dict(t=8), ticklen=0, font=dict(size=8), transition=dict(duration=0),
-            currentvalue=dict(prefix=f"{view} ", suffix=f"/{shape[normal]}",
+            currentvalue=dict(prefix=f"{view} ", suffix=f"/{labels[view][1]}",
                               xanchor="left", font=dict(size=11)),
             steps=steps,
         ))
 
     prefix = f"{title} — " if title else ""
-    menu = volume_menu(names, prefix, y=1.08, traces_per_volume=len(VIEWS))
+    menu = volume_menu(names, prefix, y=1.08, traces_per_volume=len(VIEWS),
+                       bar_owners=barred)
     annotations = list(figure.layout.annotations)  # the subplot titles
     for col, view in enumerate(VIEWS, start=1):
         width_mm, height_mm = size_mm[view]
@@ -185,11 +214,15 @@ def orthogonal_browser(
                             scaleanchor=f"x{ref}", row=1, col=col)
     figure.update_layout(
         title=title_layout(prefix + names[0], pad=10),
-        height=height, margin=dict(l=10, r=10, t=110, b=70),
-        paper_bgcolor="white", plot_bgcolor="black",
+        height=height, margin=dict(l=10, r=110 if barred else 10, t=110, b=70),
+        paper_bgcolor="white", plot_bgcolor="black", showlegend=False,
         updatemenus=[menu], sliders=sliders, shapes=lines, annotations=annotations,
         meta=dict(names=names, slices={view: [int(i) for i in indices[view]]
                                        for view in VIEWS},
+                  slice_numbers={view: [int(labels[view][0][i]) for i in indices[view]]
+                                 for view in VIEWS},
+                  n_slices_total={view: labels[view][1] for view in VIEWS},
+                  colorbars=barred,
                   pixel_mm={view: float(pixel_mm[view]) for view in VIEWS}),
     )
     return figure
@@ -202,13 +235,14 @@ def static_orthogonal(
     title: str = "",
     windows: Mapping[str, tuple[float, float]] | None = None,
     colormaps: Mapping[str, str] | None = None,
+    units: Mapping[str, str] | None = None,
 ) -> matplotlib.figure.Figure:
     """The static fallback: one row per volume, its centre axial, coronal, sagittal slices.
 
     Parameters
     ----------
-    volumes, spacing, title, windows, colormaps
-        As for :func:`orthogonal_browser`.
+    volumes, spacing, title, windows, colormaps, units
+        As for :func:`orthogonal_browser` (colour bars beside their rows).
 
     Returns
     -------
@@ -218,14 +252,18 @@ def static_orthogonal(
     import matplotlib.pyplot as plt
 
     spacing = np.asarray(spacing, dtype=float)
-    colormaps = dict(colormaps or {})
+    colormaps, units, windows = dict(colormaps or {}), dict(units or {}), dict(windows or {})
     shown = display_images(volumes, windows=windows)
     shape = next(iter(shown.values())).shape
+    barred = colorbar_volumes(list(shown), colormaps, units)
     widths = [shape[a] * spacing[a] for a in (0, 0, 1)]
-    figure, axes = plt.subplots(
-        len(shown), 3, squeeze=False, constrained_layout=True,
-        figsize=(9.0, 2.6 * len(shown) + 0.6), gridspec_kw=dict(width_ratios=widths),
+    # Colour bars get a narrow column of their own, so rows with and without one align.
+    figure, grid = plt.subplots(
+        len(shown), 3 + bool(barred), squeeze=False, constrained_layout=True,
+        figsize=(9.0 + (1.0 if barred else 0.0), 2.6 * len(shown) + 0.6),
+        gridspec_kw=dict(width_ratios=widths + [0.03 * sum(widths)] * bool(barred)),
     )
+    axes = grid[:, :3]
     for row, (name, volume) in enumerate(shown.items()):
         for col, view in enumerate(VIEWS):
             image, extent = orthogonal_slice(volume, spacing, view)
@@ -236,7 +274,15 @@ def static_orthogonal(
                 ax.set_title(view, fontsize=9)
             if col == 0:
                 ax.set_ylabel(name, fontsize=9)
-    suffix = "centre slices, radiological view: patient's right on the viewer's left"
+        if name in barred:
+            window = windows.get(name)
+            static_colorbar(figure, grid[row, -1], colormaps.get(name, "gray"),
+                            window or (0.0, 1.0),
+                            wrap_label(colorbar_title(name, units, window), 30))
+        elif barred:
+            grid[row, -1].set_axis_off()
+    suffix = ("centre slices, radiological view: patient's right on the viewer's left; "
+              "sagittal: anterior on the left")
     figure.suptitle(f"{title}\n{suffix}" if title else suffix)
     return figure
 
@@ -258,11 +304,12 @@ def show_orthogonal_browser(
     page
         See :func:`breastlib.viz.interactive.interactive_html`.
     **options
-        Further keywords for :func:`orthogonal_browser`; ``windows`` and ``colormaps`` go
-        to the fallback too.
+        Further keywords for :func:`orthogonal_browser`; ``windows``, ``colormaps`` and
+        ``units`` go to the fallback too.
     """
     figure = orthogonal_browser(volumes, spacing, title=title, **options)
     fallback = static_orthogonal(volumes, spacing, title=title,
                                  windows=options.get("windows"),
-                                 colormaps=options.get("colormaps"))
+                                 colormaps=options.get("colormaps"),
+                                 units=options.get("units"))
     show_interactive(figure, fallback, page=page)

@@ -3,8 +3,9 @@
 Every slice goes through :func:`breastlib.viz.slices.orthogonal_slice`, so each panel is in
 radiological display convention (the patient's right on the viewer's left, anterior or
 superior at the top; sagittal views show anterior on the left) with millimetre extents:
-anisotropic voxels keep their true shape. These are the figures of the book's cohort and
-method chapters; they return the figure and leave displaying it to the caller.
+anisotropic voxels keep their true shape. Grid panels carry outlined orientation letters
+and colour-mapped columns a colour bar with units. These are the figures of the book's
+cohort and method chapters; they return the figure and leave displaying it to the caller.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from breastlib.viz._plotly import JACOBIAN_UNITS, draw_letters, wrap_label
 from breastlib.viz.slices import VIEWS, orthogonal_slice
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,6 +59,7 @@ def draw_slice(
     window: Window | None = None,
     colormap: str = "gray",
     title: str | None = None,
+    letters: bool = False,
 ) -> matplotlib.image.AxesImage:
     """Draw one orthogonal slice of a volume into ``ax``, without ticks.
 
@@ -79,6 +82,9 @@ def draw_slice(
         A matplotlib colormap name.
     title
         Panel title (font size 9), or none.
+    letters
+        Draw the view's orientation letters at the panel's edges (yellow, outlined in
+        black so they read on any colour map).
 
     Returns
     -------
@@ -93,9 +99,21 @@ def draw_slice(
                       vmax=high, interpolation="nearest" if integer else None)
     ax.set_xticks([])
     ax.set_yticks([])
+    if letters:
+        draw_letters(ax, view, fontsize=7)
     if title:
         ax.set_title(title, fontsize=9)
     return shown
+
+
+def is_qualitative(colormap: str) -> bool:
+    """Whether a matplotlib colour map is a short list of distinct colours (``tab20``,
+    ``Set1``...: label maps), which a colour bar would not explain."""
+    import matplotlib
+    from matplotlib.colors import ListedColormap
+
+    cmap = matplotlib.colormaps[colormap]
+    return isinstance(cmap, ListedColormap) and cmap.N <= 20
 
 
 def view_grid(
@@ -106,8 +124,10 @@ def view_grid(
     index: Mapping[str, int] | None = None,
     windows: Mapping[str, Window] | None = None,
     colormaps: Mapping[str, str] | None = None,
+    units: Mapping[str, str] | None = None,
     panel_size: tuple[float, float] = (2.6, 2.4),
     title: str | None = None,
+    letters: bool = True,
 ) -> matplotlib.figure.Figure:
     """One column per volume, one row per view: several volumes on one grid, compared.
 
@@ -127,27 +147,59 @@ def view_grid(
         :func:`slice_window` of each slice.
     colormaps
         Column title -> matplotlib colormap; default ``"gray"``.
+    units
+        Column title -> colour-bar label (the quantity and its unit). A column with a
+        window and a continuous colour map (not grey, not a label map such as ``tab20``),
+        or named here with a window, gets a colour bar beneath it; its label defaults to
+        the column title (a Jacobian's: unitless, 1 = volume kept).
     panel_size
         Width and height of one panel in inches.
     title
         Figure title, or none.
+    letters
+        Orientation letters on every panel.
 
     Returns
     -------
     matplotlib.figure.Figure
-        ``len(views) x len(volumes)`` panels.
+        ``len(views) x len(volumes)`` panels (the first ``len(views) * len(volumes)`` of
+        ``figure.axes``, row by row), then one colour-bar axes per barred column, in a
+        row beneath.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     index, windows, colormaps = index or {}, windows or {}, colormaps or {}
-    figure, axes = plt.subplots(
-        len(views), len(volumes), squeeze=False, constrained_layout=True,
-        figsize=(panel_size[0] * len(volumes), panel_size[1] * len(views)))
+    units = dict(units or {})
+    unknown = set(units) - set(volumes)
+    if unknown:
+        raise ValueError(f"units name volumes that are not shown: {sorted(unknown)}")
+    barred = [name for name in volumes if name in windows and (
+        name in units or (name in colormaps and colormaps[name] not in ("gray", "grey")
+                          and not is_qualitative(colormaps[name])))]
+    # Colour bars fill a thin row of their own beneath the panels: columns with and
+    # without one keep their panels aligned.
+    figure, grid = plt.subplots(
+        len(views) + bool(barred), len(volumes), squeeze=False, constrained_layout=True,
+        figsize=(panel_size[0] * len(volumes),
+                 panel_size[1] * len(views) + (0.8 if barred else 0.0)),
+        gridspec_kw=dict(height_ratios=[1.0] * len(views) + [0.06] * bool(barred)))
+    axes = grid[:len(views)]
     for column, (name, volume) in enumerate(volumes.items()):
         for row, view in enumerate(views):
-            draw_slice(axes[row, column], volume, spacing, view=view, index=index.get(view),
-                       window=windows.get(name), colormap=colormaps.get(name, "gray"),
-                       title=name if row == 0 else None)
+            shown = draw_slice(axes[row, column], volume, spacing, view=view,
+                               index=index.get(view), window=windows.get(name),
+                               colormap=colormaps.get(name, "gray"),
+                               title=name if row == 0 else None, letters=letters)
+        if name in barred:
+            default = JACOBIAN_UNITS if "jacobian" in name.lower() else name
+            bar = figure.colorbar(shown, cax=grid[-1, column], orientation="horizontal",
+                                  ticks=MaxNLocator(nbins=4))
+            bar.ax.set_label("<colorbar>")  # as matplotlib names its own colour bars
+            bar.set_label(wrap_label(units.get(name, default), 34), fontsize=8)
+            bar.ax.tick_params(labelsize=7)
+        elif barred:
+            figure.delaxes(grid[-1, column])
     for row, view in enumerate(views):
         axes[row, 0].set_ylabel(view)
     if title:
@@ -243,6 +295,7 @@ def stage_grid(
     window: Window = (0.0, 1.0),
     difference_window: Window = (0.0, 0.5),
     reference_name: str = "fixed",
+    unit: str = "normalised intensity, 0-1",
     title: str | None = None,
 ) -> matplotlib.figure.Figure:
     """Warped images of several runs and stages, each beside its difference to a reference.
@@ -266,13 +319,16 @@ def stage_grid(
         ``(low, high)`` of the warped images and of the differences, in their unit.
     reference_name
         Name of the reference in the difference panels' titles.
+    unit
+        The images' unit, written on the differences' colour bar.
     title
         Figure title, or none.
 
     Returns
     -------
     matplotlib.figure.Figure
-        ``runs x 2 * stages`` panels.
+        ``runs x 2 * stages`` panels (the first axes, row by row), then the colour bar of
+        the differences (one scale for all).
     """
     import matplotlib.pyplot as plt
 
@@ -282,18 +338,24 @@ def stage_grid(
                                 constrained_layout=True,
                                 figsize=(3.25 * 2 * len(stages), 3.2 * len(runs)))
     reference = np.asarray(reference)
+    difference = None
     for row, run in enumerate(runs):
         for column, stage in enumerate(stages):
             image = warped.get((run, stage))
             if image is None:
                 continue
             draw_slice(axes[row, 2 * column], image, spacing, view=view, window=window,
-                       title=f"{run}: {stage}")
-            draw_slice(axes[row, 2 * column + 1], np.abs(reference - image), spacing,
-                       view=view, window=difference_window, colormap="magma",
-                       title=f"|{reference_name} - warped|")
+                       title=f"{run}: {stage}", letters=True)
+            difference = draw_slice(axes[row, 2 * column + 1], np.abs(reference - image),
+                                    spacing, view=view, window=difference_window,
+                                    colormap="magma", title=f"|{reference_name} - warped|",
+                                    letters=True)
     for ax in axes.flat:
         ax.set_axis_off()
+    if difference is not None:
+        bar = figure.colorbar(difference, ax=axes, location="right", shrink=0.9, aspect=25)
+        bar.set_label(wrap_label(f"|{reference_name} - warped| ({unit})", 24),
+                      fontsize=8)
     if title:
         figure.suptitle(title)
     return figure

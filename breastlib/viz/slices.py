@@ -1,8 +1,19 @@
 """Orthogonal slices in radiological display convention, with millimetre extents.
 
 Canonical arrays are RAS+: ``x`` grows towards the patient's right, ``y`` towards
-anterior, ``z`` towards superior. Radiological convention shows the patient's right on the viewer's
-left, anterior at the top of axial views and superior at the top of coronal/sagittal.
+anterior, ``z`` towards superior. Every view of breastlib (panels, browsers, the QC
+picture) goes through :func:`orthogonal_slice` and so shows one convention, the
+radiological one (book/conventions.md, "How slices are displayed"):
+
+========  =================  ==================  =========
+view      viewer's left      top                 seen from
+========  =================  ==================  =========
+axial     patient's right    anterior            the feet
+coronal   patient's right    superior            the front
+sagittal  anterior           superior            the patient's left
+========  =================  ==================  =========
+
+``breastlib.viz._plotly.ORIENTATION`` holds the matching edge letters.
 """
 
 from __future__ import annotations
