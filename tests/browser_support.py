@@ -30,6 +30,10 @@ CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
+    # WebGL (the NiiVue 3-D view) on the CPU: ANGLE over SwiftShader, which newer Chromium
+    # only falls back to when allowed explicitly.
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",

@@ -2,8 +2,10 @@
 
 Every page is opened offline (any request leaving 127.0.0.1 is blocked and fails the
 test), must load without console errors, failed requests or broken internal links, and
-is photographed into ``_build/screenshots/``. Pages with interactive figures must show a
-non-blank plotly plot whose picture changes when the slider or the menu is moved.
+is photographed into ``_build/screenshots/``. No output block or table may reach past
+the text column's right edge. Pages with interactive figures load the site's one shared
+plotly.js and must show a non-blank plotly plot whose picture changes when the slider or
+the menu is moved.
 
 Chromium is Debian's package driven by Playwright (``executable_path``); see
 ``browser_support.py`` for when it is installed, and when the tests skip.
@@ -32,7 +34,8 @@ from test_book import toc_files
 # One xdist worker builds the book once for every test that reads it.
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("book")]
 
-MAX_PAGE_BYTES = 15 * 1024 * 1024
+#: An HTML page itself, without the shared ``_static/`` files (plotly.js is one of them).
+MAX_PAGE_BYTES = 4 * 1024 * 1024
 VIEWPORT = {"width": 1280, "height": 900}
 SKIPPED_DIRS = ("_static", "_sources", "_images")
 #: A page is settled once none of its requests has been in flight for this long.
@@ -247,11 +250,98 @@ def test_every_page_loads_offline_cleanly(chromium_path, built_book, site, brows
         finally:
             watch.close()
         if size > MAX_PAGE_BYTES:
-            watch.problems.append(f"page is {size / 2**20:.1f} MiB (limit 15 MiB)")
+            watch.problems.append(
+                f"page is {size / 2**20:.1f} MiB (limit {MAX_PAGE_BYTES / 2**20:.0f} MiB)")
         if watch.problems:
             problems[path] = watch.problems
     assert not problems, "\n".join(
         f"{page}:\n  " + "\n  ".join(found) for page, found in problems.items())
+
+
+#: Run in a page: the output blocks (``div.cell_output`` and everything in it) and tables
+#: whose right edge lies past the right edge of the text column's content box
+#: (``article.bd-article``), as readable lines. An element that scrolls sideways
+#: (``overflow-x`` ``auto``/``scroll``) counts by its own box: what it scrolls may be
+#: wider (a wide table); one that hides its overflow is cut off wherever it stands. The
+#: text of an output (a ``<pre>``) must wrap: a reader does not look for the end of a
+#: sentence behind a scroll bar. Only the outermost element of a cut-off block is named;
+#: a plot's SVG counts as one element.
+CUT_OFF_JS = """() => {
+  const column = document.querySelector("article.bd-article")
+    || document.querySelector(".bd-article-container");  // search.html has no article
+  if (!column) return ["no text column (article.bd-article) on the page"];
+  const style = getComputedStyle(column);
+  const edge = column.getBoundingClientRect().right - parseFloat(style.paddingRight)
+    - parseFloat(style.borderRightWidth);
+  const scrolls = el => ["auto", "scroll"].includes(getComputedStyle(el).overflowX);
+  const describe = el => el.tagName.toLowerCase()
+    + [...el.classList].map(c => "." + c).join("") + ' "'
+    + (el.textContent || "").trim().replace(/\\s+/g, " ").slice(0, 80) + '"';
+  const found = [], named = new Set();
+  for (const el of column.querySelectorAll("div.cell_output, div.cell_output *, table")) {
+    if (el.closest("svg") && el.tagName.toLowerCase() !== "svg") continue;
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || box.height === 0) continue;  // not displayed
+    const ancestors = [];
+    for (let up = el.parentElement; up && up !== column; up = up.parentElement) {
+      ancestors.push(up);
+    }
+    if (ancestors.some(up => named.has(up))) continue;
+    if (el.matches("div.cell_output pre") && el.scrollWidth > el.clientWidth + 1) {
+      named.add(el);
+      found.push(`a line of ${describe(el)} runs on behind a scroll bar (it should wrap)`);
+      continue;
+    }
+    if (ancestors.some(scrolls)) continue;
+    // Text overflowing a block (a long word in a table cell) has no box of its own:
+    // the block's scrollWidth is where its content ends.
+    const overflow = getComputedStyle(el).overflowX;
+    const clips = ["hidden", "clip"].includes(overflow) && el.scrollWidth > el.clientWidth + 1;
+    const right = scrolls(el) ? box.right : Math.max(
+      box.right, box.left + el.clientLeft + el.scrollWidth);
+    if (!clips && right <= edge + 1) continue;
+    named.add(el);
+    found.push(clips ? `${describe(el)} hides the right of its content` : `${describe(el)} `
+               + `reaches ${Math.round(right)} px, past the column's ${Math.round(edge)} px`);
+  }
+  return found;
+}"""
+
+
+def test_no_output_or_table_is_cut_off(chromium_path, built_book, site, browser):
+    """Wide tables scroll inside the text column and long output lines wrap (the site's
+    ``book/_static/breastlib.css``): nothing reaches past the column's right edge, where
+    the page would cut it off or run it under the page's table of contents."""
+    problems: dict[str, list[str]] = {}
+    for path in book_pages(built_book):
+        watch = PageWatch(browser, site)
+        try:
+            watch.open(path)
+            found = watch.page.evaluate(CUT_OFF_JS)
+        finally:
+            watch.close()
+        if found:
+            problems[path] = found
+    assert not problems, "\n".join(
+        f"{page}:\n  " + "\n  ".join(found) for page, found in problems.items())
+
+
+def test_interactive_pages_share_one_plotly_js(built_book):
+    """plotly.js lies once in ``_static/``; each page with a figure loads it from its
+    ``<head>`` (before the figures' scripts run) and embeds no copy of its own."""
+    import plotly
+
+    bundle = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    assert (built_book / "_static" / "plotly.min.js").read_bytes() == bundle.read_bytes()
+    pages = interactive_pages(built_book)
+    assert pages, "no page with an interactive figure"
+    for path in pages:
+        html = (built_book / path).read_text(errors="replace")
+        head = html.split("</head>", 1)[0]
+        tags = re.findall(r"<script[^>]*_static/plotly\.min\.js[^>]*>", head)
+        assert len(tags) == 1, f"{path}: {len(tags)} plotly.min.js scripts in <head>"
+        assert not re.search(r"\b(defer|async)\b", tags[0]), f"{path}: {tags[0]}"
+        assert html.count("* plotly.js v") == 0, f"{path} embeds its own plotly.js"
 
 
 def _picture(watch: PageWatch, plot) -> np.ndarray:
@@ -302,7 +392,14 @@ def test_interactive_figures_show_and_respond(chromium_path, built_book, site, b
                 assert picture.std() > 5 and np.ptp(picture) > 50, (
                     f"{path} plot {number}: the picture is blank")
 
-            plot = plots.first
+            # Slice browsers have a slider and a menu; comparison grids (buttons, many
+            # panels) are driven by test_comparison_grid_slider_moves_every_panel.
+            browsers = [plots.nth(i) for i in range(plots.count()) if plots.nth(i).evaluate(
+                "el => !el.closest('.breastlib-comparison-grid')")]
+            if not browsers:
+                assert not watch.problems, f"{path}: " + "\n".join(watch.problems)
+                continue
+            plot = browsers[0]
             name = shot_name(path)
             before = _picture(watch, plot)
             plot.screenshot(path=str(screenshots / name.replace(".png", "--plot.png")))
@@ -363,6 +460,129 @@ def test_orthogonal_browser_moves_one_view_and_its_crosshairs(chromium_path, bui
         moved = sum(a != b for a, b in zip(after_lines, before_lines, strict=True))
         assert moved == 2, f"{moved} cross-hair lines moved (expected the coronal slice's 2)"
         plot.screenshot(path=str(screenshots / "book-method--orthogonal.png"))
+        assert not watch.problems, "\n".join(watch.problems)
+    finally:
+        watch.close()
+
+
+
+def _sources_after(watch: PageWatch, images, count: int, changed) -> list[str]:
+    """The ``href`` of the first ``count`` pictures, once ``changed(hrefs)`` holds (or 5 s
+    have passed)."""
+    def sources() -> list[str]:
+        return [images.nth(k).get_attribute("href") or "" for k in range(count)]
+
+    deadline = time.monotonic() + 5.0
+    now = sources()
+    while not changed(now) and time.monotonic() < deadline:
+        watch.page.wait_for_timeout(200)
+        now = sources()
+    return now
+
+
+def _check_comparison_grid(watch: PageWatch, path: str, screenshots: Path) -> None:
+    """The checks of :func:`test_comparison_grid_slider_moves_every_panel` on one page."""
+    plot = watch.page.locator(".breastlib-comparison-grid .js-plotly-plot").first
+    plot.locator(".main-svg").first.wait_for(state="attached", timeout=20_000)
+    plot.scroll_into_view_if_needed()
+    images = plot.locator(".imagelayer image")
+    panels = images.count()
+    assert panels >= 3, f"{path}: {panels} panels (the fixed image and 2+ methods)"
+    before = _sources_after(watch, images, panels, lambda now: True)
+    label = plot.locator(".slider-group > .slider-label").first.text_content()
+    plot.locator(".slider-rail-rect").first.scroll_into_view_if_needed()
+    rail = plot.locator(".slider-rail-rect").first.bounding_box()
+    watch.page.mouse.click(rail["x"] + 0.2 * rail["width"], rail["y"] + rail["height"] / 2)
+    after = _sources_after(watch, images, panels, lambda now: all(
+        a != b for a, b in zip(now, before, strict=True)))
+    same = [k for k in range(panels) if after[k] == before[k]]
+    assert not same, f"{path}: panels {same} kept their picture when the slider moved"
+    assert plot.locator(".slider-group > .slider-label").first.text_content() != label
+    plot.screenshot(path=str(screenshots / shot_name(path, "--grid-slider")))
+
+    buttons = plot.locator(".updatemenu-button")
+    assert 3 <= buttons.count() <= 6, f"{path}: {buttons.count()} view buttons"
+    buttons.nth(1).click()  # |fixed - warped|
+    switched = _sources_after(watch, images, panels, lambda now: all(
+        a != b for a, b in zip(now[1:], after[1:], strict=True)))
+    assert images.count() == panels, f"{path}: a panel vanished with the view"
+    assert switched[0] == after[0], f"{path}: the fixed panel changed with the view"
+    kept = [k for k in range(1, panels) if switched[k] == after[k]]
+    assert not kept, f"{path}: panels {kept} did not switch view"
+    plot.screenshot(path=str(screenshots / shot_name(path, "--grid-view")))
+
+
+def test_comparison_grid_slider_moves_every_panel(chromium_path, built_book, site, browser,
+                                                  screenshots):
+    """Every task chapter's comparison grid (:mod:`breastlib.viz.compare`): one panel per
+    method plus the fixed image; the slider changes every panel's picture, and a view
+    button changes every method panel while the fixed panel (the first) stays."""
+    required = [f"{name}.html" for name in toc_files() if Path(name).name.startswith("task-")]
+    assert required, "no task chapter in the table of contents"
+    for path in required:
+        html = (built_book / path).read_text(errors="replace")
+        assert 'class="breastlib-comparison-grid"' in html, f"{path}: no comparison grid"
+        watch = PageWatch(browser, site)
+        try:
+            watch.open(path)
+            _check_comparison_grid(watch, path, screenshots)
+            assert not watch.problems, f"{path}: " + "\n".join(watch.problems)
+        finally:
+            watch.close()
+
+
+def _canvas_pixels(watch: PageWatch, canvas) -> np.ndarray:
+    """RGB pixels of a canvas as the reader sees it, ``(rows, columns, 3)`` float."""
+    from PIL import Image
+
+    png = watch.page.screenshot(clip=canvas.bounding_box())
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float)
+
+
+def test_niivue_canvas_renders_and_menu_changes_pixels(chromium_path, built_book, site,
+                                                       browser, screenshots):
+    """The method chapter's NiiVue 3-D view (WebGL2, drawn by SwiftShader on the CPU): it
+    loads the vendored bundle from ``_static``, draws a non-blank picture, and choosing
+    another method in its menu changes the picture; no console error, nothing loaded from
+    outside the site."""
+    watch = PageWatch(browser, site)
+    try:
+        watch.open("book/method.html")
+        views = watch.page.locator(".breastlib-niivue")
+        assert views.count() >= 1, "no NiiVue view on the method chapter"
+        view = views.first
+        view.scroll_into_view_if_needed()
+        deadline = time.monotonic() + 60.0
+        while view.get_attribute("data-ready") != "1" and time.monotonic() < deadline:
+            note = view.locator(".nv-status").text_content() or ""
+            assert "NiiVue" not in note, f"the view did not draw: {note}"
+            watch.page.wait_for_timeout(200)
+        assert view.get_attribute("data-ready") == "1", "the NiiVue view never became ready"
+        assert watch.page.evaluate("() => typeof window.niivue.Niivue === 'function'")
+        scripts = watch.page.eval_on_selector_all("script[src]", "els => els.map(e => e.src)")
+        assert any("_static/niivue/niivue.umd.js" in src for src in scripts), scripts
+        canvas = view.locator("canvas")
+        watch.page.wait_for_timeout(500)
+        before = _canvas_pixels(watch, canvas)
+        assert before.shape[0] > 300 and before.shape[1] > 300, before.shape
+        lit = (before.sum(axis=2) > 30).mean()
+        assert before.std() > 5 and np.ptp(before) > 50 and lit > 0.1, (
+            f"the NiiVue canvas is blank (std {before.std():.1f}, {lit:.0%} lit)")
+        view.screenshot(path=str(screenshots / "book-method--niivue.png"))
+
+        menu = view.locator("select.nv-method")
+        assert menu.locator("option").count() >= 2, "the method menu offers one method"
+        shown = view.get_attribute("data-shown")
+        menu.select_option(index=menu.locator("option").count() - 1)
+        deadline = time.monotonic() + 20.0
+        while view.get_attribute("data-shown") == shown and time.monotonic() < deadline:
+            watch.page.wait_for_timeout(200)
+        assert view.get_attribute("data-shown") != shown, "the menu choice was not drawn"
+        watch.page.wait_for_timeout(500)
+        after = _canvas_pixels(watch, canvas)
+        changed = np.abs(after - before).mean()
+        assert changed > 2, f"choosing another method changed the canvas by {changed:.2f}"
+        view.screenshot(path=str(screenshots / "book-method--niivue-menu.png"))
         assert not watch.problems, "\n".join(watch.problems)
     finally:
         watch.close()
