@@ -82,8 +82,8 @@ def test_task_chapters_differ_only_in_narrative_and_task():
     for md in tasks:
         text = md.read_text()
         assert f'task_chapter("{md.stem.removeprefix("task-")}")' in text
-        for call in ("show_browser()", "show_explorer()", "summary()", "show_distributions()",
-                     "highlights()"):
+        for call in ("show_comparison()", "show_explorer()", "show_comparison_explorer()",
+                     "summary()", "show_distributions()", "highlights()"):
             assert f"chapter.{call}" in text, (md.name, call)
 
 
@@ -96,6 +96,9 @@ def test_code_cell_lines_skips_setup_cell_options_and_blank_lines():
             "text\n\n```{code-cell} ipython3\n# a comment counts\nprint(x)\n```\n")
     assert code_cell_lines(text) == 4
     assert code_cell_lines("no cells") == 0
+    yaml_options = ("```{code-cell} ipython3\n---\ntags: [hide-input]\nmystnb:\n  figure:\n"
+                    "    name: fig-x\n---\nplot()\n```\n")
+    assert code_cell_lines(yaml_options) == 1
 
 
 # --- all tasks at once -------------------------------------------------------------------
@@ -233,7 +236,8 @@ def test_figures_mark_flagged_rows():
     assert sorted(t.get_text() for t in ax.texts) == ["F", "W"]
     figure = rank_heatmaps(ran, ("field_error_mean_mm",))
     texts = [t.get_text() for t in figure.axes[0].texts]
-    assert texts == ["2.0 W", "5.0", "6.0 F", "8.0"]  # best first by the dense error
+    # Best first by the dense error; two decimals throughout, so the columns line up.
+    assert texts == ["2.00 W", "5.00", "6.00 F", "8.00"]
     figure = distributions(ran)
     assert [ax.get_xlabel() for ax in figure.axes[:3]] == ["dense error (mm)",
                                                           "TRE after (mm)", "Dice breast"]
@@ -286,6 +290,18 @@ def small_task(tmp_path) -> TaskChapter:
                        BUILDS["small"])
 
 
+def test_task_chapter_comparison_grid_shows_every_method_beside_the_fixed_image(
+        small_task, monkeypatch):
+    import breastlib.viz.compare
+
+    shown = {}
+    monkeypatch.setattr(breastlib.viz.compare, "show_comparison_grid",
+                        lambda *args, **options: shown.update(args=args, **options))
+    small_task.show_comparison()
+    names = list(shown.get("warped") or shown["args"][1])
+    assert any("mind" in name for name in names) and len(names) == 2  # moving + mind
+
+
 def test_task_chapter_sections(small_task, monkeypatch, capsys):
     import breastlib.viz.interactive
     import breastlib.viz.live
@@ -301,6 +317,11 @@ def test_task_chapter_sections(small_task, monkeypatch, capsys):
                                       "mind: warped moving", "|fixed - warped|: before",
                                       "|fixed - warped|: mind"]
     assert shown["spacing"][2] == pytest.approx(6.0)  # every second slice previewed
+    # The slider counts the pair's own slices (1, 3, 5 of 6), not the preview's (1-3 of 3).
+    assert shown["slice_numbers"].tolist() == [0, 2, 4] and shown["n_slices_total"] == 6
+    assert set(shown["units"]) == set(shown["colormaps"]) == {
+        "|fixed - warped|: before", "|fixed - warped|: mind"}
+    assert all("0-255" in title for title in shown["units"].values())
 
     asked = {}
     monkeypatch.setattr(breastlib.viz.live, "show_explorer",
@@ -383,7 +404,11 @@ def test_image_row_and_stage_grid():
     warped = {("mind", "convex"): reference + 0.2, ("mind", "adam"): reference,
               ("sam", "adam"): reference + 1.0}
     figure = panels.stage_grid(warped, reference, (1.0, 1.0, 1.0), title="stages")
-    axes = np.array(figure.axes).reshape(2, 4)
+    axes = np.array(figure.axes[:8]).reshape(2, 4)
+    # One colour bar, with its unit, for every difference panel (they share one scale).
+    assert len(figure.axes) == 9
+    assert figure.axes[8].get_ylabel().replace("\n", " ") == (
+        "|fixed - warped| (normalised intensity, 0-1)")
     assert [ax.get_title() for ax in axes[0]] == [
         "mind: convex", "|fixed - warped|", "mind: adam", "|fixed - warped|"]
     assert [ax.get_title() for ax in axes[1]] == ["", "", "sam: adam", "|fixed - warped|"]
@@ -466,7 +491,13 @@ def test_before_after_volumes_share_windows():
     assert shown["windows"]["Jacobian determinant"] == (0.0, 2.0)
     assert shown["colormaps"]["Jacobian determinant"] == "PiYG"
     figure = panels.view_grid(spacing=fixed.spacing, views=("axial",), **shown)
-    assert len(figure.axes) == 6
+    # Six panels, then a colour bar under each colour-mapped column (both differences
+    # and the Jacobian); the grey images have none.
+    assert len(figure.axes) == 6 + 3
+    labels = [ax.get_xlabel() for ax in figure.axes[6:]]
+    # The chapter's units label the bars: differences in normalised intensity.
+    assert labels[:2] == ["normalised intensity (0-1)"] * 2
+    assert "unitless" in labels[2] and "1 = volume kept" in labels[2]
 
 
 def test_stage_table_measures_each_stage():

@@ -89,7 +89,8 @@ def code_cell_lines(text: str) -> int:
     """Lines of code in a MyST notebook chapter's code cells.
 
     Counts the non-blank lines of every ``{code-cell}`` block, comments included, except
-    the generated Colab set-up cell and each cell's ``:option:`` lines.
+    the generated Colab set-up cell and each cell's options (``:option:`` lines or a
+    ``---`` YAML block).
 
     Parameters
     ----------
@@ -99,6 +100,9 @@ def code_cell_lines(text: str) -> int:
     total = 0
     for cell in _CODE_CELL.finditer(text):
         lines = cell.group(1).splitlines()
+        stripped = [line.strip() for line in lines]
+        if stripped[:1] == ["---"] and "---" in stripped[1:]:
+            lines = lines[stripped.index("---", 1) + 1:]  # a YAML block of cell options
         while lines and _CELL_OPTION.match(lines[0]):
             lines.pop(0)
         if lines and lines[0].startswith(SETUP_MARKER):
@@ -168,6 +172,88 @@ def build_note(study: StudyTables, build: BookBuild | None = None) -> str:
             + (", ".join(pretrained) if pretrained else
                "none (no checkpoint was in the weights cache; every encoder ran with random "
                "weights)"))
+
+
+CLASSICAL_METHODS = ("affine", "ants", "elastix")
+
+
+def _mean_error(rows: pd.DataFrame) -> pd.Series:
+    """Mean primary metric per method label (dense error where known, else TRE)."""
+    metric = ("field_error_mean_mm" if rows["field_error_mean_mm"].notna().any()
+              else "tre_mean_after_mm")
+    return rows.groupby("method")[metric].mean().sort_values()
+
+
+def answer_in_words(study: StudyTables) -> str:
+    """The study's answer in a few sentences of Markdown, computed from the rows.
+
+    Per task: the zero-shot method with the lowest mean primary metric (dense error where
+    the true field is known), the best encoder, the best classical method and no
+    registration; then how many encoder rows beat no registration, and what this build
+    can and cannot conclude (pairs per task, which weights ran).
+
+    Parameters
+    ----------
+    study
+        From :func:`study_results`.
+    """
+    ran = study.ran
+    if ran.empty:
+        return "No study rows are available in this build, so there is no answer yet."
+    base = ran["method"].str.split(" ").str[0]
+    lines = []
+    zero_shot_wins = {"mind": 0, "encoder": 0}
+    for task, rows in ran.groupby("task", sort=False):
+        means = _mean_error(rows)
+        encoders = means[[m for m in means.index if m.split(" ")[0] in ENCODER_METHODS]]
+        classical = means[[m for m in means.index
+                           if m.split(" ")[0] in CLASSICAL_METHODS]]
+        none = means.get("identity", float("nan"))
+        parts = [f"**{task}** ({rows['pair_id'].nunique()} pairs): no registration "
+                 f"{none:.1f} mm"]
+        if "mind" in means:
+            parts.append(f"MIND {means['mind']:.1f} mm")
+        if not encoders.empty:
+            tie = abs(encoders.iloc[0] - none) < 0.05
+            parts.append(f"best encoder {encoders.index[0]} {encoders.iloc[0]:.1f} mm"
+                         + (" (no better than no registration)" if tie else ""))
+            if "mind" in means:
+                winner = "encoder" if encoders.iloc[0] < means["mind"] else "mind"
+                zero_shot_wins[winner] += 1
+        if not classical.empty:
+            parts.append(f"best classical method {classical.index[0]} "
+                         f"{classical.iloc[0]:.1f} mm")
+        lines.append("- " + ", ".join(parts) + ".")
+    encoder_rows = ran[base.isin(ENCODER_METHODS)]
+    metric = ("field_error_mean_mm" if ran["field_error_mean_mm"].notna().any()
+              else "tre_mean_after_mm")
+    identity = ran[ran["method"] == "identity"].set_index("pair_id")[metric]
+    gain = encoder_rows[metric].to_numpy() < (
+        identity.reindex(encoder_rows["pair_id"]).to_numpy() - 0.1)
+    pretrained = encoder_rows["weights"].eq("pretrained").any()
+    n_pairs = ran.groupby("task")["pair_id"].nunique()
+    tasks = len(n_pairs)
+    summary = (
+        f"Among the zero-shot methods, the MIND-SSC descriptor beat every encoder on "
+        f"{zero_shot_wins['mind']} of {tasks} tasks and an encoder beat MIND on "
+        f"{zero_shot_wins['encoder']}. Of {len(encoder_rows)} encoder registrations, "
+        f"{int(gain.sum())} ended more than 0.1 mm closer to the true deformation than no "
+        f"registration; the rest stayed where they started (the stage guard fell back) or "
+        f"got worse.")
+    can = (
+        "**What this build can conclude**: how each method behaves on synthetic pairs "
+        "whose true deformation is known, which failure modes occur (folding, drift, "
+        "tissue pulled into air) and whether the pipeline runs end to end. "
+        "**What it cannot**: with "
+        + (f"{int(n_pairs.min())}" if n_pairs.min() == n_pairs.max()
+           else f"{int(n_pairs.min())}-{int(n_pairs.max())}")
+        + " pairs per task no difference between "
+        "methods is statistically established (the results chapter tests them), and "
+        + ("the encoders ran with pretrained weights, " if pretrained else
+           "every encoder ran with random weights, so nothing here speaks for or against "
+           "pretraining: the rows measure the architectures and the pipeline, ")
+        + "on a phantom, not on patients (the real-exam chapter checks what transfers).")
+    return "\n".join([summary, "", *lines, "", can])
 
 
 def show_full_build(build: BookBuild | None = None) -> pd.DataFrame | None:
@@ -247,13 +333,38 @@ class TaskChapter:
 
     def show_browser(self) -> None:
         """Every method's warped image and difference on the cohort's first pair, in a
-        slice browser with a static fallback (three slices a row)."""
+        slice browser with a static fallback (three slices a row); the slider counts the
+        volume's own slices, the differences carry a colour bar."""
         from breastlib.viz.interactive import show_slice_browser
 
         view = comparison_volumes(self.manifest, self.results_dir, self.results)
         show_slice_browser(view["volumes"], view["spacing"], windows=view["windows"],
-                           colormaps=view["colormaps"], n_static=3, image_format="jpeg",
-                           title=f"{self.task}: pair {view['pair_id']}")
+                           colormaps=view["colormaps"], units=view["units"],
+                           slice_numbers=view["slice_numbers"],
+                           n_slices_total=view["n_slices_total"], n_static=3,
+                           image_format="jpeg", title=f"{self.task}: pair {view['pair_id']}")
+
+    def show_comparison(self) -> None:
+        """Every method at the same slice of the cohort's first pair, side by side: the
+        fixed image first, one slider for every panel, buttons switching every panel
+        between warped image, difference, checkerboard and Jacobian; a static grid
+        beneath for readers without JavaScript."""
+        from breastlib.booktools.compare import comparison_grid_inputs
+        from breastlib.viz.compare import show_comparison_grid
+
+        show_comparison_grid(**comparison_grid_inputs(self.manifest, self.results_dir,
+                                                      self.results))
+
+    def show_comparison_explorer(self) -> Any:
+        """The live side-by-side grid (a short list of methods registered on the spot);
+        in the static build a note. Returns the explorer, ``None`` when static."""
+        from breastlib.viz.live_compare import show_comparison_explorer
+
+        cohorts = {task: partial(book_cohort, task, build=self.build)
+                   for task in self.build.pairs}
+        return show_comparison_explorer(cohorts, task=self.task, profile=self.build.profile,
+                                        methods=("identity", "affine", "mind", "sam",
+                                                 "dinov2"))
 
     def show_explorer(self) -> Any:
         """The live explorer (every task of the build, this one first); in the static
@@ -282,6 +393,39 @@ class TaskChapter:
     def highlights(self) -> str:
         """The best methods and those worse than none (:func:`highlights`)."""
         return highlights(self.summary())
+
+    def lesion_split(self) -> pd.DataFrame:
+        """Per method, the lesion pairs beside their matched control pairs (same subject
+        and motion, no lesion; the manifest's ``has_lesion``): mean dense error (or TRE
+        where no true field is known) on each, their difference, breast Dice on each, and
+        the lesion's own Dice (lesion pairs only), ranked by the error on lesion pairs.
+        A positive difference means the lesion made the registration worse.
+        """
+        cohort = pd.read_csv(self.manifest)[["pair_id", "has_lesion"]]
+        ok = ran_rows(self.results).merge(cohort, on="pair_id", how="left")
+        metric = ("field_error_mean_mm" if ok["field_error_mean_mm"].notna().any()
+                  else "tre_mean_after_mm")
+        label = "dense error" if metric == "field_error_mean_mm" else "TRE"
+        ok["group"] = np.where(ok["has_lesion"].astype(bool), "lesion", "control")
+        means = ok.pivot_table(index="method", columns="group",
+                               values=[metric, "dice_breast"], aggfunc="mean")
+        table = pd.DataFrame(index=means.index)
+        for group in ("lesion", "control"):
+            if (metric, group) in means:
+                table[f"{label}, {group} pairs (mm)"] = means[(metric, group)]
+        if len(table.columns) == 2:
+            table[f"{label} difference (mm)"] = table.iloc[:, 0] - table.iloc[:, 1]
+        for group in ("lesion", "control"):
+            if ("dice_breast", group) in means:
+                table[f"Dice breast, {group} pairs"] = means[("dice_breast", group)]
+        lesion_rows = ok[ok["group"] == "lesion"]
+        if "dice_lesion" in lesion_rows and lesion_rows["dice_lesion"].notna().any():
+            table["Dice lesion"] = lesion_rows.groupby("method")["dice_lesion"].mean()
+        if ("field_error_lesion_mm" in lesion_rows
+                and lesion_rows["field_error_lesion_mm"].notna().any()):
+            table["dense error near the lesion (mm)"] = (
+                lesion_rows.groupby("method")["field_error_lesion_mm"].mean())
+        return table.sort_values(table.columns[0]).round(2)
 
 
 def task_chapter(task: str, *, build: BookBuild | None = None) -> TaskChapter:
@@ -448,7 +592,8 @@ def before_after_volumes(fixed: Volume, moving: Volume, warped: Volume,
     dict
         ``volumes`` (title -> ``(X, Y, Z)`` array: the three images, both absolute
         differences, the Jacobian), ``windows`` (one scale for the images, 0-0.5 for both
-        differences, 0-2 for the Jacobian) and ``colormaps``: keywords for
+        differences, 0-2 for the Jacobian), ``colormaps`` and ``units`` (colour-bar labels):
+        keywords for
         :func:`breastlib.viz.panels.view_grid` and
         :func:`breastlib.viz.interactive.show_slice_browser`.
     """
@@ -462,7 +607,10 @@ def before_after_volumes(fixed: Volume, moving: Volume, warped: Volume,
                 "|fixed - warped| (after)": (0.0, 0.5), "Jacobian determinant": (0.0, 2.0)}
     colormaps = {"|fixed - moving| (before)": "magma", "|fixed - warped| (after)": "magma",
                  "Jacobian determinant": "PiYG"}
-    return {"volumes": volumes, "windows": windows, "colormaps": colormaps}
+    difference = "normalised intensity (0-1)"
+    units = {"|fixed - moving| (before)": difference, "|fixed - warped| (after)": difference,
+             "Jacobian determinant": "unitless; 1 = volume kept, <= 0 folded"}
+    return {"volumes": volumes, "windows": windows, "colormaps": colormaps, "units": units}
 
 
 def encoders_fit(min_gib: float = 3.0) -> bool:
