@@ -142,3 +142,255 @@ def test_known_deformation_is_recovered(exam):
     assert after < before
     assert known.table.loc["mind", "folded (% body)"] < 1.0
     assert isinstance(real_exam.known_deformation_figure(exam, known), Figure)
+
+
+# -- the measures of the method tables, on small synthetic volumes --------------------------
+def test_skin_band_is_the_outer_millimetres_of_the_body_not_the_array_edge():
+    body = np.zeros((30, 30, 30), bool)
+    body[5:25, 5:25, :] = True  # touches the array's z edges: those are not outline
+    breast = body.copy()
+    band = real_exam.skin_band(body, breast, (2.0, 2.0, 2.0), width_mm=4.0)
+    # two voxels deep (2 and 4 mm) from the x and y outline, at every z
+    assert band[5:7, 10, 15].all() and band[23:25, 10, 15].all()
+    assert not band[7, 10, 15] and not band[15, 15, 0]
+    assert not (band & ~body).any()
+    assert not real_exam.skin_band(body, np.zeros_like(body), (2.0, 2.0, 2.0)).any()
+
+
+def test_enhancing_region_is_the_clearly_brighter_blob_and_leaves_out_exclusions():
+    rng = np.random.default_rng(2)
+    pre = rng.normal(100.0, 5.0, (32, 32, 32))
+    post = pre + rng.normal(10.0, 5.0, pre.shape)  # a global change and noise
+    post[10:16, 10:16, 10:16] += 80.0  # the lesion
+    breast = np.zeros(pre.shape, bool)
+    breast[4:28, 4:28, 4:28] = True
+    region, threshold = real_exam.enhancing_region(pre, post, breast)
+    lesion = np.zeros(pre.shape, bool)
+    lesion[10:16, 10:16, 10:16] = True
+    assert 10.0 < threshold < 90.0
+    assert region[lesion].mean() > 0.95 and not (region & ~lesion).any()
+    exclude = np.zeros(pre.shape, bool)
+    exclude[10:13] = True
+    region, _ = real_exam.enhancing_region(pre, post, breast, exclude=exclude)
+    assert not (region & exclude).any() and region[13:16, 10:16, 10:16].all()
+    empty, threshold = real_exam.enhancing_region(pre, post, np.zeros_like(breast))
+    assert not empty.any() and np.isnan(threshold)
+
+
+def test_edge_band_follows_the_strong_edge_and_leaves_out_exclusions():
+    pre = np.zeros((24, 24, 24), np.float32)
+    pre[12:] = 100.0  # one strong edge between x = 11 and x = 12
+    inside = np.ones(pre.shape, bool)
+    band = real_exam.edge_band(pre, inside, percentile=90.0)
+    xs = np.flatnonzero(band.any(axis=(1, 2)))
+    assert set(xs) <= {10, 11, 12, 13} and {11, 12} <= set(xs)
+    exclude = np.zeros(pre.shape, bool)
+    exclude[:, :12] = True
+    band = real_exam.edge_band(pre, inside, percentile=90.0, exclude=exclude)
+    assert band.any() and not (band & exclude).any()
+
+
+def test_subtraction_artefact_and_jacobian_in_region():
+    pre = np.zeros((4, 4, 4))
+    post = np.full(pre.shape, 5.0)
+    band = np.zeros(pre.shape, bool)
+    band[0] = True
+    assert real_exam.subtraction_artefact(pre, post, band, scale=50.0) == pytest.approx(10.0)
+    assert np.isnan(real_exam.subtraction_artefact(pre, post, ~np.ones_like(band), 50.0))
+    determinant = np.ones((4, 4, 4))
+    determinant[0] = 0.5
+    determinant[1] = 1.5
+    region = np.zeros(determinant.shape, bool)
+    region[:2] = True
+    stats = real_exam.jacobian_in_region(determinant, region)
+    assert stats == {"mean": pytest.approx(1.0), "below_pct": 50.0, "above_pct": 50.0}
+    assert real_exam.jacobian_in_region(determinant, region[::-1])["below_pct"] == 0.0
+    assert np.isnan(real_exam.jacobian_in_region(determinant, ~np.ones_like(region))["mean"])
+
+
+def test_jacobian_of_a_uniform_expansion():
+    grid = volume(np.zeros((16, 16, 16)), spacing=(2.0, 2.0, 2.0)).grid
+    from breastlib.displacement import Displacement
+
+    index = np.indices(grid.shape).astype(np.float32)
+    field = Displacement(-0.05 * (index - 8.0), grid)  # samples a 5 % smaller moving region
+    determinant = field.jacobian_determinant()
+    region = np.ones(grid.shape, bool)
+    stats = real_exam.jacobian_in_region(determinant, region)
+    assert stats["mean"] == pytest.approx(0.95 ** 3, rel=1e-4)
+    assert stats["below_pct"] == 100.0
+
+
+def test_registration_options_of_baselines_and_convexadam_methods():
+    assert real_exam.registration_options("ants") == {}
+    assert real_exam.registration_options("identity") == {}
+    options = real_exam.registration_options("sam")
+    assert options["init"] == "none" and options["weights"] == "random"
+    assert set(real_exam.METHODS) >= {"identity", "mind", "sam", "medclip"}
+
+
+def synthetic_exam() -> real_exam.RealExam:
+    """A tiny exam: a bright box (the body) with a brighter blob enhancing after contrast."""
+    rng = np.random.default_rng(5)
+    shape = (26, 22, 18)
+    body = np.zeros(shape, bool)
+    body[3:23, 3:19, 2:16] = True
+    pre = np.where(body, 100.0, 0.0) + rng.normal(0.0, 2.0, shape)
+    pre[8:12, 8:14, 6:10] += 60.0  # a gland: edges inside the breast
+    post = pre + np.where(body, 5.0, 0.0) + rng.normal(0.0, 2.0, shape)
+    post[14:18, 9:13, 8:12] += 120.0  # the enhancing lesion
+    breast = body.copy()
+    breast[:, :8] = False
+    dce = {name: volume(array, spacing=(3.0, 3.0, 3.0)) for name, array in
+           (("pre", pre), ("post1", post), ("post5", post * 1.1))}
+    t2 = volume(200.0 - pre, spacing=(3.0, 3.0, 3.0))
+    return real_exam.RealExam(folder=REALDATA, native=dict(dce, t2=t2), dce=dce, t2=t2,
+                              body=body, breast=breast, t2_body=body, t2_breast=breast)
+
+
+def test_method_tables_of_the_identity_on_a_synthetic_exam():
+    exam = synthetic_exam()
+    tables = real_exam.method_tables(exam, ("identity",))
+    assert list(tables) == list(real_exam.EXPERIMENTS)
+    for name, table in tables.items():
+        assert list(table.index) == ["identity"], name
+        assert table.loc["identity", "stage"] == "-"
+        assert table.loc["identity", "folded (% body)"] == 0.0
+    for phase in ("post1", "post5"):
+        row = tables[phase].loc["identity"]
+        assert row["J mean (enhancing)"] == pytest.approx(1.0)
+        assert row["J < 0.9 (% enhancing)"] == 0.0
+        assert row["|u| p95 (mm, breast)"] == 0.0
+        assert row["skin |post-pre| (%)"] > 0.0 and row["edge |post-pre| (%)"] > 0.0
+    regions = real_exam.dce_regions(exam.pre, exam.dce["post1"], exam.body, exam.breast)
+    assert regions.enhancing[15, 10, 9] and not regions.enhancing[8:12, 8:14, 6:10].any()
+    assert not (regions.edges & regions.enhancing).any()
+    assert not (regions.skin & (regions.edges | regions.enhancing)).any()
+    # no registration: the dense error is the known deformation itself
+    known = tables["known"].loc["identity"]
+    assert 3.0 < known["dense error p95 (mm)"] <= real_exam.KNOWN_P95_MM * 1.1
+    assert isinstance(real_exam.regions_figure(exam, regions), Figure)
+
+
+# -- the numbers cache ----------------------------------------------------------------------
+def test_tables_survive_json_with_text_and_missing_numbers():
+    import pandas as pd
+
+    table = pd.DataFrame({"a": [1.23456789, float("nan")], "stage": ["adam", "-"]},
+                         index=pd.Index(["x", "y"], name="method"))
+    back = real_exam.table_from_json(real_exam.table_to_json(table))
+    assert back.loc["x", "a"] == pytest.approx(1.23457) and np.isnan(back.loc["y", "a"])
+    assert list(back["stage"]) == ["adam", "-"] and back.index.name == "method"
+
+
+def test_cache_key_depends_on_what_the_numbers_depend_on(monkeypatch):
+    key = real_exam.cache_key(("identity",))
+    assert key == real_exam.cache_key(["identity"])
+    assert key["dataset"] == "uta11" and len(key["files_sha256"]) == 64
+    assert real_exam.cache_key(("identity", "mind")) != key
+    assert real_exam.cache_key(("identity",), spacing_mm=6.0) != key
+    monkeypatch.setattr(real_exam, "MEASURES_VERSION", "test")
+    assert real_exam.cache_key(("identity",)) != key
+    monkeypatch.setattr("breastlib.study.run.RESULTS_VERSION", "test")
+    assert real_exam.key_id(real_exam.cache_key(("identity",))) != real_exam.key_id(key)
+
+
+def test_numbers_come_from_the_cache_when_the_key_matches(tmp_path, monkeypatch):
+    exam = synthetic_exam()
+    calls = []
+    compute = real_exam.method_tables
+
+    def counted(*args, **kwargs):
+        calls.append(args[1])
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(real_exam, "method_tables", counted)
+    path = tmp_path / "real-exam" / "numbers.json"
+    first = real_exam.exam_numbers(exam, path=path, methods=("identity",))
+    assert not first.from_cache and path.is_file() and len(calls) == 1
+    assert "computed now" in first.provenance() and first.key_id in first.provenance()
+    second = real_exam.exam_numbers(exam, path=path, methods=("identity",))
+    assert second.from_cache and len(calls) == 1
+    assert first.key_id in second.provenance() and "read from the cache" in second.provenance()
+    for name, table in first.tables.items():
+        assert list(second.tables[name].columns) == list(table.columns)
+        numbers = table.drop(columns="stage").to_numpy(float)
+        np.testing.assert_allclose(second.tables[name].drop(columns="stage").to_numpy(float),
+                                   numbers, rtol=1e-5)
+    # without the exam, a matching cache still gives the numbers; another key gives none
+    assert real_exam.exam_numbers(None, path=path, methods=("identity",)).from_cache
+    assert real_exam.exam_numbers(None, path=path, methods=("identity", "affine")) is None
+    # a changed key recomputes and rewrites the cache
+    monkeypatch.setattr(real_exam, "MEASURES_VERSION", "changed")
+    third = real_exam.exam_numbers(exam, path=path, methods=("identity",))
+    assert not third.from_cache and len(calls) == 2 and third.key_id != first.key_id
+    assert real_exam.exam_numbers(None, path=path, methods=("identity",)).key_id == third.key_id
+    # an unreadable cache is recomputed, not an error
+    path.write_text("{not json")
+    assert not real_exam.exam_numbers(exam, path=path, methods=("identity",)).from_cache
+    assert len(calls) == 3 and not list(path.parent.glob(".*part*"))
+
+
+def test_summary_names_the_methods_that_change_the_numbers():
+    import pandas as pd
+
+    columns = ["skin |post-pre| (%)", "edge |post-pre| (%)", "folded (% body)",
+               "J mean (enhancing)", "J < 0.9 (% enhancing)", "J > 1.11 (% enhancing)", "stage"]
+    table = pd.DataFrame([[10.0, 20.0, 0.0, 1.0, 0.0, 0.0, "-"],
+                          [8.0, 25.0, 0.5, 1.2, 5.0, 40.0, "adam"],
+                          [10.1, 20.1, 0.0, 1.0, 0.0, 0.0, "identity"]],
+                         columns=columns, index=pd.Index(["identity", "good", "kept"]))
+    text = real_exam.summary(table, "post5")
+    assert "at the skin (10.0 % before registration) falls by more than 5 % with good and " \
+           "rises with none" in text
+    assert "along the edges (20.0 % before registration) falls by more than 5 % with none " \
+           "and rises with good" in text
+    assert "from 1.00 to 1.20" in text and "over 10 % with good." in text
+    assert "body: good." in text and "no correction) for: kept." in text
+    known = pd.DataFrame({"dense error mean (mm)": [3.0, 1.0, 3.01, 3.0],
+                          "folded (% body)": 0.0, "stage": ["-", "adam", "adam", "initial"]},
+                         index=["identity", "mind", "bad", "kept"])
+    text = real_exam.summary(known, "known")
+    assert text.startswith("From best to worst by the mean dense error: mind (1.00 mm); "
+                           "identity, kept (3.00 mm); bad (3.01 mm).")
+    assert "Worse than no registration: bad." in text
+
+
+def test_the_committed_cache_matches_the_code_and_is_plausible():
+    """The book reads book/data/real-exam/numbers.json: when its key goes stale (a new
+    RESULTS_VERSION, a changed measure), every build recomputes 40 registrations, longer
+    than a notebook cell may run. Recompute it then (see the chapter's module)."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "book" / real_exam.CACHE_PATH
+    numbers = real_exam.read_numbers(path, real_exam.cache_key())
+    assert numbers is not None, (
+        f"{path} is missing or its key is stale: recompute it with "
+        "real_exam.exam_numbers(real_exam.open_exam(), path=...)")
+    assert set(numbers.tables) == set(real_exam.EXPERIMENTS)
+    for name, table in numbers.tables.items():
+        assert list(table.index) == list(real_exam.METHODS), name
+        assert table.loc["identity", "folded (% body)"] == 0.0, name
+        assert table.loc["mind", "folded (% body)"] < 1.0, name
+    for phase in ("post1", "post5"):
+        identity = numbers.tables[phase].loc["identity"]
+        assert identity["J mean (enhancing)"] == pytest.approx(1.0)
+        assert identity["|u| p95 (mm, breast)"] == 0.0
+    known = numbers.tables["known"]
+    assert known.loc["mind", "dense error mean (mm)"] < known.loc["identity",
+                                                                  "dense error mean (mm)"]
+
+
+@needs_realdata
+def test_dce_regions_on_the_exam(exam):
+    for phase in ("post1", "post5"):
+        regions = real_exam.dce_regions(exam.pre, exam.dce[phase], exam.body, exam.breast)
+        for name in ("skin", "edges", "enhancing"):
+            mask = getattr(regions, name)
+            assert not (mask & ~exam.breast).any(), (phase, name)
+        # at the tests' 6 mm voxels the smoothing leaves phase 5 no voxel above threshold
+        assert regions.skin.any() and regions.edges.any()
+        assert regions.enhancing.any() or phase == "post5"
+        assert not (regions.enhancing & (regions.skin | regions.edges)).any()
+        assert regions.enhancing.sum() < 0.05 * exam.breast.sum()
+        assert regions.threshold > 0.0 and regions.scale > 0.0
