@@ -58,7 +58,9 @@ def test_provenance_says_what_ran_with_which_weights(monkeypatch):
     table = pd.DataFrame([dict(task="sequence", pair_id=f"p{k}", method=m, weights=w,
                                profile="fast", status="ok")
                           for k in range(2) for m, w in rows])
-    text = provenance(table)
+    lines = provenance(table)
+    assert max(len(line) for line in lines.splitlines()) <= 76  # one line of the page
+    text = " ".join(lines.split())  # the claims below, whatever the line breaks
     assert "2 synthetic phantom pair(s) of task 'sequence', small size" in text
     assert "pretrained weights: dinov2." in text
     assert "RANDOM weights (architecture only, no pretraining): medsam, sam." in text

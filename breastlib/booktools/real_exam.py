@@ -393,6 +393,29 @@ def register_and_measure(fixed: Volume, moving: Volume, breast: np.ndarray, body
                         table, result.seconds["total"])
 
 
+def show_motion_3d(exam: RealExam, motion: Registration, phase: str = "post5", *,
+                   max_bytes: int = 2_000_000) -> None:
+    """Show a motion correction in NiiVue (:func:`breastlib.viz.niivue.
+    show_registration_niivue`): the pre-contrast image, the ``phase`` image before and after
+    the registration, and its Jacobian determinant inside the breast mask.
+
+    Parameters
+    ----------
+    exam
+        The exam (:func:`open_exam`).
+    motion
+        :func:`motion_correction` of the same ``phase``.
+    max_bytes
+        Budget of the view in the page (bytes).
+    """
+    from breastlib.viz.niivue import show_registration_niivue
+
+    show_registration_niivue(motion.fixed, exam.dce[phase],
+                             {f"{motion.table.index.name}": motion.displacement},
+                             mask=exam.breast, max_bytes=max_bytes,
+                             title=f"Motion correction of {phase} in 3-D")
+
+
 def motion_correction(exam: RealExam, phase: str = "post5") -> Registration:
     """Register a post-contrast phase (moving) to the pre-contrast image (fixed) with MIND."""
     return register_and_measure(exam.pre, exam.dce[phase], exam.breast, exam.body)
