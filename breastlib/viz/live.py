@@ -227,7 +227,79 @@ def overlay_figure(
     return figure
 
 
-class RegistrationExplorer:
+class CohortControls:
+    """What every live explorer shares: cohorts loaded on demand, the task, pair and
+    weights controls, a status line, an output area and a cache of registrations.
+
+    Subclasses call :meth:`_setup_cohorts` first, then add their own controls.
+    """
+
+    def _setup_cohorts(
+        self,
+        manifests: Mapping[str, str | os.PathLike | Callable[[], str | os.PathLike]],
+        *,
+        task: str | None,
+        profile: str,
+        device: str,
+        seed: int,
+        register: Callable[[str, str, str, str], PairRegistration] | None,
+    ) -> None:
+        import ipywidgets as widgets
+
+        from breastlib.evaluate.pair import load_cohort_pair
+
+        if not manifests:
+            raise ValueError("no cohorts to explore")
+        self._sources = dict(manifests)
+        self.manifests: dict[str, Path] = {}
+        self.pairs: dict[str, list[str]] = {}
+        self.profile, self.device, self.seed = profile, device, seed
+        self.cache: dict[tuple[str, str, str, str], PairRegistration] = {}
+
+        def default_register(task: str, pair_id: str, method: str,
+                             weights: str) -> PairRegistration:
+            pair = load_cohort_pair(self.manifests[task], pair_id)
+            return register_cohort_pair(pair, method=method, weights=weights,
+                                        profile=self.profile, device=self.device,
+                                        seed=self.seed)
+
+        self._register = register or default_register
+        first = task or next(iter(self._sources))
+        if first not in self._sources:
+            raise ValueError(f"task {first!r} is not among {sorted(self._sources)}")
+        self.task = widgets.Dropdown(options=list(self._sources), value=first,
+                                     description="task")
+        self.pair = widgets.Dropdown(options=self._pairs_of(first), description="pair")
+        self.weights = widgets.ToggleButtons(options=["random", "pretrained"],
+                                             value="random", description="weights")
+        self.status = widgets.HTML()
+        self.output = widgets.Output()
+        self.task.observe(self._task_changed, names="value")
+
+    def _pairs_of(self, task: str) -> list[str]:
+        """The task's pair ids, making its cohort first when it is given as a function."""
+        import pandas as pd
+
+        if task not in self.manifests:
+            source = self._sources[task]
+            self.manifests[task] = Path(source() if callable(source) else source)
+            self.pairs[task] = [str(p) for p in pd.read_csv(self.manifests[task])["pair_id"]]
+        return self.pairs[task]
+
+    def _task_changed(self, change: dict[str, Any]) -> None:
+        self.pair.options = self._pairs_of(change["new"])  # selects the first pair
+        self.refresh()
+
+    def _weights_for(self, method: str) -> str:
+        from breastlib.register.baselines import BASELINES
+
+        return "none" if method in ("mind", *BASELINES) else self.weights.value
+
+    def refresh(self) -> Any:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+
+class RegistrationExplorer(CohortControls):
     """ipywidgets controls over cohorts that register the chosen pair on demand.
 
     Parameters
@@ -270,41 +342,14 @@ class RegistrationExplorer:
     ) -> None:
         import ipywidgets as widgets
 
-        from breastlib.evaluate.pair import load_cohort_pair
-
-        if not manifests:
-            raise ValueError("no cohorts to explore")
-        self._sources = dict(manifests)
-        self.manifests: dict[str, Path] = {}
-        self.pairs: dict[str, list[str]] = {}
-        self.profile, self.device, self.seed = profile, device, seed
-        self.cache: dict[tuple[str, str, str, str], PairRegistration] = {}
-
-        def default_register(task: str, pair_id: str, method: str,
-                             weights: str) -> PairRegistration:
-            pair = load_cohort_pair(self.manifests[task], pair_id)
-            return register_cohort_pair(pair, method=method, weights=weights,
-                                        profile=self.profile, device=self.device,
-                                        seed=self.seed)
-
-        self._register = register or default_register
-        first = task or next(iter(self._sources))
-        if first not in self._sources:
-            raise ValueError(f"task {first!r} is not among {sorted(self._sources)}")
-        self.task = widgets.Dropdown(options=list(self._sources), value=first,
-                                     description="task")
-        self.pair = widgets.Dropdown(options=self._pairs_of(first), description="pair")
+        self._setup_cohorts(manifests, task=task, profile=profile, device=device, seed=seed,
+                            register=register)
         self.method = widgets.Dropdown(options=list(methods), value=methods[0],
                                        description="method")
-        self.weights = widgets.ToggleButtons(options=["random", "pretrained"],
-                                             value="random", description="weights")
         self.slice = widgets.IntSlider(min=1, max=1, value=1, description="slice",
                                        continuous_update=False)
         self.overlay = widgets.ToggleButtons(options=list(OVERLAYS), value=OVERLAYS[0],
                                              description="overlay")
-        self.status = widgets.HTML()
-        self.output = widgets.Output()
-        self.task.observe(self._task_changed, names="value")
         for control in (self.pair, self.method, self.weights):
             control.observe(lambda _change: self.refresh(), names="value")
         for control in (self.slice, self.overlay):
@@ -321,25 +366,6 @@ class RegistrationExplorer:
             self.weights, widgets.HBox([self.slice]), self.overlay, self.status,
             self.output,
         ])
-
-    def _pairs_of(self, task: str) -> list[str]:
-        """The task's pair ids, making its cohort first when it is given as a function."""
-        import pandas as pd
-
-        if task not in self.manifests:
-            source = self._sources[task]
-            self.manifests[task] = Path(source() if callable(source) else source)
-            self.pairs[task] = [str(p) for p in pd.read_csv(self.manifests[task])["pair_id"]]
-        return self.pairs[task]
-
-    def _task_changed(self, change: dict[str, Any]) -> None:
-        self.pair.options = self._pairs_of(change["new"])  # selects the first pair
-        self.refresh()
-
-    def _weights_for(self, method: str) -> str:
-        from breastlib.register.baselines import BASELINES
-
-        return "none" if method in ("mind", *BASELINES) else self.weights.value
 
     def refresh(self) -> PairRegistration:
         """Compute (or fetch from :attr:`cache`) the selected combination, then draw it."""

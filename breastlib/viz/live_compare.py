@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from breastlib.intensity import normalise_intensity
 from breastlib.viz.compare import NOT_REGISTERED, VIEW_TITLES, VIEWS, static_comparison_grid
-from breastlib.viz.live import PairRegistration, in_static_build, register_cohort_pair
+from breastlib.viz.live import (
+    CohortControls,
+    PairRegistration,
+    in_static_build,
+)
 
 __all__ = ["ComparisonGridExplorer", "grid_figure", "show_comparison_explorer"]
 
@@ -103,7 +106,7 @@ def grid_figure(
     )
 
 
-class ComparisonGridExplorer:
+class ComparisonGridExplorer(CohortControls):
     """ipywidgets controls over cohorts that show every method at one slice.
 
     Parameters
@@ -150,43 +153,17 @@ class ComparisonGridExplorer:
     ) -> None:
         import ipywidgets as widgets
 
-        from breastlib.evaluate.pair import load_cohort_pair
-
-        if not manifests:
-            raise ValueError("no cohorts to explore")
         if not methods:
             raise ValueError("no methods to compare")
-        self._sources = dict(manifests)
-        self.manifests: dict[str, Path] = {}
-        self.pairs: dict[str, list[str]] = {}
+        self._setup_cohorts(manifests, task=task, profile=profile, device=device, seed=seed,
+                            register=register)
         self.methods = tuple(methods)
-        self.profile, self.device, self.seed, self.columns = profile, device, seed, columns
-        self.cache: dict[tuple[str, str, str, str], PairRegistration] = {}
-
-        def default_register(task: str, pair_id: str, method: str,
-                             weights: str) -> PairRegistration:
-            pair = load_cohort_pair(self.manifests[task], pair_id)
-            return register_cohort_pair(pair, method=method, weights=weights,
-                                        profile=self.profile, device=self.device,
-                                        seed=self.seed)
-
-        self._register = register or default_register
-        first = task or next(iter(self._sources))
-        if first not in self._sources:
-            raise ValueError(f"task {first!r} is not among {sorted(self._sources)}")
-        self.task = widgets.Dropdown(options=list(self._sources), value=first,
-                                     description="task")
-        self.pair = widgets.Dropdown(options=self._pairs_of(first), description="pair")
-        self.weights = widgets.ToggleButtons(options=["random", "pretrained"],
-                                             value="random", description="weights")
+        self.columns = columns
         self.view = widgets.ToggleButtons(
             options=[(VIEW_TITLES[v], v) for v in VIEWS], value=VIEWS[0],
             description="view")
         self.slice = widgets.IntSlider(min=1, max=1, value=1, description="slice",
                                        continuous_update=False)
-        self.status = widgets.HTML()
-        self.output = widgets.Output()
-        self.task.observe(self._task_changed, names="value")
         for control in (self.pair, self.weights):
             control.observe(lambda _change: self.refresh(), names="value")
         for control in (self.slice, self.view):
@@ -201,25 +178,6 @@ class ComparisonGridExplorer:
 
         return widgets.VBox([widgets.HBox([self.task, self.pair]), self.weights, self.view,
                              self.slice, self.status, self.output])
-
-    def _pairs_of(self, task: str) -> list[str]:
-        """The task's pair ids, making its cohort first when it is given as a function."""
-        import pandas as pd
-
-        if task not in self.manifests:
-            source = self._sources[task]
-            self.manifests[task] = Path(source() if callable(source) else source)
-            self.pairs[task] = [str(p) for p in pd.read_csv(self.manifests[task])["pair_id"]]
-        return self.pairs[task]
-
-    def _task_changed(self, change: dict[str, Any]) -> None:
-        self.pair.options = self._pairs_of(change["new"])  # selects the first pair
-        self.refresh()
-
-    def _weights_for(self, method: str) -> str:
-        from breastlib.register.baselines import BASELINES
-
-        return "none" if method in ("mind", *BASELINES) else self.weights.value
 
     def keys(self) -> list[tuple[str, str, str, str]]:
         """``(task, pair, method, weights)`` of every panel for the current controls."""
