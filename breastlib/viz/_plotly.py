@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import io
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -466,3 +466,19 @@ def kernel_page() -> PlotlyPage:
         page = PlotlyPage()
         setattr(shell, _KERNEL_PAGE, page)
     return page
+
+
+def row_colorbar(
+    figure: Any, cax: Any, name: str, barred: Collection[str], *,
+    windows: Mapping[str, tuple[float, float]], colormaps: Mapping[str, str],
+    units: Mapping[str, str],
+) -> None:
+    """The colour bar at the end of ``name``'s row of a static fallback grid: drawn into
+    ``cax`` when ``name`` is colour-mapped (in ``barred``), else ``cax`` is left blank
+    (when other rows have a bar, so that the columns stay aligned)."""
+    if name in barred:
+        window = windows.get(name)
+        static_colorbar(figure, cax, colormaps.get(name, "gray"), window or (0.0, 1.0),
+                        wrap_label(colorbar_title(name, units, window), 30))
+    elif barred:
+        cax.set_axis_off()

@@ -36,12 +36,11 @@ from breastlib.viz._plotly import (
     encoded_slices,
     kernel_page,
     orientation_letters,
+    row_colorbar,
     scale_bar_mm,
     slice_labels,
-    static_colorbar,
     title_layout,
     volume_menu,
-    wrap_label,
 )
 from breastlib.viz.slices import NORMAL_AXIS, VIEWS, orthogonal_slice
 
@@ -332,13 +331,8 @@ def static_slices(
             if col == 0:  # horizontal and wrapped: long method names never overlap rows
                 ax.set_ylabel(textwrap.fill(name, width=16), rotation=0, ha="right",
                               va="center", fontsize=8, labelpad=6)
-        if name in barred:
-            window = windows.get(name)
-            static_colorbar(figure, grid[row, -1], colormaps.get(name, "gray"),
-                            window or (0.0, 1.0),
-                            wrap_label(colorbar_title(name, units, window), 30))
-        elif barred:
-            grid[row, -1].set_axis_off()
+        row_colorbar(figure, grid[row, -1], name, barred, windows=windows,
+                     colormaps=colormaps, units=units)
     suffix = "radiological view: patient's right on the viewer's left"
     if view == "sagittal":
         suffix = "sagittal view: anterior on the viewer's left, superior up"

@@ -29,11 +29,10 @@ from breastlib.viz._plotly import (
     draw_static_slice,
     encoded_slices,
     orientation_letters,
+    row_colorbar,
     slice_labels,
-    static_colorbar,
     title_layout,
     volume_menu,
-    wrap_label,
 )
 from breastlib.viz.interactive import display_images, show_interactive, slice_indices
 from breastlib.viz.slices import NORMAL_AXIS, VIEWS, orthogonal_slice
@@ -274,13 +273,8 @@ def static_orthogonal(
                 ax.set_title(view, fontsize=9)
             if col == 0:
                 ax.set_ylabel(name, fontsize=9)
-        if name in barred:
-            window = windows.get(name)
-            static_colorbar(figure, grid[row, -1], colormaps.get(name, "gray"),
-                            window or (0.0, 1.0),
-                            wrap_label(colorbar_title(name, units, window), 30))
-        elif barred:
-            grid[row, -1].set_axis_off()
+        row_colorbar(figure, grid[row, -1], name, barred, windows=windows,
+                     colormaps=colormaps, units=units)
     suffix = ("centre slices, radiological view: patient's right on the viewer's left; "
               "sagittal: anterior on the left")
     figure.suptitle(f"{title}\n{suffix}" if title else suffix)
