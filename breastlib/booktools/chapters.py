@@ -45,6 +45,7 @@ from breastlib.booktools.figures import (
     METRICS,
     comparison_volumes,
     distributions,
+    primary_metric,
     provenance,
     ran_rows,
     ranked_by,
@@ -179,9 +180,7 @@ CLASSICAL_METHODS = ("affine", "ants", "elastix")
 
 def _mean_error(rows: pd.DataFrame) -> pd.Series:
     """Mean primary metric per method label (dense error where known, else TRE)."""
-    metric = ("field_error_mean_mm" if rows["field_error_mean_mm"].notna().any()
-              else "tre_mean_after_mm")
-    return rows.groupby("method")[metric].mean().sort_values()
+    return rows.groupby("method")[primary_metric(rows)].mean().sort_values()
 
 
 def answer_in_words(study: StudyTables) -> str:
@@ -225,8 +224,7 @@ def answer_in_words(study: StudyTables) -> str:
                          f"{classical.iloc[0]:.1f} mm")
         lines.append("- " + ", ".join(parts) + ".")
     encoder_rows = ran[base.isin(ENCODER_METHODS)]
-    metric = ("field_error_mean_mm" if ran["field_error_mean_mm"].notna().any()
-              else "tre_mean_after_mm")
+    metric = primary_metric(ran)
     identity = ran[ran["method"] == "identity"].set_index("pair_id")[metric]
     gain = encoder_rows[metric].to_numpy() < (
         identity.reindex(encoder_rows["pair_id"]).to_numpy() - 0.1)
@@ -403,8 +401,7 @@ class TaskChapter:
         """
         cohort = pd.read_csv(self.manifest)[["pair_id", "has_lesion"]]
         ok = ran_rows(self.results).merge(cohort, on="pair_id", how="left")
-        metric = ("field_error_mean_mm" if ok["field_error_mean_mm"].notna().any()
-                  else "tre_mean_after_mm")
+        metric = primary_metric(ok)
         label = "dense error" if metric == "field_error_mean_mm" else "TRE"
         ok["group"] = np.where(ok["has_lesion"].astype(bool), "lesion", "control")
         means = ok.pivot_table(index="method", columns="group",

@@ -146,8 +146,11 @@ def field_error_region(pair: CohortPair) -> tuple[np.ndarray, str]:
 LESION_MARGIN_MM = 10.0
 
 
-def lesion_region(pair: CohortPair, margin_mm: float = LESION_MARGIN_MM) -> np.ndarray | None:
+def lesion_region(pair: CohortPair, margin_mm: float = LESION_MARGIN_MM, *,
+                  region: np.ndarray | None = None) -> np.ndarray | None:
     """The fixed lesion and every voxel within ``margin_mm`` of it, inside the breast.
+
+    ``region`` is :func:`field_error_region`'s mask when the caller has it already.
 
     Returns
     -------
@@ -165,7 +168,8 @@ def lesion_region(pair: CohortPair, margin_mm: float = LESION_MARGIN_MM) -> np.n
     if not lesion.any():
         return None
     distance = distance_transform_edt(~lesion, sampling=pair.fixed.spacing)
-    region, _ = field_error_region(pair)
+    if region is None:
+        region, _ = field_error_region(pair)
     return (distance <= margin_mm) & (region | lesion)
 
 
@@ -275,7 +279,7 @@ def pair_metrics(
         after = field_error_stats(displacement.millimetres(), truth_mm, region)
         before = field_error_stats(np.zeros_like(truth_mm), truth_mm, region)
         row |= {"field_error_mean_mm": after["mean"], "field_error_p95_mm": after["p95"]}
-        near_lesion = lesion_region(pair)
+        near_lesion = lesion_region(pair, region=region)
         if near_lesion is not None:
             row["field_error_lesion_mm"] = field_error_stats(
                 displacement.millimetres(), truth_mm, near_lesion)["mean"]

@@ -90,9 +90,10 @@ def square_pixels(
     return np.asarray(grey), pixel_mm
 
 
-def encode_image(image: np.ndarray, colormap: str | None, image_format: str) -> str:
-    """uint8 greyscale -> ``data:`` URI (``"png"`` or ``"jpeg"``), optionally through a
-    matplotlib colour map."""
+def encode_image(image: np.ndarray, colormap: str | None, image_format: str, *,
+                 quality: int = 90) -> str:
+    """uint8 greyscale -> ``data:`` URI (``"png"`` or ``"jpeg"``, the latter at JPEG
+    ``quality``), optionally through a matplotlib colour map."""
     from PIL import Image
 
     if colormap is None:
@@ -106,7 +107,7 @@ def encode_image(image: np.ndarray, colormap: str | None, image_format: str) -> 
     if image_format == "png":
         picture.save(buffer, format="PNG", optimize=True)
     elif image_format == "jpeg":
-        picture.save(buffer, format="JPEG", quality=90)
+        picture.save(buffer, format="JPEG", quality=int(quality))
     else:
         raise ValueError(f"image_format must be 'png' or 'jpeg', got {image_format!r}")
     encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -115,7 +116,7 @@ def encode_image(image: np.ndarray, colormap: str | None, image_format: str) -> 
 
 def encoded_slices(
     volume: np.ndarray, spacing: np.ndarray, view: str, indices: np.ndarray, *,
-    colormap: str | None, image_format: str, max_pixels: int,
+    colormap: str | None, image_format: str, max_pixels: int, quality: int = 90,
 ) -> tuple[list[str], float, tuple[float, float]]:
     """``data:`` URIs of a [0, 1] volume's slices in one view, square mm pixels.
 
@@ -129,7 +130,7 @@ def encoded_slices(
         ``"axial"``, ``"coronal"`` or ``"sagittal"``.
     indices
         Slice indices along the view's normal axis.
-    colormap, image_format, max_pixels
+    colormap, image_format, quality, max_pixels
         As for :func:`encode_image` and :func:`square_pixels`.
 
     Returns
@@ -146,7 +147,7 @@ def encoded_slices(
     for index in indices:
         image, extent = orthogonal_slice(volume, spacing, view, int(index))
         picture, pixel_mm = square_pixels(image, extent, max_pixels)
-        uris.append(encode_image(picture, colormap, image_format))
+        uris.append(encode_image(picture, colormap, image_format, quality=quality))
         size_mm = (picture.shape[1] * pixel_mm, picture.shape[0] * pixel_mm)
     return uris, pixel_mm, size_mm
 

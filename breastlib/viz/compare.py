@@ -24,8 +24,6 @@ plotly is imported lazily: it belongs to the ``book`` extra, not to the core lib
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -39,10 +37,10 @@ from breastlib.viz._plotly import (
     check_spacing,
     colorbar_trace,
     draw_static_slice,
+    encoded_slices,
     kernel_page,
     orientation_letters,
     scale_bar_mm,
-    square_pixels,
     title_layout,
     wrap_label,
 )
@@ -158,38 +156,6 @@ def view_volume(
             raise ValueError("the jacobian view needs the Jacobian determinant")
         return np.clip(np.asarray(jacobian, dtype=np.float32) / JACOBIAN_MAX, 0.0, 1.0)
     raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
-
-
-def _jpeg_uri(picture: np.ndarray, colormap: str | None, quality: int) -> str:
-    """uint8 greyscale picture -> JPEG ``data:`` URI, optionally through a colour map."""
-    from PIL import Image
-
-    if colormap is None:
-        image = Image.fromarray(picture)
-    else:
-        import matplotlib
-
-        rgb = matplotlib.colormaps[colormap](picture / 255.0)[..., :3]
-        image = Image.fromarray(np.round(rgb * 255).astype(np.uint8))
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=int(quality))
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _encode_stack(
-    volume: np.ndarray, spacing: np.ndarray, positions: np.ndarray, *,
-    colormap: str | None, quality: int, max_pixels: int,
-) -> tuple[list[str], float, tuple[float, float]]:
-    """JPEG URIs of a [0, 1] stack's axial slices at ``positions``: like
-    :func:`breastlib.viz._plotly.encoded_slices`, with the JPEG quality chosen."""
-    uris = []
-    pixel_mm, size_mm = 1.0, (0.0, 0.0)
-    for position in positions:
-        image, extent = orthogonal_slice(volume, spacing, "axial", int(position))
-        picture, pixel_mm = square_pixels(image, extent, max_pixels)
-        uris.append(_jpeg_uri(picture, colormap, quality))
-        size_mm = (picture.shape[1] * pixel_mm, picture.shape[0] * pixel_mm)
-    return uris, pixel_mm, size_mm
 
 
 def _check_inputs(
@@ -325,9 +291,9 @@ def comparison_grid(
                                                    jacobian), VIEW_COLORMAPS[view]))
     sources: list[list[str]] = []
     for _, _, volume, colormap in stacks:
-        uris, pixel_mm, (width_mm, height_mm) = _encode_stack(
-            volume, spacing, positions, colormap=colormap, quality=jpeg_quality,
-            max_pixels=max_pixels)
+        uris, pixel_mm, (width_mm, height_mm) = encoded_slices(
+            volume, spacing, "axial", positions, colormap=colormap, image_format="jpeg",
+            quality=jpeg_quality, max_pixels=max_pixels)
         sources.append(uris)
     # Bytes of each slice in the page: plotly's JSON writes every "/" as "\\u002f".
     cost = np.array([sum(len(trace[k]) + 5 * trace[k].count("/") for trace in sources)
