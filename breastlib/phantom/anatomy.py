@@ -259,6 +259,12 @@ class Anatomy:
         return (np.asarray(points)[:, 0] < 0).astype(np.int64)
 
     # -- internals ----------------------------------------------------------------
+    @property
+    def subcut(self) -> float:
+        """Depth (mm) of the pectoralis under the chest surface (:class:`~breastlib.phantom.
+        deformation.Chest`)."""
+        return self.subject.subcut
+
     def torso_sdf(self, p: np.ndarray) -> np.ndarray:
         """Approximate signed distance (mm) of ``(N, 3)`` points to the chest surface."""
         s = self.subject

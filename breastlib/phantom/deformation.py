@@ -23,6 +23,7 @@ Regimes (see book/conventions.md, "Phantom physics"):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -30,12 +31,44 @@ import torch.nn.functional as F
 
 from breastlib.displacement import Displacement
 from breastlib.grid import Grid
-from breastlib.phantom.anatomy import Anatomy
 from breastlib.phantom.noise import NoiseLattice, sample_grid
 from breastlib.phantom.shapes import rotation_matrix, smoothstep
 
 REGIMES = ("visit", "position", "static")
 _SQUARINGS = 7
+
+
+class Chest(Protocol):
+    """What a deformation needs to know of a body: where its chest wall is.
+
+    The frame is the phantom's: RAS mm with the chest surface's midline at ``x = 0``, the
+    chest surface itself through ``y = 0`` there (anterior ``+y``), the breasts near
+    ``x = +-95`` and the middle of the breasts at ``z = 0``. :class:`~breastlib.phantom.
+    anatomy.Anatomy` is one; :class:`FlatChest` is the simplest other.
+    """
+
+    @property
+    def subcut(self) -> float:
+        """Depth (mm) of the pectoralis under the chest surface: the deformation vanishes
+        there."""
+        ...
+
+    def torso_sdf(self, p: np.ndarray) -> np.ndarray:
+        """Signed distance (mm) of ``(N, 3)`` points to the chest surface, positive in
+        front of it."""
+        ...
+
+
+@dataclass(frozen=True)
+class FlatChest:
+    """A chest surface that is the plane ``y = 0`` (anterior ``+y``), for a body known only
+    from an image, with the pectoralis ``subcut`` mm behind it (see :class:`Chest`)."""
+
+    subcut: float
+
+    def torso_sdf(self, p: np.ndarray) -> np.ndarray:
+        """``y``: the signed distance to the plane ``y = 0``, ``(N,)`` mm."""
+        return np.asarray(p)[:, 1]
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,7 +180,7 @@ def _edge_taper(pts: np.ndarray, lo: np.ndarray, shape: tuple[int, int, int],
 
 
 def draw_deformation(
-    anatomy: Anatomy,
+    anatomy: Chest,
     regime: str,
     rng: np.random.Generator,
     fixed: Grid,
@@ -161,7 +194,8 @@ def draw_deformation(
     Parameters
     ----------
     anatomy
-        The subject (the deformation vanishes at its chest wall).
+        The subject's :class:`Chest` (an :class:`~breastlib.phantom.anatomy.Anatomy` or a
+        :class:`FlatChest`); the deformation vanishes at its chest wall.
     regime
         ``"visit"``, ``"position"`` or ``"static"``.
     rng
@@ -176,9 +210,9 @@ def draw_deformation(
     """
     if regime not in REGIMES:
         raise ValueError(f"regime must be one of {REGIMES}, not {regime!r}")
-    s = anatomy.subject
+    subcut = anatomy.subcut
     lo, shape, pts = _lattice([fixed.world_bounds(), moving.world_bounds()], spacing)
-    centre = np.array([0.0, -s.subcut - 20.0, 0.0])
+    centre = np.array([0.0, -subcut - 20.0, 0.0])
     info: dict = {"regime": regime}
 
     def rigid(angle_deg: float, shift_mm: float) -> np.ndarray:
@@ -201,7 +235,7 @@ def draw_deformation(
         return deform
 
     # Weight: 0 at and behind the pectoralis, 1 from 25 mm in front of the chest surface.
-    weight = smoothstep(-s.subcut, 25.0 - s.subcut, anatomy.torso_sdf(pts))
+    weight = smoothstep(-subcut, 25.0 - subcut, anatomy.torso_sdf(pts))
     weight *= _edge_taper(pts, lo, shape, spacing)
     noise = NoiseLattice.random(rng, lo, lo + (np.array(shape) - 1) * spacing, 22.0, 3)
     smooth = noise.sample(pts).T  # (N, 3) unit variance
@@ -217,7 +251,7 @@ def draw_deformation(
         mat = rigid(rng.uniform(0.0, 3.0), rng.uniform(0.0, 5.0))
         # Prone -> supine-like: flatten along A-P towards the chest, spread laterally,
         # slide laterally and a little superiorly (anisotropic).
-        front = np.maximum(pts[:, 1] + s.subcut, 0.0)
+        front = np.maximum(pts[:, 1] + subcut, 0.0)
         base = np.zeros_like(smooth)
         base[:, 1] = -0.35 * front
         base[:, 0] = 0.12 * pts[:, 0] * smoothstep(60.0, 0.0, np.abs(np.abs(pts[:, 0]) - 95.0))
