@@ -86,20 +86,33 @@ def test_similarities_of_an_image_with_itself_and_another():
     assert real_exam.mind_ssd(a, rng.random(a.shape), mask) > 0.01
 
 
-def test_smooth_deformation_has_its_size_and_its_inverse():
-    grid = volume(np.zeros((40, 40, 30)), spacing=(3.0, 3.0, 3.0)).grid
-    breast = np.zeros(grid.shape, bool)
-    breast[10:30, 10:30, 8:22] = True
-    true, inverse = real_exam.smooth_deformation(grid, breast, p95_mm=5.0, seed=3)
-    p95 = np.percentile(true.magnitude_mm()[breast], 95)
-    assert p95 == pytest.approx(5.0, rel=0.05)
-    # u(x) + w(x + u(x)) = 0: the inverse undoes the field
-    points = grid.index_to_world(np.argwhere(breast)[::50].astype(float))
-    back, _ = inverse.to_fixed(inverse.to_moving(points))
-    round_trip = true.to_moving(inverse.to_moving(points))
-    assert np.abs(round_trip - points).max() < 0.3
-    assert np.abs(back - points).max() < 0.1
-    assert real_exam.folding_pct(true, breast) == 0.0
+def test_flat_chest_deformations_keep_the_phantom_regimes_and_vanish_behind_the_chest():
+    """The phantom's regimes drawn with a flat chest (the real exam's frame): calibrated
+    sizes, an inverse that undoes the field, no folding, and no motion at the pectoralis
+    apart from the regime's rigid part."""
+    from breastlib.phantom.deformation import FlatChest, draw_deformation
+
+    shape = (50, 40, 24)
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    affine[:3, 3] = (-100.0, -60.0, -46.0)  # y: 60 mm behind the chest plane to 96 mm in front
+    grid = Volume.from_array(np.zeros(shape, np.float32), affine).grid
+    breast = np.zeros(shape, bool)
+    breast[5:20, 18:35, 6:18] = True  # right breast, in front of y = 0
+    breast[30:45, 18:35, 6:18] = True
+    points = grid.index_to_world(np.argwhere(breast).astype(float))
+    for regime, low, high in (("visit", 5.0, 15.0), ("position", 15.0, 30.0)):
+        deform = draw_deformation(FlatChest(12.0), regime, np.random.default_rng(1), grid,
+                                  grid, points)
+        true = deform.displacement(grid)
+        p95 = np.percentile(true.magnitude_mm()[breast], 95)
+        assert low * 0.9 <= p95 <= high * 1.3, regime
+        round_trip = deform.to_fixed(deform.to_moving(points[::40]))
+        assert np.abs(round_trip - points[::40]).max() < 0.5, regime  # lattice: 5 mm
+        assert real_exam.folding_pct(true, np.ones(shape, bool)) == 0.0, regime
+        # behind the pectoralis (y < -12 mm) only the rigid part moves the tissue
+        back = grid.index_to_world(np.array([[25.0, 5.0, 12.0]]))  # y = -40 mm
+        soft = deform.soft_to_moving(back.astype(np.float32)) - back
+        assert np.abs(soft).max() < 0.05, regime
 
 
 # -- on the exam --------------------------------------------------------------------------
@@ -134,14 +147,26 @@ def test_motion_correction_and_t2_measures_and_figures(exam):
 
 
 @needs_realdata
-def test_known_deformation_is_recovered(exam):
-    known = real_exam.known_deformation(exam, p95_mm=6.0, seed=0)
-    before = known.table.loc["identity", "dense error mean (mm)"]
-    after = known.table.loc["mind", "dense error mean (mm)"]
-    assert 2.0 < before < 6.0
-    assert after < before
-    assert known.table.loc["mind", "folded (% body)"] < 1.0
-    assert isinstance(real_exam.known_deformation_figure(exam, known), Figure)
+def test_phantom_regimes_on_the_exam_are_recovered(exam):
+    origin = real_exam.chest_origin(exam)
+    low, high = exam.pre.grid.world_bounds()
+    assert (low < origin).all() and (origin < high).all()
+    for regime, (least, most) in (("visit", (5.0, 20.0)), ("position", (15.0, 35.0))):
+        known = real_exam.known_deformation(exam, regime)
+        before = known.table.loc["identity", "dense error p95 (mm)"]
+        assert least < before < most, regime
+        assert known.table.loc["mind", "dense error mean (mm)"] < 0.5 * known.table.loc[
+            "identity", "dense error mean (mm)"], regime
+        assert known.table.loc["mind", "folded (% body)"] < 1.0
+        # drawn from the uncropped image: no empty slab where the crop's edge moved in (the
+        # first and last slices may sample beyond the acquired volume)
+        body = exam.pre.array > np.percentile(exam.pre.array, 60)
+        body[:, :, :4] = body[:, :, -4:] = False
+        assert (known.moving.array[body] > 0).mean() > 0.999
+        assert isinstance(real_exam.known_deformation_figure(exam, known), Figure)
+    again, _, _ = real_exam.regime_deformation(exam, "visit")
+    first, _, _ = real_exam.regime_deformation(exam, "visit")
+    np.testing.assert_array_equal(again.millimetres(), first.millimetres())
 
 
 # -- the measures of the method tables, on small synthetic volumes --------------------------
@@ -267,8 +292,9 @@ def test_method_tables_of_the_identity_on_a_synthetic_exam():
     assert not (regions.edges & regions.enhancing).any()
     assert not (regions.skin & (regions.edges | regions.enhancing)).any()
     # no registration: the dense error is the known deformation itself
-    known = tables["known"].loc["identity"]
-    assert 3.0 < known["dense error p95 (mm)"] <= real_exam.KNOWN_P95_MM * 1.1
+    for regime, (low, high) in (("visit", (5.0, 20.0)), ("position", (15.0, 35.0))):
+        known = tables[f"known_{regime}"].loc["identity"]
+        assert low < known["dense error p95 (mm)"] < high, regime
     assert isinstance(real_exam.regions_figure(exam, regions), Figure)
 
 
@@ -289,7 +315,8 @@ def test_cache_key_depends_on_what_the_numbers_depend_on(monkeypatch):
     assert key["dataset"] == "uta11" and len(key["files_sha256"]) == 64
     assert real_exam.cache_key(("identity", "mind")) != key
     assert real_exam.cache_key(("identity",), spacing_mm=6.0) != key
-    monkeypatch.setattr(real_exam, "MEASURES_VERSION", "test")
+    assert real_exam.cache_key(("identity",), profile="corrected") != key
+    monkeypatch.setattr(real_exam.cache, "MEASURES_VERSION", "test")
     assert real_exam.cache_key(("identity",)) != key
     monkeypatch.setattr("breastlib.study.run.RESULTS_VERSION", "test")
     assert real_exam.key_id(real_exam.cache_key(("identity",))) != real_exam.key_id(key)
@@ -304,7 +331,7 @@ def test_numbers_come_from_the_cache_when_the_key_matches(tmp_path, monkeypatch)
         calls.append(args[1])
         return compute(*args, **kwargs)
 
-    monkeypatch.setattr(real_exam, "method_tables", counted)
+    monkeypatch.setattr(real_exam.tables, "method_tables", counted)
     path = tmp_path / "real-exam" / "numbers.json"
     first = real_exam.exam_numbers(exam, path=path, methods=("identity",))
     assert not first.from_cache and path.is_file() and len(calls) == 1
@@ -321,7 +348,7 @@ def test_numbers_come_from_the_cache_when_the_key_matches(tmp_path, monkeypatch)
     assert real_exam.exam_numbers(None, path=path, methods=("identity",)).from_cache
     assert real_exam.exam_numbers(None, path=path, methods=("identity", "affine")) is None
     # a changed key recomputes and rewrites the cache
-    monkeypatch.setattr(real_exam, "MEASURES_VERSION", "changed")
+    monkeypatch.setattr(real_exam.cache, "MEASURES_VERSION", "changed")
     third = real_exam.exam_numbers(exam, path=path, methods=("identity",))
     assert not third.from_cache and len(calls) == 2 and third.key_id != first.key_id
     assert real_exam.exam_numbers(None, path=path, methods=("identity",)).key_id == third.key_id
@@ -350,7 +377,7 @@ def test_summary_names_the_methods_that_change_the_numbers():
     known = pd.DataFrame({"dense error mean (mm)": [3.0, 1.0, 3.01, 3.0],
                           "folded (% body)": 0.0, "stage": ["-", "adam", "adam", "initial"]},
                          index=["identity", "mind", "bad", "kept"])
-    text = real_exam.summary(known, "known")
+    text = real_exam.summary(known, "known_visit")
     assert text.startswith("From best to worst by the mean dense error: mind (1.00 mm); "
                            "identity, kept (3.00 mm); bad (3.01 mm).")
     assert "Worse than no registration: bad." in text
@@ -376,9 +403,48 @@ def test_the_committed_cache_matches_the_code_and_is_plausible():
         identity = numbers.tables[phase].loc["identity"]
         assert identity["J mean (enhancing)"] == pytest.approx(1.0)
         assert identity["|u| p95 (mm, breast)"] == 0.0
-    known = numbers.tables["known"]
-    assert known.loc["mind", "dense error mean (mm)"] < known.loc["identity",
-                                                                  "dense error mean (mm)"]
+    for regime in real_exam.KNOWN_REGIMES:
+        known = numbers.tables[f"known_{regime}"]
+        assert known.loc["mind", "dense error mean (mm)"] < known.loc[
+            "identity", "dense error mean (mm)"], regime
+
+
+def test_the_chapter_says_what_the_committed_numbers_show(monkeypatch):
+    """book/real-exam.md states, in words, how the real anatomy's ranking compares with the
+    phantom's; when the committed numbers change, these claims must be read again."""
+    from pathlib import Path
+
+    from breastlib.booktools.chapters import study_results
+
+    book = Path(__file__).resolve().parents[1] / "book"
+    monkeypatch.chdir(book)
+    monkeypatch.delenv("BREASTLIB_BOOK_BUILD", raising=False)
+    numbers = real_exam.read_numbers(real_exam.CACHE_PATH, real_exam.cache_key())
+    assert numbers is not None
+    rankings = real_exam.phantom_rankings(numbers, study_results(compute=False).ran)
+    visit, position = rankings["visit"], rankings["position"]
+    # "Spearman's rho 0.95 for the visit regime", no method moves by more than one rank
+    assert real_exam.rank_agreement(visit)["spearman"] == pytest.approx(0.95, abs=0.005)
+    assert (visit["rank (real)"] - visit["rank (phantom)"]).abs().max() <= 1.0
+    assert "sam = medsam = sslsam" in visit.index
+    for table in rankings.values():  # elastix first on both, identity near the end
+        assert table.index[0] == "elastix" and table["phantom (mm)"].idxmin() == "elastix"
+    # the encoders recover about 40 % of the position regime on the real anatomy, the
+    # affine nothing; on the phantom's modality pairs the encoders score as no registration
+    known = numbers.tables["known_position"]["dense error mean (mm)"]
+    for encoder in ("sam", "dinov2", "medclip"):
+        assert 0.35 < 1 - known[encoder] / known["identity"] < 0.5, encoder
+    assert 1 - known["affine"] / known["identity"] < 0.02
+    phantom = position["phantom (mm)"]
+    assert (phantom.filter(like="sam") == phantom["identity"]).all()
+    for name in ("known_visit", "known_position"):
+        assert (numbers.tables[name]["folded (% body)"] == 0.0).all(), name
+    # "every deformable method's error is smaller on the real anatomy than on the phantom"
+    for table in rankings.values():
+        deformable = table.drop(index=["identity", "affine"])
+        assert (deformable["real anatomy (mm)"] < deformable["phantom (mm)"]).all()
+    text = (book / "real-exam.md").read_text()
+    assert "Spearman's rho 0.95" in text and "about 40 %" in text
 
 
 @needs_realdata
@@ -394,3 +460,70 @@ def test_dce_regions_on_the_exam(exam):
         assert not (regions.enhancing & (regions.skin | regions.edges)).any()
         assert regions.enhancing.sum() < 0.05 * exam.breast.sum()
         assert regions.threshold > 0.0 and regions.scale > 0.0
+
+
+# -- the phantom's ranking beside the real anatomy's ------------------------------------------
+def test_ranking_table_and_agreement_of_two_rankings():
+    import pandas as pd
+
+    ran = pd.DataFrame({"task": ["longitudinal"] * 6 + ["modality"],
+                        "method": ["mind", "mind", "sam (random)", "sam (random)", "identity",
+                                   "identity", "mind"],
+                        "field_error_mean_mm": [1.0, 3.0, 9.0, 7.0, 8.0, 8.0, 50.0]})
+    phantom = real_exam.phantom_errors(ran, "longitudinal")
+    assert phantom.to_dict() == {"mind": 2.0, "identity": 8.0, "sam": 8.0}
+    real = pd.DataFrame({"dense error mean (mm)": [9.0, 2.5, 10.0, 4.0]},
+                        index=["identity", "mind", "sam", "ants"])
+    table = real_exam.ranking_table(real, phantom)
+    assert list(table.index) == ["mind", "identity", "sam"]  # ants has no phantom row
+    # identical numbers on both sides: one method (a random-weight architecture's copies)
+    twins = real_exam.ranking_table(
+        pd.concat([real, real.loc[["sam"]].rename(index={"sam": "medsam"})]),
+        pd.concat([phantom, pd.Series({"medsam": 8.0})]))
+    assert list(twins.index) == ["mind", "identity", "sam = medsam"]
+    assert list(table["rank (real)"]) == [1.0, 2.0, 3.0]
+    assert list(table["rank (phantom)"]) == [1.0, 2.5, 2.5]  # a tie shares its ranks
+    agreement = real_exam.rank_agreement(table)
+    assert agreement["spearman"] == pytest.approx(0.866, abs=1e-3)
+    words = real_exam.transfer_words(table, "visit", "longitudinal")
+    assert "Spearman's rho 0.87" in words and "mind (2.50 mm)" in words
+    assert "on the phantom's longitudinal pairs mind (2.00 mm): the same method" in words
+    reversed_ = real_exam.ranking_table(real.assign(**{"dense error mean (mm)": [1.0, 9.0,
+                                                                                 0.5, 4.0]}),
+                                        phantom)
+    assert real_exam.rank_agreement(reversed_)["spearman"] < 0
+    assert "disagree" in real_exam.transfer_words(reversed_, "visit", "longitudinal")
+    assert np.isnan(real_exam.rank_agreement(table.iloc[:2])["spearman"])
+    figure = real_exam.ranking_figure({"visit": table, "position": reversed_})
+    assert len(figure.axes) == 2 and figure.axes[0].get_xlabel().endswith("(mm)")
+
+
+def test_the_book_build_chooses_the_grid_the_profile_and_the_cache(monkeypatch):
+    monkeypatch.delenv("BREASTLIB_BOOK_BUILD", raising=False)
+    small = real_exam.exam_build()
+    assert (small.spacing_mm, small.profile) == (real_exam.WORK_SPACING_MM, "fast")
+    assert small.cache_path == real_exam.CACHE_PATH
+    assert real_exam.registration_settings()["profile"] == "fast"
+    monkeypatch.setenv("BREASTLIB_BOOK_BUILD", "full")
+    full = real_exam.exam_build()
+    assert full.spacing_mm == 0.0 and full.profile == "corrected"
+    assert full.cache_path != small.cache_path  # never overwrites the committed numbers
+    assert real_exam.registration_options("mind")["profile"] == "corrected"
+    assert real_exam.cache_key(("identity",))["work_spacing_mm"] == 0.0
+    # 0 keeps the voxels: the volume comes back as it is
+    source = volume(np.ones((4, 5, 6)))
+    assert real_exam.downsample(source, 0.0) is source
+    monkeypatch.setenv("BREASTLIB_BOOK_BUILD", "huge")
+    with pytest.raises(ValueError, match="BREASTLIB_BOOK_BUILD"):
+        real_exam.exam_build()
+
+
+def test_feature_figure_has_one_labelled_row_per_image():
+    rows = {"real exam": {"image": np.zeros((8, 10)), "sam": np.zeros((8, 10, 3))},
+            "phantom": {"image": np.zeros((6, 6)), "sam": np.ones((6, 6, 3)),
+                        "dinov2": np.ones((6, 6, 3))}}
+    figure = real_exam.feature_figure(rows)
+    axes = figure.axes
+    assert len(axes) == 6
+    assert axes[0].get_ylabel() == "real exam" and axes[3].get_ylabel() == "phantom"
+    assert not axes[2].axison  # the first row's empty third panel
