@@ -7,6 +7,7 @@ import time
 
 from breastlib.phantom.cohort import make_cohort
 from breastlib.phantom.pair import TASKS
+from breastlib.phantom.realism import Realism
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +29,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="small: ~2.7x2.7x2.5 mm for CI; full: ~0.76x0.76x1.5 mm")
     parser.add_argument("--seed", type=int, default=0, help="cohort seed (deterministic)")
     parser.add_argument("--out", default="phantom_cohort", help="output folder")
+    parser.add_argument("--realism", default="off", choices=["off", "clinical"],
+                        help="clinical effects: off (the original phantom) or clinical "
+                             "(per-visit grids, multi-scale deformation with sliding and "
+                             "shape change, imperfect fat suppression, ghosting, motion, "
+                             "skin and chest-wall landmarks)")
     parser.set_defaults(func=run)
 
 
@@ -35,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
     """Write the cohort; print the manifest path. Returns the exit status (0)."""
     start = time.perf_counter()
     manifest = make_cohort(args.task, args.pairs, size=args.size, seed=args.seed,
-                           out_dir=args.out)
+                           out_dir=args.out, realism=Realism.preset(args.realism))
     print(f"wrote {manifest} ({time.perf_counter() - start:.1f} s)")
     return 0

@@ -144,6 +144,7 @@ def render_on_grid(
     *,
     supersample: int = 2,
     warp: Callable[[np.ndarray], np.ndarray] | None = None,
+    image_fields: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None,
     slab_voxels: int = 600_000,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Draw a label map and noise-free images on ``grid`` with partial volume.
@@ -163,6 +164,10 @@ def render_on_grid(
     warp
         Maps image-space points to the tissue (reference) space before drawing: the
         moving image's ``y -> phi^-1(y)``.
+    image_fields
+        ``points (N, 3) mm -> {name: (N,)}``: fields of the acquisition rather than of the
+        tissue (e.g. the fat-suppression quality), evaluated at the image-space points
+        before ``warp`` and added to ``aux`` for ``shade``.
 
     Returns
     -------
@@ -179,9 +184,11 @@ def render_on_grid(
     for z0 in range(0, nz, step):
         z1 = min(nz, z0 + step)
         pts = _fine_points(grid, z0, z1, f)
+        fields = image_fields(pts) if image_fields is not None else {}
         if warp is not None:
             pts = warp(pts).astype(np.float32)
         lab, aux = draw(pts)
+        aux = {**aux, **fields} if fields else aux
         shape = (nx, ny, z1 - z0)
         labels[:, :, z0:z1] = _block_mode(lab, shape, f)
         for c in contrasts:

@@ -30,6 +30,7 @@ from breastlib.manifest import COLUMNS as MANIFEST_COLUMNS
 from breastlib.phantom.acquisition import SIZES, Acquisition
 from breastlib.phantom.labels import LABELS
 from breastlib.phantom.pair import TASKS, Pair, make_pair
+from breastlib.phantom.realism import Realism
 
 #: Version of the generator's output. Bump it with every change that alters a generated
 #: pair (anatomy, contrast, acquisition, deformation, landmarks): study results of phantom
@@ -48,7 +49,7 @@ def write_landmarks(path: str | os.PathLike, points: np.ndarray, kinds: list[str
 
 
 def pair_recipe(task: str, size: str, seed: int, *, has_lesion: bool | None = None,
-                acquisition: Acquisition | None = None) -> str:
+                acquisition: Acquisition | None = None, realism: Realism | None = None) -> str:
     """A short hash naming how a pair was generated: version, task, size, seed, options.
 
     Two machines given the same recipe generate the same pair up to floating-point
@@ -59,6 +60,8 @@ def pair_recipe(task: str, size: str, seed: int, *, has_lesion: bool | None = No
         "has_lesion": has_lesion,
         "acquisition": None if acquisition is None else asdict(acquisition),
     }
+    if realism is not None and not realism.is_off():  # the original phantom keeps its names
+        ingredients["realism"] = realism.as_dict()
     text = json.dumps(ingredients, sort_keys=True)
     # Never all digits: a CSV reader must keep it a string.
     return f"phantom-v{PHANTOM_VERSION}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
@@ -107,6 +110,7 @@ def make_cohort(
     out_dir: str | os.PathLike = "phantom_cohort",
     *,
     acquisition: Acquisition | None = None,
+    realism: Realism | None = None,
 ) -> Path:
     """Generate ``n_pairs`` pairs of a study task and write them with a manifest.
 
@@ -126,6 +130,9 @@ def make_cohort(
         Folder to write into (created).
     acquisition
         Acquisition effects passed to :func:`~breastlib.phantom.pair.make_pair`.
+    realism
+        Clinical effects (:class:`~breastlib.phantom.realism.Realism`) passed to
+        :func:`~breastlib.phantom.pair.make_pair` and named in every pair's recipe.
 
     Returns
     -------
@@ -147,14 +154,15 @@ def make_cohort(
         if task == "lesion":
             for flag, suffix in ((True, "lesion"), (False, "control")):
                 pair = make_pair(task, size, pair_seed, has_lesion=flag,
-                                 acquisition=acquisition)
+                                 acquisition=acquisition, realism=realism)
                 recipe = pair_recipe(task, size, pair_seed, has_lesion=flag,
-                                     acquisition=acquisition)
+                                     acquisition=acquisition, realism=realism)
                 rows.append(write_pair(pair, out_dir, f"{task}_{i:03d}_{suffix}",
                                        recipe=recipe))
         else:
-            pair = make_pair(task, size, pair_seed, acquisition=acquisition)
-            recipe = pair_recipe(task, size, pair_seed, acquisition=acquisition)
+            pair = make_pair(task, size, pair_seed, acquisition=acquisition, realism=realism)
+            recipe = pair_recipe(task, size, pair_seed, acquisition=acquisition,
+                                 realism=realism)
             rows.append(write_pair(pair, out_dir, f"{task}_{i:03d}", recipe=recipe))
     frame = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     buffer = io.StringIO()

@@ -61,6 +61,10 @@ _ENHANCEMENT: dict[str, float] = {
 }
 
 
+#: Fraction of its T1 signal that deep fat keeps under nominal fat suppression.
+FAT_SAT_RESIDUAL = 0.06
+
+
 def _lookup(column: int) -> np.ndarray:
     table = np.zeros(N_LABELS, dtype=np.float32)
     for name, values in _TABLE.items():
@@ -81,8 +85,35 @@ def tissue_table(contrast: str) -> dict[str, float]:
     return {name: float(_lookup(column)[v] * scale) for name, v in LABELS.items()}
 
 
+def fat_sat_quality_for_residual(residual: float | np.ndarray) -> float | np.ndarray:
+    """The ``fat_sat_quality`` at which deep fat keeps ``residual`` of its T1 signal.
+
+    Parameters
+    ----------
+    residual
+        Fraction (0-1) of deep fat's non-suppressed signal left, scalar or array.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        Quality in ``(0, 1]`` (same shape as ``residual``; float32 for arrays): 1 where
+        ``residual`` is at or below the nominal :data:`FAT_SAT_RESIDUAL`.
+    """
+    if np.ndim(residual) == 0:
+        return min(1.0, FAT_SAT_RESIDUAL / max(float(residual), FAT_SAT_RESIDUAL))
+    fraction = np.maximum(np.asarray(residual, dtype=np.float32), np.float32(FAT_SAT_RESIDUAL))
+    return (np.float32(FAT_SAT_RESIDUAL) / fraction).astype(np.float32)
+
+
+def _suppression(fat_sat_quality: float | np.ndarray) -> float | np.ndarray:
+    """Divisor of the fat residual: a scalar stays a Python scalar (float32 arithmetic)."""
+    if np.ndim(fat_sat_quality) == 0:
+        return max(fat_sat_quality, 1e-3)
+    return np.maximum(np.asarray(fat_sat_quality, dtype=np.float32), np.float32(1e-3))
+
+
 def synthesize(contrast: str, labels: np.ndarray, aux: dict[str, np.ndarray], *,
-               bpe: float = 1.0, fat_sat_quality: float = 1.0) -> np.ndarray:
+               bpe: float = 1.0, fat_sat_quality: float | np.ndarray = 1.0) -> np.ndarray:
     """Noise-free tissue intensities at points with ``labels`` and texture fields ``aux``.
 
     Parameters
@@ -98,7 +129,9 @@ def synthesize(contrast: str, labels: np.ndarray, aux: dict[str, np.ndarray], *,
     bpe
         Scales the background parenchymal enhancement of FGT on ``"post"`` (1 = +41 %).
     fat_sat_quality
-        1 = nominal suppression; smaller values leave more fat signal everywhere.
+        1 = nominal suppression; smaller values leave more fat signal. A scalar acts
+        everywhere; an ``(N,)`` array (e.g. from
+        :func:`~breastlib.phantom.artefacts.fat_sat_quality_map`) acts per point.
 
     Returns
     -------
@@ -137,7 +170,7 @@ def synthesize(contrast: str, labels: np.ndarray, aux: dict[str, np.ndarray], *,
     if contrast in ("t1fs", "post"):
         # Imperfect fat suppression near the skin/air boundary.
         near_air = np.exp(-aux["depth"] / 4.0)
-        residual = (0.06 + 0.22 * near_air) / max(fat_sat_quality, 1e-3)
+        residual = (FAT_SAT_RESIDUAL + 0.22 * near_air) / _suppression(fat_sat_quality)
         out[fat_like] = np.minimum(residual[fat_like], 0.8) * (1.0 + 0.05 * tex[fat_like])
         out[septa] = out[septa] * (1.0 - 0.5 * lig[septa]) + 0.35 * lig[septa]
     if contrast == "t2":

@@ -10,7 +10,8 @@ image through the stored ground-truth field.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -29,6 +30,8 @@ from breastlib.phantom.anatomy import Anatomy, Subject, VisitState, draw_subject
 from breastlib.phantom.contrast import CONTRASTS, synthesize
 from breastlib.phantom.deformation import Deformation, draw_deformation
 from breastlib.phantom.labels import LABELS
+from breastlib.phantom.landmarks import surface_landmarks
+from breastlib.phantom.realism import Realism
 from breastlib.tissues import breast_mask
 from breastlib.volume import Volume
 
@@ -86,7 +89,9 @@ def _streams(seed: int, task: str, n: int) -> list[np.random.Generator]:
 
 def _shade(bpe: float, fat_sat_quality: float):
     def shade(contrast: str, labels: np.ndarray, aux: dict) -> np.ndarray:
-        return synthesize(contrast, labels, aux, bpe=bpe, fat_sat_quality=fat_sat_quality)
+        # A per-point quality (Realism.fat_sat_residue) arrives in aux from render_on_grid.
+        quality = aux.get("fat_sat_quality", fat_sat_quality)
+        return synthesize(contrast, labels, aux, bpe=bpe, fat_sat_quality=quality)
     return shade
 
 
@@ -97,8 +102,11 @@ def _needed(contrast: str) -> tuple[str, ...]:
 def _acquire_series(
     clean: dict[str, np.ndarray], grid: Grid, wanted: tuple[str, ...], acq: Acquisition,
     rng: np.random.Generator,
+    artefacts: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Acquisition effects for series of one session (MRI series share the bias field)."""
+    """Acquisition effects for series of one session (MRI series share the bias field);
+    ``artefacts`` (ghosting, motion) act on the noise-free MRI images before the bias field
+    and the noise."""
     bias = bias_field(grid, rng, acq.bias_amplitude, acq.coil_gradient)
     out: dict[str, np.ndarray] = {}
     noisy: dict[str, np.ndarray] = {}
@@ -107,7 +115,8 @@ def _acquire_series(
             ct_acq = Acquisition(noise=12.0, slice_thickness_mm=acq.slice_thickness_mm)
             noisy[c] = acquire(clean[c], grid, c, ct_acq, rng)
         else:
-            noisy[c] = acquire(clean[c], grid, c, acq, rng, bias=bias)
+            image = clean[c] if artefacts is None else artefacts(clean[c])
+            noisy[c] = acquire(image, grid, c, acq, rng, bias=bias)
     for w in wanted:
         out[w] = noisy["post"] - noisy["t1fs"] if w == "sub" else noisy[w]
     return out
@@ -169,6 +178,7 @@ def make_pair(
     moving_sequence: str | None = None,
     motion: str | None = None,
     acquisition: Acquisition | None = None,
+    realism: Realism | None = None,
 ) -> Pair:
     """Generate one pair of a study task with its exact ground truth, in memory.
 
@@ -192,6 +202,9 @@ def make_pair(
     acquisition
         Acquisition effects (default: 2x supersampling for ``small``, none for
         ``full``; bias 0.12; Rician noise 2 % of fat).
+    realism
+        The clinical effects switched on (:class:`~breastlib.phantom.realism.Realism`);
+        default none: the original phantom, bit for bit.
 
     Returns
     -------
@@ -205,15 +218,19 @@ def make_pair(
     if moving_seq not in CONTRASTS:
         raise BreastlibError(f"unknown sequence {moving_seq!r}; choose from {sorted(CONTRASTS)}")
     acq = acquisition or Acquisition(supersample=2 if size == "small" else 1)
-    r_subject, r_deform, r_visit, r_fixed, r_moving, r_pick = _streams(seed, task, 6)
+    realism = realism or Realism.off()
+    # Realism draws from streams of its own, so that with it off nothing else changes.
+    streams = _streams(seed, task, 6 if realism.is_off() else 9)
+    r_subject, r_deform, r_visit, r_fixed, r_moving, r_pick = streams[:6]
     if has_lesion is None:
         has_lesion = task == "lesion" or bool(r_subject.random() < 0.5)
     subject_seed = int(r_subject.integers(0, 2 ** 31 - 1))
     subject: Subject = draw_subject(subject_seed, lesion=has_lesion)
     anatomy = Anatomy(subject, raster_mm=1.0 if size == "small" else 0.6)
 
-    fixed_grid = mri_grid(size)
-    moving_grid = ct_grid(size) if moving_seq == "ct" else mri_grid(size)
+    fixed_grid, moving_grid = _grids(size, moving_seq, realism, streams)
+    fixed_acq, moving_acq = (_acquisition_for(acq, grid, realism)
+                             for grid in (fixed_grid, moving_grid))
     visit1 = VisitState()
     if regime == "static":
         visit2 = VisitState()
@@ -226,26 +243,32 @@ def make_pair(
     fixed_needed = _needed(fixed_seq)
     fixed_lab, fixed_clean = render_on_grid(
         fixed_grid, lambda p: anatomy.render(p, visit1), _shade(bpe1, 1.0), fixed_needed,
-        supersample=acq.supersample)
-    fixed_img = _acquire_series(fixed_clean, fixed_grid, (fixed_seq,), acq, r_fixed)[fixed_seq]
+        supersample=acq.supersample, image_fields=_image_fields(fixed_grid, realism, streams))
+    fixed_img = _acquire_series(fixed_clean, fixed_grid, (fixed_seq,), fixed_acq, r_fixed,
+                                _artefacts(fixed_grid, realism, streams))[fixed_seq]
 
     # Ground truth, calibrated inside the fixed breast mask.
     mask = breast_mask(fixed_lab, LABELS)
     idx = np.argwhere(mask)
     idx = idx[:: max(1, len(idx) // 30_000)]
     breast_pts = fixed_grid.index_to_world(idx)
-    deform = draw_deformation(anatomy, regime, r_deform, fixed_grid, moving_grid, breast_pts)
+    deform = draw_deformation(anatomy, regime, r_deform, fixed_grid, moving_grid, breast_pts,
+                              **_deformation_switches(realism))
 
+    moving_fields = (_image_fields(moving_grid, realism, streams) if moving_seq != "ct"
+                     else None)
     moving_lab, moving_clean = render_on_grid(
         moving_grid, lambda p: anatomy.render(p, visit2), _shade(bpe2, 1.0), _needed(moving_seq),
-        supersample=acq.supersample, warp=deform.to_fixed)
-    moving_img = _acquire_series(moving_clean, moving_grid, (moving_seq,), acq,
-                                 r_moving)[moving_seq]
+        supersample=acq.supersample, warp=deform.to_fixed, image_fields=moving_fields)
+    moving_img = _acquire_series(moving_clean, moving_grid, (moving_seq,), moving_acq,
+                                 r_moving, _artefacts(moving_grid, realism, streams))[moving_seq]
 
     gt = deform.displacement(fixed_grid)
     inverse = deform.inverse_displacement(moving_grid)
+    surface = (surface_landmarks(anatomy, streams[8]) if realism.surface_landmarks
+               else None)
     fixed_pts, kinds = _pick_landmarks(anatomy, deform, fixed_grid, moving_grid, fixed_lab,
-                                       visit2, r_pick)
+                                       visit2, r_pick, surface=surface)
     moving_pts = gt.to_moving(fixed_pts)
     magnitude = np.linalg.norm(gt.millimetres()[:, mask], axis=0)
     info = {
@@ -258,6 +281,8 @@ def make_pair(
         "same_grid": bool(fixed_grid.same_as(moving_grid)),
         **{f"gt_{k}": v for k, v in deform.info.items() if k != "regime"},
     }
+    if not realism.is_off():
+        info["realism"] = realism.as_dict()
     return Pair(
         task=task,
         fixed=Volume(fixed_img, fixed_grid),
@@ -273,6 +298,61 @@ def make_pair(
     )
 
 
+def _grids(size: str, moving_seq: str, realism: Realism,
+           streams: list[np.random.Generator]) -> tuple[Grid, Grid]:
+    """The fixed and moving grids: the site's fixed protocol, or with
+    ``realism.visit_grids`` one drawn per image (the CT keeps its own)."""
+    if not realism.visit_grids:
+        return mri_grid(size), ct_grid(size) if moving_seq == "ct" else mri_grid(size)
+    from breastlib.phantom.grids import draw_mri_grid
+
+    fixed = draw_mri_grid(size, streams[6])
+    return fixed, ct_grid(size) if moving_seq == "ct" else draw_mri_grid(size, streams[6])
+
+
+def _acquisition_for(acq: Acquisition, grid: Grid, realism: Realism) -> Acquisition:
+    """``acq`` with the slice profile of a drawn grid (its slice thickness), when the grids
+    are drawn per image and ``acq`` does not fix one."""
+    if not realism.visit_grids or acq.slice_thickness_mm is not None:
+        return acq
+    from breastlib.phantom.grids import slice_thickness_for
+
+    return replace(acq, slice_thickness_mm=slice_thickness_for(grid))
+
+
+def _image_fields(grid: Grid, realism: Realism, streams: list[np.random.Generator]
+                  ) -> Callable[[np.ndarray], dict[str, np.ndarray]] | None:
+    """The per-point fat-suppression quality of one MRI acquisition (``None`` when
+    ``realism.fat_sat_residue`` is 0)."""
+    if realism.fat_sat_residue <= 0:
+        return None
+    from breastlib.phantom.artefacts import draw_fat_sat_field
+
+    quality = draw_fat_sat_field(grid, streams[7], realism.fat_sat_residue).quality
+    return lambda points: {"fat_sat_quality": quality(points)}
+
+
+def _artefacts(grid: Grid, realism: Realism, streams: list[np.random.Generator]
+               ) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Ghosting and motion artefact of one MRI acquisition (``None`` when both are off)."""
+    if realism.ghosting <= 0 and realism.motion <= 0:
+        return None
+    from breastlib.phantom.artefacts import ghosting, motion_artefact
+
+    def apply(image: np.ndarray) -> np.ndarray:
+        image = ghosting(image, realism.ghosting, streams[7])
+        return motion_artefact(image, realism.motion, streams[7], spacing=grid.spacing)
+    return apply
+
+
+def _deformation_switches(realism: Realism) -> dict[str, bool]:
+    """The keywords of :func:`~breastlib.phantom.deformation.draw_deformation` that
+    ``realism`` turns on (none when off, so the call is today's)."""
+    switches = {"multiscale": realism.multiscale, "sliding": realism.sliding,
+                "shape_change": realism.shape_change}
+    return {name: True for name, on in switches.items() if on}
+
+
 def _inside(grid: Grid, points: np.ndarray, margin: float = 3.0) -> np.ndarray:
     idx = grid.world_to_index(points)
     return np.all((idx >= margin) & (idx <= np.array(grid.shape) - 1 - margin), axis=1)
@@ -280,14 +360,25 @@ def _inside(grid: Grid, points: np.ndarray, margin: float = 3.0) -> np.ndarray:
 
 def _pick_landmarks(anatomy: Anatomy, deform: Deformation, fixed: Grid, moving: Grid,
                     fixed_labels: np.ndarray, visit2: VisitState, rng: np.random.Generator,
-                    max_branches: int = 60) -> tuple[np.ndarray, list[str]]:
+                    max_branches: int = 60,
+                    surface: tuple[np.ndarray, list[str]] | None = None,
+                    ) -> tuple[np.ndarray, list[str]]:
+    """The landmarks inside both fields of view: the anatomy's interior points (at most
+    ``max_branches`` duct branchings) and ``surface`` points (skin, chest wall, lesion
+    rim: :func:`~breastlib.phantom.landmarks.surface_landmarks`), which lie on tissue
+    boundaries and so skip the check that their voxel holds tissue."""
     pts, kinds = anatomy.landmarks()
+    on_surface = np.zeros(len(kinds), bool)
+    if surface is not None and len(surface[1]):
+        pts = np.concatenate([pts, surface[0]])
+        kinds = [*kinds, *surface[1]]
+        on_surface = np.concatenate([on_surface, np.ones(len(surface[1]), bool)])
     ok = _inside(fixed, pts) & _inside(moving, deform.to_moving(pts))
     idx = np.rint(fixed.world_to_index(pts)).astype(int)
     idx = np.clip(idx, 0, np.array(fixed.shape) - 1)
-    ok &= fixed_labels[idx[:, 0], idx[:, 1], idx[:, 2]] > 0
+    ok &= on_surface | (fixed_labels[idx[:, 0], idx[:, 1], idx[:, 2]] > 0)
     if visit2.lesion_scale <= 0:
-        ok &= np.array([k != "lesion_centre" for k in kinds])
+        ok &= np.array([not k.startswith("lesion") for k in kinds])
     keep = np.flatnonzero(ok)
     branch = [i for i in keep if kinds[i] == "fgt_branch"]
     if len(branch) > max_branches:

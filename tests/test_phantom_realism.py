@@ -1,0 +1,83 @@
+"""Pairs with the clinical effects on (breastlib.phantom.realism): the ground truth still
+holds, every effect shows, and with the effects off nothing changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from breastlib.evaluate.landmark_groups import landmark_group
+from breastlib.evaluate.metrics import dice
+from breastlib.phantom import LABELS, Acquisition, make_pair
+from breastlib.phantom.cohort import pair_recipe
+from breastlib.phantom.realism import Realism
+from breastlib.tissues import breast_mask
+
+FAST = Acquisition(supersample=1)
+CLINICAL = Realism.clinical()
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return {task: make_pair(task, "small", seed=5, acquisition=FAST, realism=CLINICAL)
+            for task in ("longitudinal", "modality")}
+
+
+def test_presets_and_recipe_names():
+    assert Realism.off().is_off() and not CLINICAL.is_off()
+    assert Realism.preset("clinical") == CLINICAL and Realism.preset("off") == Realism()
+    with pytest.raises(ValueError, match="realism"):
+        Realism.preset("extreme")
+    # the original phantom keeps its recipe; the clinical one gets its own
+    plain = pair_recipe("longitudinal", "small", 3)
+    assert pair_recipe("longitudinal", "small", 3, realism=Realism.off()) == plain
+    assert pair_recipe("longitudinal", "small", 3, realism=CLINICAL) != plain
+
+
+@pytest.mark.parametrize("task", ["longitudinal", "modality"])
+def test_clinical_pairs_keep_their_ground_truth(pairs, task):
+    pair = pairs[task]
+    assert pair.info["realism"] == CLINICAL.as_dict()
+    assert not pair.info["same_grid"]  # two visits never share a grid
+    fixed = pair.fixed_labels.array
+    warped = pair.displacement.warp_labels(pair.moving_labels).array
+    unwarped = pair.moving_labels.resample_to(pair.fixed_labels, mode="nearest").array
+    d_gt = dice(breast_mask(fixed, LABELS), breast_mask(warped, LABELS))
+    assert d_gt > 0.9 and d_gt > dice(breast_mask(fixed, LABELS),
+                                      breast_mask(unwarped, LABELS)) + 0.02
+    np.testing.assert_allclose(pair.displacement.to_moving(pair.fixed_landmarks),
+                               pair.moving_landmarks, atol=1e-9)
+    assert np.isfinite(pair.moving.array).all() and np.isfinite(pair.fixed.array).all()
+
+
+@pytest.mark.parametrize("task", ["longitudinal", "modality"])
+def test_clinical_pairs_have_landmarks_where_registrations_fail(pairs, task):
+    groups = {landmark_group(kind) for kind in pairs[task].landmark_kinds}
+    assert {"interior", "skin", "chest_wall"} <= groups
+
+
+def test_the_mri_grids_are_drawn_per_image_and_the_ct_keeps_its_own(pairs):
+    longitudinal, modality = pairs["longitudinal"], pairs["modality"]
+    assert not longitudinal.fixed.grid.same_as(longitudinal.moving.grid)
+    assert not np.allclose(longitudinal.fixed.spacing, longitudinal.moving.spacing)
+    plain = make_pair("modality", "small", seed=5, acquisition=FAST)
+    assert modality.moving.grid.same_as(plain.moving.grid)  # the CT grid
+    assert not modality.fixed.grid.same_as(plain.fixed.grid)
+
+
+def test_effects_off_change_nothing():
+    plain = make_pair("longitudinal", "small", seed=7, acquisition=FAST)
+    off = make_pair("longitudinal", "small", seed=7, acquisition=FAST, realism=Realism.off())
+    np.testing.assert_array_equal(plain.moving.array, off.moving.array)
+    np.testing.assert_array_equal(plain.displacement.field, off.displacement.field)
+    assert plain.landmark_kinds == off.landmark_kinds and "realism" not in off.info
+
+
+def test_fat_suppression_residue_brightens_fat_in_the_suppressed_series():
+    """The lesion task's images are fat-suppressed: with a residue, fat is brighter."""
+    plain = make_pair("lesion", "small", seed=2, acquisition=FAST)
+    residue = make_pair("lesion", "small", seed=2, acquisition=FAST,
+                        realism=Realism(fat_sat_residue=0.5))
+    fat = plain.fixed_labels.array == LABELS["fat"]
+    assert np.median(residue.fixed.array[fat]) > 1.2 * np.median(plain.fixed.array[fat])
+    np.testing.assert_array_equal(plain.fixed_labels.array, residue.fixed_labels.array)
