@@ -918,6 +918,21 @@ def benchmark(name: str, *, results_dir: str | os.PathLike = BENCHMARK_RESULTS
     return pd.DataFrame(record["rows"])
 
 
+def realism_difficulty(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean errors per task, phantom setting and method from the rows of
+    ``benchmarks/bench_phantom_realism.py``: the dense error, TRE over all landmarks and per
+    landmark group (interior, skin, chest wall), breast Dice and folding, rounded to 2
+    decimals, with the number of pairs."""
+    columns = {"field_error_mean_mm": "dense error (mm)", "tre_mean_after_mm": "TRE (mm)",
+               "tre_interior_mm": "TRE interior", "tre_skin_mm": "TRE skin",
+               "tre_chest_wall_mm": "TRE chest wall", "dice_breast": "breast Dice",
+               "jac_nonpos_pct": "folded (%)"}
+    grouped = rows.groupby(["task", "realism", "method"], sort=False)
+    table = grouped[list(columns)].mean().rename(columns=columns).round(2)
+    table.insert(0, "pairs", grouped.size())
+    return table
+
+
 def benchmark_runs(pattern: str, *, results_dir: str | os.PathLike = BENCHMARK_RESULTS
                    ) -> pd.DataFrame:
     """Every record matching ``pattern`` (sorted by name) as one table, with a ``run``
