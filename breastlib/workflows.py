@@ -21,7 +21,12 @@ from breastlib._atomic import staged_output
 from breastlib.device import peak_rss_mib
 from breastlib.displacement import Displacement
 from breastlib.errors import InputError
-from breastlib.evaluate.pair import CohortPair, check_truth_grid, pair_metrics
+from breastlib.evaluate.pair import (
+    CohortPair,
+    check_truth_grid,
+    landmark_kinds,
+    pair_metrics,
+)
 from breastlib.points import point_array, read_points, write_points
 from breastlib.tissues import load_label_names
 from breastlib.volume import Volume, load_volume
@@ -170,7 +175,8 @@ def register_files(
         pair_id=moving_path.name, task=None, fixed=fixed, moving=moving,
         fixed_labels=fixed_label_map, moving_labels=moving_label_map,
         fixed_points=fixed_xyz, moving_points=moving_xyz, label_names=names,
-        true_displacement=truth)
+        true_displacement=truth,
+        landmark_kinds=None if fixed_points is None else landmark_kinds(fixed_table))
     metrics = pair_metrics(displacement, scored, jacobian=jacobian,
                            warped_labels=warped_labels, detail=True)
     verdict = metrics.pop("verdict")

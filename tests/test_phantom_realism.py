@@ -115,3 +115,33 @@ def test_the_cohort_chapter_says_what_the_realism_benchmark_measured():
     assert tre["longitudinal", "clinical", "identity"] >= 8.0
     text = (root / "book" / "cohort.md").read_text()
     assert "about\ndoubles" in text or "about doubles" in text
+
+
+def test_the_pair_evaluation_splits_the_landmark_error_by_group(tmp_path, pairs):
+    """A written clinical pair's landmark kinds reach pair_metrics, which then gives the
+    error per group; without kinds it gives none."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from breastlib.displacement import Displacement
+    from breastlib.evaluate.landmark_groups import LANDMARK_GROUPS
+    from breastlib.evaluate.pair import load_cohort_pair, pair_metrics
+    from breastlib.phantom.cohort import write_pair
+
+    pair = pairs["longitudinal"]
+    row = write_pair(pair, tmp_path, "p0")
+    pd.DataFrame([row]).to_csv(tmp_path / "manifest.csv", index=False)
+    loaded = load_cohort_pair(tmp_path / "manifest.csv", "p0")
+    assert loaded.landmark_kinds == tuple(pair.landmark_kinds)
+    identity = Displacement.identity(loaded.fixed.grid)
+    metrics = pair_metrics(identity, loaded)
+    errors = np.linalg.norm(pair.fixed_landmarks - pair.moving_landmarks, axis=1)
+    kinds = np.array(pair.landmark_kinds)
+    assert metrics["tre_skin_mm"] == pytest.approx(errors[kinds == "skin"].mean(), rel=1e-6)
+    assert metrics["tre_chest_wall_mm"] == pytest.approx(errors[kinds == "chest_wall"].mean(),
+                                                         rel=1e-6)
+    assert all(f"tre_{group}_mm" in metrics for group in LANDMARK_GROUPS)
+    plain = pair_metrics(identity, replace(loaded, landmark_kinds=None))
+    assert "tre_skin_mm" not in plain and plain["tre_mean_after_mm"] == metrics[
+        "tre_mean_after_mm"]

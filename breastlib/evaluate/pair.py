@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from breastlib.displacement import Displacement
 from breastlib.errors import InputError
 from breastlib.intensity import normalise_intensity
 from breastlib.volume import Volume, load_volume
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,10 @@ class CohortPair:
     true_displacement
         The true fixed -> moving field on the fixed grid (a phantom's
         ``gt_displacement``), or ``None``.
+    landmark_kinds
+        The kind of each landmark (the ``kind`` column of the landmarks CSV: ``skin``,
+        ``chest_wall``, ``fgt_branch``, ...), or ``None``: the landmark error is then also
+        given per group (:mod:`breastlib.evaluate.landmark_groups`).
     """
 
     pair_id: str
@@ -53,6 +60,7 @@ class CohortPair:
     moving_points: np.ndarray | None
     label_names: dict[str, int]
     true_displacement: Displacement | None = None
+    landmark_kinds: tuple[str, ...] | None = None
 
 
 def load_cohort_pair(manifest: str | os.PathLike, pair_id: str) -> CohortPair:
@@ -83,22 +91,33 @@ def load_cohort_pair(manifest: str | os.PathLike, pair_id: str) -> CohortPair:
         found = path(column)
         return None if found is None else load_volume(found, labels=True)
 
-    def points(column: str) -> np.ndarray | None:
+    def points(column: str) -> pd.DataFrame | None:
         found = path(column)
-        return None if found is None else point_array(read_points(found))
+        return None if found is None else read_points(found)
 
     truth = path("gt_displacement")
     names_file = root / "labels.json"
     names = json.loads(names_file.read_text()) if names_file.is_file() else {}
     task = entry.get("task")
+    fixed_points, moving_points = points("fixed_landmarks"), points("moving_landmarks")
     return CohortPair(
         pair_id=str(pair_id), task=None if task is None or pd.isna(task) else str(task),
         fixed=load_volume(path("fixed_image")), moving=load_volume(path("moving_image")),
         fixed_labels=labels("fixed_labels"), moving_labels=labels("moving_labels"),
-        fixed_points=points("fixed_landmarks"), moving_points=points("moving_landmarks"),
+        fixed_points=None if fixed_points is None else point_array(fixed_points),
+        moving_points=None if moving_points is None else point_array(moving_points),
         label_names=names,
         true_displacement=None if truth is None else Displacement.load(truth),
+        landmark_kinds=landmark_kinds(fixed_points),
     )
+
+
+def landmark_kinds(table: pd.DataFrame | None) -> tuple[str, ...] | None:
+    """The ``kind`` column of a landmarks table (:func:`breastlib.points.read_points`), or
+    ``None`` when it has none."""
+    if table is None or "kind" not in table.columns:
+        return None
+    return tuple(table["kind"].astype(str))
 
 
 def body_mask(fixed: Volume, fixed_labels: Volume | None) -> np.ndarray:
@@ -212,7 +231,10 @@ def pair_metrics(
         ``dice_breast, hd95_breast_mm, dice_fgt, hd95_fgt_mm, dice_lesion`` (when both
         label maps exist), ``jac_nonpos_pct, sdlogj`` (inside :func:`body_mask`)
         and ``tre_mean_before_mm, tre_mean_after_mm, tre_median_after_mm,
-        tre_p90_after_mm`` (when both landmark sets exist), ``field_error_mean_mm,
+        tre_p90_after_mm`` (when both landmark sets exist; with the pair's
+        ``landmark_kinds`` also ``tre_<group>_mm`` for each group of
+        :data:`~breastlib.evaluate.landmark_groups.LANDMARK_GROUPS`, NaN where a group has
+        no landmark), ``field_error_mean_mm,
         field_error_p95_mm`` (the primary metric, when the pair has a true field; over
         :func:`field_error_region`), ``field_error_lesion_mm`` (the same within
         :data:`LESION_MARGIN_MM` of the fixed lesion, when there is one: :func:`lesion_region`)
@@ -226,6 +248,7 @@ def pair_metrics(
     InputError
         The true field lies on another grid than the fixed image.
     """
+    from breastlib.evaluate.landmark_groups import LANDMARK_GROUPS, tre_by_group
     from breastlib.evaluate.metrics import (
         dice,
         field_error_stats,
@@ -272,6 +295,12 @@ def pair_metrics(
         if detail:
             row |= {"tre_median_before_mm": before["median"],
                     "tre_p90_before_mm": before["p90"]}
+        if pair.landmark_kinds is not None and len(pair.landmark_kinds) == len(
+                pair.fixed_points):
+            errors = np.linalg.norm(displacement.to_moving(pair.fixed_points)
+                                    - pair.moving_points, axis=1)
+            groups = tre_by_group(errors, pair.landmark_kinds)
+            row |= {f"tre_{group}_mm": groups[group] for group in LANDMARK_GROUPS}
     if pair.true_displacement is not None:
         check_truth_grid(pair.true_displacement, pair.fixed)
         region, region_name = field_error_region(pair)
