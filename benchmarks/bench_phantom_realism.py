@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from breastlib.evaluate.landmark_groups import LANDMARK_GROUPS, tre_by_group
 from breastlib.evaluate.pair import load_cohort_pair, pair_metrics
+from breastlib.landmark_groups import LANDMARK_GROUPS, tre_by_group
 from breastlib.phantom import make_cohort
 from breastlib.phantom.realism import Realism
 from breastlib.register import register_method

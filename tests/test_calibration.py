@@ -277,8 +277,10 @@ def test_calibration_table_has_one_column_per_image_and_known_values():
 
 
 def test_calibration_figure_draws_slices_histograms_and_spectra():
+    from breastlib.booktools.calibration import calibration_figure
+
     exam = box_exam()
-    figure = cal.calibration_figure({"a": exam, "b": exam, "c": exam}, [["a", "b"], ["c"]])
+    figure = calibration_figure({"a": exam, "b": exam, "c": exam}, [["a", "b"], ["c"]])
     assert isinstance(figure, Figure)
     histogram = figure.axes[2]
     assert histogram.get_xlabel() == "breast intensity / body p99"

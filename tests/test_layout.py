@@ -16,7 +16,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("breastlib._atomic", "breastlib._sampling", "breastlib.errors", "breastlib.device",
      "breastlib.grid", "breastlib.volume", "breastlib.displacement", "breastlib.points",
      "breastlib.intensity", "breastlib.smoothing", "breastlib.tissues", "breastlib.manifest",
-     "breastlib.profiles", "breastlib.datasets"),
+     "breastlib.profiles", "breastlib.datasets", "breastlib.landmark_groups"),
     ("breastlib.phantom", "breastlib.encoders"),
     ("breastlib.features",),
     ("breastlib.register",),

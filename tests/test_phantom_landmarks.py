@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from breastlib.errors import InputError
-from breastlib.evaluate.landmark_groups import tre_by_group
+from breastlib.landmark_groups import tre_by_group
 from breastlib.phantom.anatomy import Anatomy, draw_subject
 from breastlib.phantom.labels import LABELS
 from breastlib.phantom.landmarks import LANDMARK_GROUPS, landmark_group, surface_landmarks
@@ -201,6 +201,6 @@ def test_tre_by_group_empty_group_is_nan_and_shapes_are_checked():
 
 
 def test_evaluation_does_not_import_the_phantom():
-    code = ("import sys, breastlib.evaluate.landmark_groups; "
+    code = ("import sys, breastlib.landmark_groups; "
             "sys.exit(any(m.startswith('breastlib.phantom') for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

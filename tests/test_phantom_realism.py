@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from breastlib.evaluate.landmark_groups import landmark_group
 from breastlib.evaluate.metrics import dice
+from breastlib.landmark_groups import landmark_group
 from breastlib.phantom import LABELS, Acquisition, make_pair
 from breastlib.phantom.cohort import pair_recipe
 from breastlib.phantom.realism import Realism
@@ -125,8 +125,8 @@ def test_the_pair_evaluation_splits_the_landmark_error_by_group(tmp_path, pairs)
     import pandas as pd
 
     from breastlib.displacement import Displacement
-    from breastlib.evaluate.landmark_groups import LANDMARK_GROUPS
     from breastlib.evaluate.pair import load_cohort_pair, pair_metrics
+    from breastlib.landmark_groups import LANDMARK_GROUPS
     from breastlib.phantom.cohort import write_pair
 
     pair = pairs["longitudinal"]

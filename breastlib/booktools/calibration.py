@@ -12,14 +12,23 @@ too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from breastlib.booktools.real_exam.loading import RealExam, downsample
 from breastlib.evaluate.image_masks import body_mask, breast_mask_from_image
-from breastlib.phantom.calibration import ImageWithMasks, reference_intensity
+from breastlib.phantom.calibration import (
+    SKIN_MM,
+    ImageWithMasks,
+    breast_histogram,
+    breast_interior,
+    radial_power_spectrum,
+    reference_intensity,
+)
+from breastlib.viz.panels import draw_slice
 from breastlib.volume import Volume
 
 #: The exam's T2 body mask fills the air folds beside the breasts' bases, putting
@@ -69,7 +78,7 @@ def calibration_images(exam: RealExam, *, seed: int = 0, size: str = "small"
 
 
 def figure_rows() -> list[list[str]]:
-    """The rows of :func:`~breastlib.phantom.calibration.calibration_figure`: each real
+    """The rows of :func:`calibration_figure`: each real
     series beside the phantom's same contrast, off and clinical."""
     return [[real, f"phantom {contrast} (off)", f"phantom {contrast} (clinical)"]
             for contrast, real in CONTRASTS.items()]
@@ -113,10 +122,78 @@ def show_calibration(exam: RealExam | None, images: Mapping[str, ImageWithMasks]
         return None
     from IPython.display import Markdown, display
 
-    from breastlib.phantom.calibration import calibration_figure, calibration_table
+    from breastlib.phantom.calibration import calibration_table
 
     images = images or calibration_images(exam)
     table = calibration_table(images)
     display(table.round(3), calibration_figure(images, figure_rows()),
             Markdown(match_words(table)))
     return table
+
+
+def middle_breast_slice(breast: np.ndarray) -> int:
+    """The axial slice (``z`` index) with the most breast voxels."""
+    return int(np.argmax(np.asarray(breast, bool).sum(axis=(0, 1))))
+
+
+def _draw_row(figure: Figure, axes: np.ndarray, images: Mapping[str, ImageWithMasks],
+              names: Sequence[str]) -> None:
+    """One row of :func:`calibration_figure`: the slices, the histograms, the spectra."""
+    hist_ax, spec_ax = axes[-2], axes[-1]
+    for c, name in enumerate(names):
+        volume, body, breast = images[name]
+        image = np.asarray(volume.array, float)
+        reference = reference_intensity(image, body)
+        shown = draw_slice(axes[c], image / reference, volume.spacing, view="axial",
+                           index=middle_breast_slice(breast), window=(0.0, 1.0), title=name,
+                           letters=True)
+        interior = breast_interior(body, breast, volume.spacing)
+        centres, density = breast_histogram(image, interior, reference)
+        hist_ax.plot(centres, density, label=name)
+        frequency, power = radial_power_spectrum(image / reference, interior, volume.spacing)
+        spec_ax.loglog(frequency, power, marker=".", label=name)
+    bar = figure.colorbar(shown, ax=axes[len(names) - 1], shrink=0.8, pad=0.02)
+    bar.set_label("intensity / body p99", fontsize=8)
+    hist_ax.set(xlabel="breast intensity / body p99", ylabel="density",
+                title=f"breast histogram (deeper than {SKIN_MM:g} mm)")
+    spec_ax.set(xlabel="spatial frequency (cycles/mm)",
+                ylabel="power (intensity$^2$ mm$^2$)", title="breast power spectrum")
+    for ax in (hist_ax, spec_ax):
+        ax.legend(fontsize=7)
+
+
+def calibration_figure(images: Mapping[str, ImageWithMasks],
+                       rows: Sequence[Sequence[str]], panel_size: float = 2.8) -> Figure:
+    """Matching contrasts side by side at one windowing, with their histograms and spectra.
+
+    Each row shows the axial slice with most breast of each named image, divided by its
+    body's 99th percentile and windowed 0-1, then the breast histograms and the radial
+    power spectra (log-log) of those images overlaid.
+
+    Parameters
+    ----------
+    images
+        Name -> ``(volume, body, breast)`` as for
+        :func:`~breastlib.phantom.calibration.calibration_table`.
+    rows
+        Names of ``images`` per row, e.g. ``[["real DCE pre", "phantom t1fs (off)"],
+        ["real T2", "phantom t2 (off)"]]``.
+    panel_size
+        Height (inches) of a panel.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    ncols = max(len(row) for row in rows) + 2
+    figure = Figure(figsize=(panel_size * 1.25 * ncols, panel_size * len(rows) + 0.6),
+                    layout="constrained")
+    axes = figure.subplots(len(rows), ncols, squeeze=False)
+    for r, names in enumerate(rows):
+        _draw_row(figure, axes[r], images, names)
+        for c in range(len(names), ncols - 2):
+            axes[r, c].set_axis_off()
+    figure.suptitle("Phantom against the real exam: intensity / body p99, window 0-1 "
+                    "(radiological view: patient's right on the left, anterior up)",
+                    fontsize=10)
+    return figure

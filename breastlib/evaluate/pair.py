@@ -47,7 +47,7 @@ class CohortPair:
     landmark_kinds
         The kind of each landmark (the ``kind`` column of the landmarks CSV: ``skin``,
         ``chest_wall``, ``fgt_branch``, ...), or ``None``: the landmark error is then also
-        given per group (:mod:`breastlib.evaluate.landmark_groups`).
+        given per group (:mod:`breastlib.landmark_groups`).
     """
 
     pair_id: str
@@ -233,7 +233,7 @@ def pair_metrics(
         and ``tre_mean_before_mm, tre_mean_after_mm, tre_median_after_mm,
         tre_p90_after_mm`` (when both landmark sets exist; with the pair's
         ``landmark_kinds`` also ``tre_<group>_mm`` for each group of
-        :data:`~breastlib.evaluate.landmark_groups.LANDMARK_GROUPS`, NaN where a group has
+        :data:`~breastlib.landmark_groups.LANDMARK_GROUPS`, NaN where a group has
         no landmark), ``field_error_mean_mm,
         field_error_p95_mm`` (the primary metric, when the pair has a true field; over
         :func:`field_error_region`), ``field_error_lesion_mm`` (the same within
@@ -248,7 +248,6 @@ def pair_metrics(
     InputError
         The true field lies on another grid than the fixed image.
     """
-    from breastlib.evaluate.landmark_groups import LANDMARK_GROUPS, tre_by_group
     from breastlib.evaluate.metrics import (
         dice,
         field_error_stats,
@@ -259,6 +258,7 @@ def pair_metrics(
         tre_stats,
     )
     from breastlib.evaluate.verdict import verdict
+    from breastlib.landmark_groups import LANDMARK_GROUPS, tre_by_group
     from breastlib.tissues import breast_mask, fgt_mask, tissue_mask
 
     row: dict[str, Any] = {}

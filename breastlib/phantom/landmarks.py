@@ -13,7 +13,7 @@ points (duct branchings, vessel bifurcations, nipples, lesion centre, sternum).
 - ``lesion_rim``: the boundary of the lesion's body, when the subject has one.
 
 :func:`landmark_group` and :data:`LANDMARK_GROUPS` (defined in
-:mod:`breastlib.evaluate.landmark_groups`) group every landmark kind for reporting.
+:mod:`breastlib.landmark_groups`) group every landmark kind for reporting.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from breastlib.errors import BreastlibError
-from breastlib.evaluate.landmark_groups import LANDMARK_GROUPS, landmark_group
+from breastlib.landmark_groups import LANDMARK_GROUPS, landmark_group
 from breastlib.phantom.anatomy import Anatomy
 from breastlib.phantom.breast import Breast
 from breastlib.phantom.labels import LABELS

@@ -5,9 +5,9 @@ pectoralis/chest-wall interface, a lesion's rim), so a single mean TRE over all
 landmarks hides those failures behind the many interior points. This module groups
 landmark kinds and reports the TRE of each group separately.
 
-The kind -> group mapping lives here, not in :mod:`breastlib.phantom`, so that evaluation
-does not import the phantom's rendering code; :mod:`breastlib.phantom.landmarks`
-re-exports it.
+It sits in the bottom layer of the package (it needs numpy only), so that the phantom,
+which makes landmarks of each kind, and the evaluation, which scores them, both use the one
+mapping; :mod:`breastlib.phantom.landmarks` re-exports it.
 """
 
 from __future__ import annotations
