@@ -624,3 +624,24 @@ def test_batch_sweep_of_the_committed_record(capsys):
         assert row["vs_batch_1"] == round(
             sweep.loc[sweep["encoder"] == row["encoder"], "vs_batch_1"].max(), 2)
     assert chapters.batch_sweep_figure(sweep).axes[0].get_xscale() == "log"
+
+
+def test_the_scaling_record_and_what_the_appendix_says_of_it():
+    """The performance appendix's sentences on time and memory against size are the
+    committed record's numbers (so that a new measurement cannot leave them stale)."""
+    rows = chapters.benchmark("scaling.json", results_dir=BENCHMARKS)
+    figure = chapters.scaling_figure(rows)
+    assert len(figure.axes) == 3 and figure.axes[0].get_xscale() == "log"
+    total = {(r["size"], r["profile"]): r["seconds"]["total"] for _, r in rows.iterrows()}
+    peak = {(r["size"], r["profile"]): r["peak_rss_mib"] / 1024 for _, r in rows.iterrows()}
+    guard = [r["seconds"]["guard"] / r["seconds"]["total"]
+             for _, r in rows.iterrows() if r["profile"] == "fast"]
+    text = " ".join((ROOT / "book" / "performance.md").read_text().split())
+    assert f"full-size pair in {total['full', 'fast']:.0f} s with a peak of " \
+           f"{peak['full', 'fast']:.0f} GB" in text
+    assert f"takes {total['full', 'convexadam']:.0f} s and {peak['full', 'convexadam']:.0f} GB" \
+           in text
+    met = total["full", "fast"] < 180 and peak["full", "fast"] < 6
+    assert ("is **not met**" in text) == (not met)
+    assert f"{total['full', 'fast'] / total['small x1.59', 'fast']:.1f} times as long" in text
+    assert f"({min(guard) * 100:.0f}-{max(guard) * 100:.0f} % of the time" in text

@@ -918,6 +918,41 @@ def benchmark(name: str, *, results_dir: str | os.PathLike = BENCHMARK_RESULTS
     return pd.DataFrame(record["rows"])
 
 
+def task_difficulty(rows: pd.DataFrame) -> pd.DataFrame:
+    """How hard each task of the book's cohort is, from its study rows (``status == "ok"``):
+    no registration against the best classical method (ANTs or elastix, lowest mean dense
+    error over the task's pairs).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per task: ``pairs``, identity's mean TRE and dense error (mm), the best
+        classical method, its mean TRE and dense error, and its mean TRE per landmark group
+        (interior, skin, chest wall, lesion; NaN where a task has no landmark of a group).
+    """
+    ok = rows[rows["status"] == "ok"]
+    out = []
+    for task, part in ok.groupby("task", sort=False):
+        means = part.groupby("method")[["tre_mean_after_mm", "field_error_mean_mm",
+                                        "tre_interior_mm", "tre_skin_mm",
+                                        "tre_chest_wall_mm", "tre_lesion_mm"]].mean()
+        classical = means.loc[[m for m in ("ants", "elastix") if m in means.index]]
+        if "identity" not in means.index or classical.empty:
+            continue
+        best = classical["field_error_mean_mm"].idxmin()
+        out.append({
+            "task": task, "pairs": part["pair_id"].nunique(),
+            "identity TRE (mm)": means.loc["identity", "tre_mean_after_mm"],
+            "identity dense (mm)": means.loc["identity", "field_error_mean_mm"],
+            "best classical": best,
+            "its TRE (mm)": means.loc[best, "tre_mean_after_mm"],
+            "its dense (mm)": means.loc[best, "field_error_mean_mm"],
+            **{f"its TRE {g.replace('_', ' ')}": means.loc[best, f"tre_{g}_mm"]
+               for g in ("interior", "skin", "chest_wall", "lesion")},
+        })
+    return pd.DataFrame(out).set_index("task").round(2) if out else pd.DataFrame()
+
+
 def realism_difficulty(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean errors per task, phantom setting and method from the rows of
     ``benchmarks/bench_phantom_realism.py``: the dense error, TRE over all landmarks and per
@@ -940,6 +975,34 @@ def benchmark_runs(pattern: str, *, results_dir: str | os.PathLike = BENCHMARK_R
     paths = sorted(Path(results_dir).glob(pattern))
     return pd.concat([benchmark(p.name, results_dir=results_dir).assign(run=p.stem)
                       for p in paths], ignore_index=True)
+
+
+def scaling_figure(rows: pd.DataFrame) -> matplotlib.figure.Figure:
+    """Seconds per stage and peak memory against the number of voxels, per profile, from
+    the rows of ``benchmarks/bench_scaling.py`` (log-log; one panel per profile and one for
+    memory)."""
+    from matplotlib.figure import Figure
+
+    profiles = list(dict.fromkeys(rows["profile"]))
+    figure = Figure(figsize=(4.0 * (len(profiles) + 1), 3.6), layout="constrained")
+    axes = figure.subplots(1, len(profiles) + 1, squeeze=False)[0]
+    stages = ("features", "convex", "adam", "guard", "total")
+    for ax, profile in zip(axes, profiles, strict=False):
+        part = rows[rows["profile"] == profile].sort_values("voxels")
+        for stage in stages:
+            seconds = part["seconds"].map(lambda s, k=stage: s.get(k, float("nan")))
+            ax.loglog(part["voxels"], seconds, marker="o", label=stage)
+        ax.set(title=f"'{profile}' profile", xlabel="voxels of the fixed image",
+               ylabel="seconds")
+        ax.legend(fontsize=7)
+    memory = axes[-1]
+    for profile in profiles:
+        part = rows[rows["profile"] == profile].sort_values("voxels")
+        memory.loglog(part["voxels"], part["peak_rss_mib"] / 1024, marker="o", label=profile)
+    memory.set(title="peak memory of the process", xlabel="voxels of the fixed image",
+               ylabel="GiB (resident)")
+    memory.legend(fontsize=7)
+    return figure
 
 
 def throughput_figure(measured: pd.DataFrame) -> matplotlib.figure.Figure:
