@@ -6,6 +6,7 @@ import argparse
 import io
 import os
 import urllib.error
+import urllib.request
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -17,6 +18,8 @@ from breastlib.cli import weights as weights_cli
 from breastlib.encoders import ENCODERS, clear_cache, get_encoder
 from breastlib.encoders import weights as w
 from breastlib.errors import BreastlibError
+
+REAL_URLOPEN = urllib.request.urlopen  # the autouse fixture replaces it; mirrors restore it
 
 
 @pytest.fixture(autouse=True)
@@ -225,3 +228,88 @@ def test_weights_cli(weights_home, capsys):
     _save({"x": torch.zeros(1)}, weights_home / "sam_vit_b_01ec64.pth")
     assert _cli("weights", "verify", "--record") == 0
     assert "pinned" in capsys.readouterr().out
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A local HTTP server on 127.0.0.1 serving checkpoints in each family's published
+    layout under their cache names, named by $BREASTLIB_WEIGHTS_MIRROR; the real
+    urlopen back in place (the autouse fixture disables the network)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    served = tmp_path / "served"
+    served.mkdir()
+    for spec in ("sam", "dinov2-s", "medclip"):
+        ckpt = w.CHECKPOINTS[ENCODERS[spec].checkpoint]
+        _save(checkpoint_from_manifest(w.load_manifest(ckpt.manifest)),
+              served / ckpt.filename)
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                 functools.partial(Quiet, directory=str(served)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setattr("urllib.request.urlopen", REAL_URLOPEN)
+    monkeypatch.setenv(w.MIRROR_ENV, f"http://127.0.0.1:{server.server_port}/")
+    yield served
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_by_encoder_name_from_a_mirror_then_load(weights_home, mirror, capsys):
+    """`weights download sam dinov2-s medclip` fetches each encoder's checkpoint over HTTP
+    (MedCLIP-SAMv2 has no public direct link: the mirror serves it), the files are the
+    served bytes, and each encoder then loads them strictly as `pretrained`."""
+    assert _cli("weights", "download", "sam", "dinov2-s", "medclip") == 0
+    out = capsys.readouterr().out
+    for spec in ("sam", "dinov2-s", "medclip"):
+        ckpt = w.CHECKPOINTS[ENCODERS[spec].checkpoint]
+        assert f"{ckpt.name}" in out
+        assert (weights_home / ckpt.filename).read_bytes() == (
+            mirror / ckpt.filename).read_bytes()
+    for spec in ("sam", "dinov2-s", "medclip"):
+        manifest = w.load_manifest(w.CHECKPOINTS[ENCODERS[spec].checkpoint].manifest)
+        state = w.read_state_dict(w.locate(ENCODERS[spec].checkpoint))
+        mapped, unexpected = _map(spec, state)
+        w.load_strict(_meta_network(spec), mapped, unexpected, source=spec)
+        assert set(state) == set(manifest["parameters"])
+
+
+def test_download_all_goes_on_past_what_is_missing_and_says_where(weights_home, mirror,
+                                                                  capsys):
+    """`all` downloads what the mirror serves and lists every checkpoint it could not get,
+    with the path it belongs at; the command fails so that a script notices."""
+    total = len(w.CHECKPOINTS)
+    with pytest.raises(BreastlibError, match=rf"of {total} checkpoint\(s\) not in the") as err:
+        _cli("weights", "download", "all")
+    assert str(weights_home / w.CHECKPOINTS["sslsam_vit_b"].filename) in str(err.value)
+    assert (weights_home / w.CHECKPOINTS["sam_vit_b"].filename).is_file()
+    out = capsys.readouterr().out
+    assert "sam_vit_b" in out and "FAILED" in out
+
+
+def test_download_names_are_checked_and_resolved():
+    from breastlib.encoders import checkpoint_names
+
+    assert checkpoint_names(["sam", "sam_vit_b", "dinov2"]) == ["sam_vit_b",
+                                                                "dinov2_vitl14_reg4"]
+    assert checkpoint_names(["all"]) == list(w.CHECKPOINTS)
+    with pytest.raises(BreastlibError, match="give an encoder"):
+        checkpoint_names(["mind"])
+    without_mirror = w.download_url("medclip_samv2")
+    assert without_mirror is None
+
+
+def test_a_folder_mirror_serves_hand_fetched_checkpoints(weights_home, tmp_path, monkeypatch):
+    ckpt = w.CHECKPOINTS["sslsam_vit_b"]
+    folder = tmp_path / "site weights"
+    _save(checkpoint_from_manifest(w.load_manifest(ckpt.manifest)), folder / ckpt.filename)
+    monkeypatch.setattr("urllib.request.urlopen", REAL_URLOPEN)
+    monkeypatch.setenv(w.MIRROR_ENV, folder.as_uri())
+    assert _cli("weights", "download", "sslsam") == 0
+    assert (weights_home / ckpt.filename).read_bytes() == (folder / ckpt.filename).read_bytes()

@@ -1,4 +1,4 @@
-"""``breastlib weights list | download NAME | verify [NAME] [--record]``.
+"""``breastlib weights list | download NAME... | verify [NAME] [--record]``.
 
 Registered by :mod:`breastlib.cli` through :func:`add_parser`; user errors raise
 :class:`~breastlib.errors.BreastlibError`, which the command line prints without a
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from breastlib.encoders import ENCODERS, checkpoint_names
 from breastlib.encoders import weights as w
 
 
@@ -24,9 +25,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     sub = parser.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
     sub.add_parser("list", help="show every checkpoint, its source, hash and cache status")
-    dl = sub.add_parser("download", help="fetch one checkpoint into the cache")
-    dl.add_argument("name", choices=sorted(w.CHECKPOINTS), metavar="NAME",
-                    help=f"one of: {', '.join(sorted(w.CHECKPOINTS))}")
+    dl = sub.add_parser(
+        "download", help="fetch checkpoints into the cache",
+        description=(
+            "Fetch checkpoints into the cache and check their SHA-256. NAME is an encoder "
+            f"as the study names it ({', '.join(ENCODERS)}), a checkpoint "
+            f"({', '.join(w.CHECKPOINTS)}) or 'all'. Checkpoints with no direct public "
+            f"download are listed with where to put them by hand (or served by "
+            f"${w.MIRROR_ENV}, a base URL holding the files under their cache names)."))
+    dl.add_argument("names", nargs="+", metavar="NAME",
+                    help="encoders, checkpoints or 'all'")
     dl.add_argument("--force", action="store_true", help="download again if present")
     ver = sub.add_parser("verify", help="check the SHA-256 of cached checkpoints")
     ver.add_argument("name", nargs="?", choices=sorted(w.CHECKPOINTS), metavar="NAME",
@@ -75,7 +83,28 @@ def run(args: argparse.Namespace) -> int:
     if action == "list":
         return _list()
     if action == "download":
-        path = w.download(args.name, force=args.force)
-        print(f"{args.name}: {path} (sha256 {w.file_sha256(path)})")
-        return 0
+        return _download(checkpoint_names(args.names), force=args.force)
     return _verify(args.name, args.record)
+
+
+def _download(names: list[str], *, force: bool) -> int:
+    """Download each checkpoint, going on past failures; then say what is still missing
+    and where to put it. Raises when any requested checkpoint is not in the cache."""
+    missing = []
+    for name in names:
+        if w.download_url(name) is None and not (w.checkpoint_path(name).is_file()
+                                                 and not force):
+            missing.append(f"{name}: {w.missing_message(name)}")
+            print(f"{name:<20} by hand    -> {w.checkpoint_path(name)}")
+            continue
+        try:
+            path = w.download(name, force=force)
+        except w.WeightsError as exc:
+            missing.append(f"{name}: {exc}")
+            print(f"{name:<20} FAILED")
+            continue
+        print(f"{name:<20} ok         {path} (sha256 {w.file_sha256(path)})")
+    if missing:
+        raise w.WeightsError(f"{len(missing)} of {len(names)} checkpoint(s) not in the "
+                             "cache:\n" + "\n".join(missing))
+    return 0

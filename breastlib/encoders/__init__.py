@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +67,39 @@ MIND = "mind"
 def list_methods() -> list[str]:
     """All method names accepted by ``--method``: the 2-D encoders, then ``mind``."""
     return [*ENCODERS, MIND]
+
+
+def checkpoint_names(requested: Iterable[str]) -> list[str]:
+    """The registry checkpoints a user asks for, in order, each once.
+
+    Parameters
+    ----------
+    requested
+        Checkpoint names (``sam_vit_b``), encoder method names as the study uses them
+        (``sam``, ``dinov2``, ``medclip``: their pretrained checkpoint) or ``all`` (every
+        checkpoint in the registry).
+
+    Raises
+    ------
+    BreastlibError
+        A name that is none of these (the message lists the valid ones).
+    """
+    from breastlib.encoders.weights import CHECKPOINTS
+
+    names: list[str] = []
+    for name in requested:
+        if name == "all":
+            found = list(CHECKPOINTS)
+        elif name in CHECKPOINTS:
+            found = [name]
+        elif name in ENCODERS and ENCODERS[name].checkpoint:
+            found = [ENCODERS[name].checkpoint]
+        else:
+            raise BreastlibError(
+                f"unknown weights '{name}': give an encoder ({', '.join(ENCODERS)}), a "
+                f"checkpoint ({', '.join(CHECKPOINTS)}) or 'all'")
+        names += [n for n in found if n not in names]
+    return names
 
 
 def get_spec(name: str) -> EncoderSpec:

@@ -16,9 +16,11 @@ The names used elsewhere are re-exported here (``from breastlib.encoders import 
 from __future__ import annotations
 
 from breastlib.encoders.weights.cache import (
+    MIRROR_ENV,
     check_sha256,
     checkpoint_path,
     download,
+    download_url,
     expected_sha256,
     file_sha256,
     locate,
@@ -42,12 +44,14 @@ from breastlib.encoders.weights.registry import (
 __all__ = [
     "CHECKPOINTS",
     "MANIFEST_DIR",
+    "MIRROR_ENV",
     "Checkpoint",
     "WeightsError",
     "check_sha256",
     "checkpoint_path",
     "convert_hf_clip_vision",
     "download",
+    "download_url",
     "expected_sha256",
     "file_sha256",
     "get_checkpoint",

@@ -3,7 +3,10 @@
 Nothing here touches the network unless :func:`download` is called (by
 ``breastlib weights download NAME``). The cache directory is
 ``$BREASTLIB_WEIGHTS``, else ``~/.cache/breastlib/weights``; hashes of checkpoints with no
-published SHA-256 are pinned locally in ``pins.json`` there.
+published SHA-256 are pinned locally in ``pins.json`` there. ``$BREASTLIB_WEIGHTS_MIRROR``
+(a base URL, e.g. an institution's server or ``file:`` folder holding the files under
+their cache names) replaces every publisher's URL, and also serves the checkpoints that
+have no direct public download.
 """
 
 from __future__ import annotations
@@ -23,6 +26,19 @@ def weights_dir() -> Path:
     """The weights cache: ``$BREASTLIB_WEIGHTS`` else ``~/.cache/breastlib/weights``."""
     env = os.environ.get("BREASTLIB_WEIGHTS")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "breastlib" / "weights"
+
+
+#: Environment variable naming a base URL that serves checkpoints under their cache names.
+MIRROR_ENV = "BREASTLIB_WEIGHTS_MIRROR"
+
+
+def download_url(name: str) -> str | None:
+    """Where :func:`download` fetches ``name`` from: ``$BREASTLIB_WEIGHTS_MIRROR/<file
+    name>`` when the mirror is set, else the publisher's direct URL (``None`` when the
+    file can only be fetched by hand)."""
+    ckpt = get_checkpoint(name)
+    mirror = os.environ.get(MIRROR_ENV, "").strip()
+    return f"{mirror.rstrip('/')}/{ckpt.filename}" if mirror else ckpt.url
 
 
 def checkpoint_path(name: str) -> Path:
@@ -151,14 +167,15 @@ def download(name: str, *, force: bool = False, timeout: float = 60.0) -> Path:
     if target.is_file() and not force:
         check_sha256(name, target)
         return target
-    if ckpt.url is None:
+    url = download_url(name)
+    if url is None:
         raise WeightsError(
             f"'{name}' has no direct download: get {ckpt.filename} from {ckpt.source} and "
             f"put it at {target}, then run 'breastlib weights verify --record'"
         )
     digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(ckpt.url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             with atomic_path(target) as tmp, open(tmp, "wb") as out:
                 for chunk in iter(lambda: response.read(1 << 22), b""):
                     digest.update(chunk)
@@ -171,7 +188,7 @@ def download(name: str, *, force: bool = False, timeout: float = 60.0) -> Path:
                     )
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise WeightsError(
-            f"could not download '{name}' from {ckpt.url} ({exc}); offline? put "
+            f"could not download '{name}' from {url} ({exc}); offline? put "
             f"{ckpt.filename} at {target} by hand"
         ) from exc
     return target
