@@ -98,6 +98,33 @@ class Displacement:
         mapped += index_map[:3, 3].reshape(3, 1, 1, 1)
         return Displacement((mapped - _index_grid(self.grid.shape)).astype(np.float32), self.grid)
 
+    def coverage(self, moving: Grid) -> np.ndarray:
+        """Where the moving image has data for the warped image: fixed voxels ``x`` whose
+        pull-back position ``x + u(x)`` lies inside ``moving``'s voxels (within half a
+        voxel of its outermost centres, where nearest-neighbour sampling still finds one).
+
+        Two acquisitions on their own grids rarely cover the same part of the body; outside
+        this mask the warped image is padding, not tissue, so label overlap is compared
+        inside it.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(X, Y, Z)`` bool on this field's (the fixed) grid.
+        """
+        index_map = np.linalg.inv(moving.affine) @ self.grid.affine
+        upper = np.asarray(moving.shape, dtype=np.float64) - 0.5
+        out = np.empty(self.grid.shape, dtype=bool)
+        ys, zs = np.meshgrid(np.arange(self.grid.shape[1]), np.arange(self.grid.shape[2]),
+                             indexing="ij")
+        for x in range(self.grid.shape[0]):  # one sagittal slab at a time: bounded memory
+            index = np.stack([np.full(ys.shape, x, dtype=np.float64), ys, zs])
+            index = index + self.field[:, x].astype(np.float64)
+            mapped = np.einsum("ij,j...->i...", index_map[:3, :3], index)
+            mapped += index_map[:3, 3].reshape(3, 1, 1)
+            out[x] = np.all((mapped >= -0.5) & (mapped <= upper.reshape(3, 1, 1)), axis=0)
+        return out
+
     # -- applying the field ---------------------------------------------------------
     def warp(self, moving: Volume, *, mode: str = "linear", device: str = "auto") -> Volume:
         """Resample ``moving`` onto the fixed grid through the field.

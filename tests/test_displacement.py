@@ -256,3 +256,21 @@ def test_field_written_by_simpleitk_loads_as_ras_millimetres(tmp_path):
     point = disp.grid.index_to_world(np.array([[2.0, 2.0, 1.0]]))
     np.testing.assert_allclose(disp.to_moving(point), point + np.array([1.0, 2.0, 3.0]),
                                atol=1e-6)
+
+
+def test_coverage_is_where_the_pull_back_lands_inside_the_moving_grid():
+    from breastlib.grid import Grid
+
+    fixed = Grid.from_file_affine((10, 6, 4), np.diag([2.0, 1.0, 3.0, 1.0]))
+    moving = Grid.from_file_affine((6, 6, 4), np.diag([2.0, 1.0, 3.0, 1.0]))  # x 0-10 mm
+    np.testing.assert_array_equal(Displacement.identity(fixed).coverage(moving).any(axis=(1, 2)),
+                                  np.arange(10) <= 5)
+    shifted = np.zeros((3, 10, 6, 4), np.float32)
+    shifted[0] = 2.0  # pulls from 2 voxels further along x
+    covered = Displacement(shifted, fixed).coverage(moving)
+    assert covered[:4].all() and not covered[4:].any()
+    # on a moving grid of another orientation and spacing the rule is the world's
+    flipped = Grid.from_file_affine((12, 6, 4), np.array(
+        [[-1.0, 0, 0, 11.0], [0, 1.0, 0, 0], [0, 0, 3.0, 0], [0, 0, 0, 1]]))  # x 0-11 mm
+    got = Displacement.identity(fixed).coverage(flipped).all(axis=(1, 2))
+    np.testing.assert_array_equal(got, np.arange(10) * 2.0 <= 11.5)

@@ -121,3 +121,20 @@ def test_dense_error_near_the_lesion_covers_the_lesion_and_its_margin(pair):
     assert metrics["field_error_lesion_mm"] == pytest.approx(
         field_error_stats(zero, truth_mm, default)["mean"])
     assert 0.0 < metrics["field_error_lesion_mm"] < 1.0
+
+
+def test_labels_are_compared_where_the_moving_image_has_data(pair):
+    """A moving image that covers only part of the fixed one (its own, shorter grid):
+    the true field still scores perfectly, since the tissue the moving image never
+    showed is not counted as missed."""
+    from dataclasses import replace
+
+    keep = 10  # the moving grid stops at x = 9 voxels, through its breast (x = 4..13)
+    cropped = Volume.from_array(pair.moving_labels.array[:keep], AFFINE, dtype=None)
+    short = replace(pair, moving=Volume.from_array(pair.moving.array[:keep], AFFINE),
+                    moving_labels=cropped)
+    field = np.zeros((3, *pair.fixed.shape), np.float32)
+    field[0] = SHIFT_VOXELS
+    metrics = pair_metrics(Displacement(field, pair.fixed.grid), short)
+    assert metrics["dice_breast"] == 1.0 and metrics["hd95_breast_mm"] == 0.0
+    assert metrics["dice_fgt"] == 1.0

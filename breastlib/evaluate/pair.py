@@ -229,7 +229,9 @@ def pair_metrics(
     -------
     dict
         ``dice_breast, hd95_breast_mm, dice_fgt, hd95_fgt_mm, dice_lesion`` (when both
-        label maps exist), ``jac_nonpos_pct, sdlogj`` (inside :func:`body_mask`)
+        label maps exist; compared where the moving image has data,
+        :meth:`~breastlib.displacement.Displacement.coverage`), ``jac_nonpos_pct, sdlogj``
+        (inside :func:`body_mask`)
         and ``tre_mean_before_mm, tre_mean_after_mm, tre_median_after_mm,
         tre_p90_after_mm`` (when both landmark sets exist; with the pair's
         ``landmark_kinds`` also ``tre_<group>_mm`` for each group of
@@ -265,23 +267,29 @@ def pair_metrics(
     before_row: dict[str, Any] = {}  # identity's values on this pair, for the verdict
     if pair.fixed_labels is not None and pair.moving_labels is not None:
         names = pair.label_names
-        fixed_labels = pair.fixed_labels.array
         if warped_labels is None:
             warped_labels = displacement.warp_labels(pair.moving_labels)
-        warped = warped_labels.array
+        # Label overlap where the moving image has data (Displacement.coverage): two grids
+        # covering different parts of the body must not count the uncovered part as missed.
+        seen = displacement.coverage(pair.moving_labels.grid)
+        fixed_labels = np.where(seen, pair.fixed_labels.array, 0)
+        warped = np.where(seen, warped_labels.array, 0)
         for name, make in (("breast", breast_mask), ("fgt", fgt_mask)):
             a, b = make(fixed_labels, names), make(warped, names)
             row[f"dice_{name}"] = dice(a, b)
             row[f"hd95_{name}_mm"] = hd95_mm(a, b, pair.fixed.spacing)
         row["dice_lesion"] = dice(tissue_mask(fixed_labels, names, ("lesion",)),
                                   tissue_mask(warped, names, ("lesion",)))
+        unseen = ~Displacement.identity(pair.fixed.grid).coverage(pair.moving_labels.grid)
         unregistered = pair.moving_labels.resample_to(pair.fixed.grid, mode="nearest").array
+        unregistered = np.where(unseen, 0, unregistered)
+        fixed_unmoved = np.where(unseen, 0, pair.fixed_labels.array)
         if detail:  # every label's Dice; the breast and FGT values above stay
             row = label_dice(fixed_labels, warped, names) | row
             before_row |= {f"{k}_before": v for k, v in label_metrics(
-                fixed_labels, unregistered, names, pair.fixed.spacing).items()}
+                fixed_unmoved, unregistered, names, pair.fixed.spacing).items()}
         else:
-            a, b = breast_mask(fixed_labels, names), breast_mask(unregistered, names)
+            a, b = breast_mask(fixed_unmoved, names), breast_mask(unregistered, names)
             before_row |= {"dice_breast_before": dice(a, b),
                            "hd95_breast_mm_before": hd95_mm(a, b, pair.fixed.spacing)}
     if jacobian is None:
