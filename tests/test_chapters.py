@@ -227,6 +227,20 @@ def test_tables_rank_by_the_dense_error_and_mark_flagged_rows():
     assert list(by_tre.index) == ["a", "b", "c", "identity"]
 
 
+def test_landmark_error_by_group_in_the_order_of_the_primary_metric():
+    from breastlib.booktools.figures import landmark_group_table
+
+    rows = _ranked_rows()
+    assert landmark_group_table(rows).empty  # rows of phantom version 1: no groups
+    rows["tre_interior_mm"] = rows["tre_mean_after_mm"] - 0.5
+    rows["tre_chest_wall_mm"] = rows["tre_mean_after_mm"] * 2
+    rows["tre_skin_mm"] = np.nan  # no skin landmark in these pairs: no column
+    table = landmark_group_table(rows)
+    assert list(table.index) == ["c", "a", "b", "identity"]
+    assert list(table.columns) == ["all landmarks", "interior", "chest wall"]
+    assert table.loc["b", "chest wall"] == 4.0 and table.loc["a", "interior"] == 0.5
+
+
 def test_figures_mark_flagged_rows():
     ran = ran_rows(_ranked_rows())
     figure = error_by_task(ran)
@@ -645,3 +659,55 @@ def test_the_scaling_record_and_what_the_appendix_says_of_it():
     assert ("is **not met**" in text) == (not met)
     assert f"{total['full', 'fast'] / total['small x1.59', 'fast']:.1f} times as long" in text
     assert f"({min(guard) * 100:.0f}-{max(guard) * 100:.0f} % of the time" in text
+
+
+def test_the_cohort_chapter_says_how_hard_each_task_is(committed):
+    """book/cohort.md reads chapters.task_difficulty of the committed rows in words; when
+    the data are regenerated these claims must be read again."""
+    table = chapters.task_difficulty(committed)
+    assert list(table.index) == list(BUILDS["small"].pairs)
+    text = " ".join((ROOT / "book" / "cohort.md").read_text().split())
+
+    def span(column: str) -> str:
+        return f"{table[column].min():.1f}-{table[column].max():.1f} mm"
+
+    assert f"no registration leaves the landmarks {span('identity TRE (mm)')}" in text
+    assert f"brings them to {span('its TRE (mm)')} (dense error {span('its dense (mm)')})" in text
+    assert (table["identity TRE (mm)"] >= 8).all()  # "on all four tasks"
+    assert table["its TRE (mm)"].between(2, 5).all()
+    boundary = table[["its TRE skin", "its TRE chest wall"]].min(axis=1)
+    others = table.drop(index="sequence")
+    assert (others["its TRE interior"] < boundary.drop(index="sequence")).all()
+    sequence = table.loc["sequence", ["its TRE interior", "its TRE skin", "its TRE chest wall"]]
+    assert table.loc["sequence", "best classical"] == "ants"
+    assert sequence.max() - sequence.min() < 0.1  # "about alike everywhere"
+    assert f"elastix reaches {table.loc['modality', 'its dense (mm)']:.1f} mm" in text
+    assert f"ANTs {table.loc['sequence', 'its dense (mm)']:.1f} mm" in text
+    mind = committed[(committed["task"] == "modality") & (committed["method"] == "mind")]
+    assert (mind["verdict"] != "ok").all()  # "MIND folds and pulls tissue into the air"
+
+
+def test_the_longitudinal_chapter_says_what_random_encoders_did(committed):
+    """book/task-longitudinal.md: the random-weight encoders raise breast Dice and lower
+    TRE while the dense error grows past no registration's."""
+    rows = committed[(committed["task"] == "longitudinal") & (committed["status"] == "ok")]
+    means = rows.groupby("method")[["dice_breast", "field_error_mean_mm",
+                                    "tre_mean_after_mm"]].mean()
+    encoders = means.loc[["sam", "medsam", "sslsam", "dinov2", "medclip"]]
+    identity = means.loc["identity"]
+    text = " ".join((ROOT / "book" / "task-longitudinal.md").read_text().split())
+    assert (f"breast Dice up from about {identity['dice_breast']:.2f} to "
+            f"{encoders['dice_breast'].min():.2f}-{encoders['dice_breast'].max():.2f}") in text
+    assert f"({identity['field_error_mean_mm']:.1f} mm with no registration" in text
+    assert (encoders["field_error_mean_mm"] > identity["field_error_mean_mm"]).all()
+    assert encoders["field_error_mean_mm"].between(11, 12.5).all()  # "11-12 mm"
+    assert (encoders["tre_mean_after_mm"] < identity["tre_mean_after_mm"]).all()
+
+
+def test_the_appendix_says_how_long_a_phantom_pair_takes():
+    rows = chapters.benchmark("phantom.json", results_dir=BENCHMARKS)
+    text = " ".join((ROOT / "book" / "performance.md").read_text().split())
+    for size in ("small", "full"):
+        seconds = rows.loc[rows["size"] == size, "generate_s"]
+        assert f"takes {seconds.min():.0f}-{seconds.max():.0f} s" in text, size
+    assert rows.loc[rows["size"] == "small", "generate_s"].max() < 30

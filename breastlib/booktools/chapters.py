@@ -45,6 +45,7 @@ from breastlib.booktools.figures import (
     METRICS,
     comparison_volumes,
     distributions,
+    landmark_group_table,
     primary_metric,
     provenance,
     ran_rows,
@@ -382,6 +383,11 @@ class TaskChapter:
         """Which metric the tables rank by, and the flags
         (:func:`~breastlib.booktools.figures.ranked_by`)."""
         return ranked_by(self.results)
+
+    def by_landmark_group(self) -> pd.DataFrame:
+        """Mean TRE per method and landmark group
+        (:func:`~breastlib.booktools.figures.landmark_group_table`)."""
+        return landmark_group_table(self.results)
 
     def show_distributions(self) -> None:
         """Per-method distributions of the primary metric, TRE and Dice, coloured by verdict
@@ -928,7 +934,8 @@ def task_difficulty(rows: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         One row per task: ``pairs``, identity's mean TRE and dense error (mm), the best
         classical method, its mean TRE and dense error, and its mean TRE per landmark group
-        (interior, skin, chest wall, lesion; NaN where a task has no landmark of a group).
+        (interior, skin, chest wall, lesion; NaN where a task has no landmark of a group);
+        not rounded.
     """
     ok = rows[rows["status"] == "ok"]
     out = []
@@ -950,7 +957,42 @@ def task_difficulty(rows: pd.DataFrame) -> pd.DataFrame:
             **{f"its TRE {g.replace('_', ' ')}": means.loc[best, f"tre_{g}_mm"]
                for g in ("interior", "skin", "chest_wall", "lesion")},
         })
-    return pd.DataFrame(out).set_index("task").round(2) if out else pd.DataFrame()
+    return pd.DataFrame(out).set_index("task") if out else pd.DataFrame()
+
+
+#: Method families of :func:`motion_error_figure`, in legend order.
+MOTION_FAMILIES = {"identity": "no registration", "affine": "affine", "ants": "ANTs",
+                   "elastix": "elastix", "mind": "MIND", "encoder": "encoders (random)"}
+
+
+def motion_error_figure(rows: pd.DataFrame, build: BookBuild | None = None
+                        ) -> matplotlib.figure.Figure:
+    """The dense error of every pair against the size of its true motion (the 95th
+    percentile of ``|u|`` in the breast, ``magnitude_mm`` of the cohort's manifest), one
+    panel per task, one colour per method family (the encoders with random weights
+    together). Reads the build's cohort manifests (:func:`book_cohort`, generated when
+    missing)."""
+    from matplotlib.figure import Figure
+
+    build = build or current_build()
+    ok = rows[rows["status"] == "ok"]
+    tasks = [t for t in build.pairs if t in set(ok["task"])]
+    figure = Figure(figsize=(3.3 * max(len(tasks), 1), 3.4), layout="constrained")
+    axes = figure.subplots(1, max(len(tasks), 1), squeeze=False, sharey=True)[0]
+    colours = dict(zip(MOTION_FAMILIES, ("#7f7f7f", "#bcbd22", "#2ca02c", "#1f77b4",
+                                         "#d62728", "#9467bd"), strict=True))
+    for ax, task in zip(axes, tasks, strict=False):
+        motion = pd.read_csv(book_cohort(task, build=build))[["pair_id", "magnitude_mm"]]
+        part = ok[ok["task"] == task].merge(motion, on="pair_id")
+        family = part["method"].where(part["method"].isin(MOTION_FAMILIES), "encoder")
+        for key, label in MOTION_FAMILIES.items():
+            chosen = part[family == key]
+            ax.scatter(chosen["magnitude_mm"], chosen["field_error_mean_mm"], s=18,
+                       color=colours[key], label=label, alpha=0.8)
+        ax.set(title=task, xlabel="true motion, p95 in the breast (mm)")
+    axes[0].set_ylabel("dense error (mm)")
+    axes[-1].legend(fontsize=7, loc="upper left")
+    return figure
 
 
 def realism_difficulty(rows: pd.DataFrame) -> pd.DataFrame:

@@ -90,9 +90,28 @@ def book_cohort(task: str, *, cohort_root: str | os.PathLike | None = None,
     build = build or current_build()
     cohort_root = Path(cohort_root) if cohort_root is not None else build.cohort_root(task)
     manifest = cohort_root / "manifest.csv"
-    if manifest.is_file():
+    if manifest.is_file() and _is_current(manifest, task, build):
         return manifest
     return make_cohort(task, build.pairs[task], size=build.size, seed=0, out_dir=cohort_root)
+
+
+def _is_current(manifest: Path, task: str, build: BookBuild) -> bool:
+    """Whether a cohort on disk is the one this code generates (same pairs, same recipes):
+    a cohort left by an older phantom version is regenerated, not reused."""
+    from breastlib.phantom.cohort import pair_recipe
+
+    try:
+        recipes = list(pd.read_csv(manifest, dtype=str)["recipe"])
+    except (OSError, ValueError, KeyError, pd.errors.ParserError):
+        return False
+    expected = []
+    for i in range(build.pairs[task]):
+        if task == "lesion":
+            expected += [pair_recipe(task, build.size, i, has_lesion=flag)
+                         for flag in (True, False)]
+        else:
+            expected.append(pair_recipe(task, build.size, i))
+    return recipes == expected
 
 
 def book_results(

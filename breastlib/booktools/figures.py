@@ -141,6 +141,27 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     return means.round(2)
 
 
+#: Landmark-group TRE columns of a study row and their labels (see
+#: :mod:`breastlib.landmark_groups`).
+GROUP_TRE = {"tre_interior_mm": "interior", "tre_skin_mm": "skin",
+             "tre_chest_wall_mm": "chest wall", "tre_lesion_mm": "lesion"}
+
+
+def landmark_group_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean landmark error (mm) per method over all landmarks and per landmark group
+    (interior, skin, chest wall, lesion), methods in the order of the primary metric; a
+    group without landmarks in these pairs has no column. Empty when the rows carry no
+    group columns (results of phantom version 1)."""
+    ok = ran_rows(table)
+    groups = [c for c in GROUP_TRE if c in ok and ok[c].notna().any()]
+    if not groups or "tre_mean_after_mm" not in ok:
+        return pd.DataFrame()
+    order = ok.groupby("method")[primary_metric(ok)].mean().sort_values().index
+    means = ok.groupby("method")[["tre_mean_after_mm", *groups]].mean().loc[order]
+    return means.rename(columns={"tre_mean_after_mm": "all landmarks",
+                                 **GROUP_TRE}).round(2)
+
+
 def distributions(
     table: pd.DataFrame, metrics: tuple[str, ...] | None = None,
 ) -> matplotlib.figure.Figure:

@@ -29,11 +29,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="small: ~2.7x2.7x2.5 mm for CI; full: ~0.76x0.76x1.5 mm")
     parser.add_argument("--seed", type=int, default=0, help="cohort seed (deterministic)")
     parser.add_argument("--out", default="phantom_cohort", help="output folder")
-    parser.add_argument("--realism", default="off", choices=["off", "clinical"],
-                        help="clinical effects: off (the original phantom) or clinical "
-                             "(per-visit grids, multi-scale deformation with sliding and "
-                             "shape change, imperfect fat suppression, ghosting, motion, "
-                             "skin and chest-wall landmarks)")
+    parser.add_argument("--realism", default="clinical", choices=["off", "clinical"],
+                        help="clinical effects: clinical (default: per-visit grids, "
+                             "multi-scale deformation with sliding and shape change, "
+                             "imperfect fat suppression, ghosting, motion, noise set from a "
+                             "real exam, skin and chest-wall landmarks, every task in the "
+                             "visit regime) or off (the original phantom, version 1)")
     parser.set_defaults(func=run)
 
 

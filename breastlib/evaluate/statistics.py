@@ -24,7 +24,9 @@ HIGHER_IS_BETTER = {"field_error_mean_mm": False, "field_error_p95_mm": False,
                     "dice_breast": True, "dice_fgt": True, "dice_lesion": True,
                     "hd95_breast_mm": False, "hd95_fgt_mm": False,
                     "tre_mean_after_mm": False, "tre_median_after_mm": False,
-                    "tre_p90_after_mm": False, "jac_nonpos_pct": False, "sdlogj": False}
+                    "tre_p90_after_mm": False, "tre_interior_mm": False, "tre_skin_mm": False,
+                    "tre_chest_wall_mm": False, "tre_lesion_mm": False,
+                    "jac_nonpos_pct": False, "sdlogj": False}
 
 
 def min_pairs(comparisons: int = 1, *, alpha: float = ALPHA) -> int:

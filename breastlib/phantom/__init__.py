@@ -14,12 +14,12 @@ from breastlib.phantom.cohort import MANIFEST_COLUMNS, make_cohort, write_landma
 from breastlib.phantom.contrast import CONTRASTS, synthesize, tissue_table
 from breastlib.phantom.deformation import REGIMES, Deformation, draw_deformation
 from breastlib.phantom.labels import LABELS
-from breastlib.phantom.pair import TASKS, Pair, make_pair, render_subject
+from breastlib.phantom.pair import TASKS, Pair, make_pair, render_subject, task_regime
 
 __all__ = [
     "CONTRASTS", "LABELS", "MANIFEST_COLUMNS", "REGIMES", "TASKS",
     "Acquisition", "Anatomy", "Deformation", "Pair", "Subject", "VisitState",
     "ct_grid", "draw_deformation", "draw_subject", "make_cohort",
-    "make_pair", "mri_grid", "render_subject", "synthesize", "tissue_table",
+    "make_pair", "mri_grid", "render_subject", "synthesize", "task_regime", "tissue_table",
     "write_landmarks",
 ]

@@ -37,7 +37,9 @@ from breastlib.phantom.realism import Realism
 #: pairs are keyed by their recipe (this version and the generation parameters), since
 #: the voxel values themselves differ in their last bits between CPUs (numpy's and
 #: torch's vectorised transcendental functions and BLAS kernels vary with the processor).
-PHANTOM_VERSION = 1
+#: 2: the clinical effects (:meth:`~breastlib.phantom.realism.Realism.clinical`) are on
+#: unless a pair asks for ``Realism.off()`` (version 1's phantom, bit for bit).
+PHANTOM_VERSION = 2
 
 def write_landmarks(path: str | os.PathLike, points: np.ndarray, kinds: list[str]) -> Path:
     """Write ``(N, 3)`` RAS mm points with their kinds as CSV ``x,y,z,kind`` (atomic)."""
@@ -60,7 +62,8 @@ def pair_recipe(task: str, size: str, seed: int, *, has_lesion: bool | None = No
         "has_lesion": has_lesion,
         "acquisition": None if acquisition is None else asdict(acquisition),
     }
-    if realism is not None and not realism.is_off():  # the original phantom keeps its names
+    realism = Realism.default() if realism is None else realism
+    if not realism.is_off():
         ingredients["realism"] = realism.as_dict()
     text = json.dumps(ingredients, sort_keys=True)
     # Never all digits: a CSV reader must keep it a string.
@@ -132,7 +135,8 @@ def make_cohort(
         Acquisition effects passed to :func:`~breastlib.phantom.pair.make_pair`.
     realism
         Clinical effects (:class:`~breastlib.phantom.realism.Realism`) passed to
-        :func:`~breastlib.phantom.pair.make_pair` and named in every pair's recipe.
+        :func:`~breastlib.phantom.pair.make_pair` and named in every pair's recipe;
+        default :meth:`~breastlib.phantom.realism.Realism.clinical`.
 
     Returns
     -------

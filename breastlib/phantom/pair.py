@@ -82,6 +82,14 @@ class Pair:
     info: dict = field(default_factory=dict)
 
 
+def task_regime(task: str, realism: Realism | None = None) -> str:
+    """The motion regime a task's pairs are drawn in: the task's own (:data:`TASKS`), or
+    the sequence task's ``visit`` for every task when ``realism.same_regime`` (the default
+    realism, :meth:`~breastlib.phantom.realism.Realism.clinical`)."""
+    realism = Realism.default() if realism is None else realism
+    return TASKS["sequence"][2] if realism.same_regime else TASKS[task][2]
+
+
 def _streams(seed: int, task: str, n: int) -> list[np.random.Generator]:
     key = sum(ord(c) * 31 ** i for i, c in enumerate(task)) % (2 ** 31)
     return [np.random.default_rng(s) for s in np.random.SeedSequence([int(seed), key]).spawn(n)]
@@ -204,7 +212,8 @@ def make_pair(
         ``full``; bias 0.12; Rician noise 2 % of fat).
     realism
         The clinical effects switched on (:class:`~breastlib.phantom.realism.Realism`);
-        default none: the original phantom, bit for bit.
+        default :meth:`~breastlib.phantom.realism.Realism.clinical`.
+        ``Realism.off()`` gives the original phantom (version 1) bit for bit.
 
     Returns
     -------
@@ -212,13 +221,13 @@ def make_pair(
     """
     if task not in TASKS:
         raise BreastlibError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
-    fixed_seq, moving_seq, regime = TASKS[task]
+    realism = Realism.default() if realism is None else realism
+    fixed_seq, moving_seq, _ = TASKS[task]
     moving_seq = moving_sequence or moving_seq
-    regime = motion or regime
+    regime = motion or task_regime(task, realism)
     if moving_seq not in CONTRASTS:
         raise BreastlibError(f"unknown sequence {moving_seq!r}; choose from {sorted(CONTRASTS)}")
     acq = acquisition or Acquisition(supersample=2 if size == "small" else 1)
-    realism = realism or Realism.off()
     # Realism draws from streams of its own, so that with it off nothing else changes.
     streams = _streams(seed, task, 6 if realism.is_off() else 9)
     r_subject, r_deform, r_visit, r_fixed, r_moving, r_pick = streams[:6]
@@ -253,7 +262,7 @@ def make_pair(
     idx = idx[:: max(1, len(idx) // 30_000)]
     breast_pts = fixed_grid.index_to_world(idx)
     deform = draw_deformation(anatomy, regime, r_deform, fixed_grid, moving_grid, breast_pts,
-                              **_deformation_switches(realism))
+                              **realism.deformation_switches())
 
     moving_fields = (_image_fields(moving_grid, realism, streams) if moving_seq != "ct"
                      else None)
@@ -311,8 +320,10 @@ def _grids(size: str, moving_seq: str, realism: Realism,
 
 
 def _acquisition_for(acq: Acquisition, grid: Grid, realism: Realism) -> Acquisition:
-    """``acq`` with the slice profile of a drawn grid (its slice thickness), when the grids
-    are drawn per image and ``acq`` does not fix one."""
+    """``acq`` with the realism's noise scale and the slice profile of a drawn grid (its
+    slice thickness), when the grids are drawn per image and ``acq`` does not fix one."""
+    if realism.noise_scale != 1.0:
+        acq = replace(acq, noise=acq.noise * realism.noise_scale)
     if not realism.visit_grids or acq.slice_thickness_mm is not None:
         return acq
     from breastlib.phantom.grids import slice_thickness_for
@@ -343,14 +354,6 @@ def _artefacts(grid: Grid, realism: Realism, streams: list[np.random.Generator]
         image = ghosting(image, realism.ghosting, streams[7])
         return motion_artefact(image, realism.motion, streams[7], spacing=grid.spacing)
     return apply
-
-
-def _deformation_switches(realism: Realism) -> dict[str, bool]:
-    """The keywords of :func:`~breastlib.phantom.deformation.draw_deformation` that
-    ``realism`` turns on (none when off, so the call is today's)."""
-    switches = {"multiscale": realism.multiscale, "sliding": realism.sliding,
-                "shape_change": realism.shape_change}
-    return {name: True for name, on in switches.items() if on}
 
 
 def _inside(grid: Grid, points: np.ndarray, margin: float = 3.0) -> np.ndarray:

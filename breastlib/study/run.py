@@ -37,6 +37,7 @@ RESULT_COLUMNS = [
     "field_error_mean_mm", "field_error_p95_mm", "field_error_lesion_mm",
     "dice_breast", "dice_fgt", "dice_lesion", "hd95_breast_mm", "hd95_fgt_mm",
     "tre_mean_before_mm", "tre_mean_after_mm", "tre_median_after_mm", "tre_p90_after_mm",
+    "tre_interior_mm", "tre_skin_mm", "tre_chest_wall_mm", "tre_lesion_mm",
     "jac_nonpos_pct", "sdlogj", "seconds_features", "seconds_optimisation", "peak_rss_mib",
     "device", "versions", "params", "verdict", "stage_kept", "status", "error",
 ]
@@ -48,7 +49,9 @@ NUMERIC_COLUMNS = tuple(RESULT_COLUMNS[RESULT_COLUMNS.index("field_error_mean_mm
 # 4: slices reach the encoders radiologically (the patient's right on the image's left).
 # 5: the stage guard judges at two scales with a 10 % margin; rows gain
 #    field_error_lesion_mm.
-RESULTS_VERSION = "5"
+# 6: phantom version 2 (the clinical effects on); rows gain the TRE of each landmark group
+#    (breastlib.landmark_groups: interior, skin, chest wall, lesion).
+RESULTS_VERSION = "6"
 
 
 @dataclass(frozen=True)

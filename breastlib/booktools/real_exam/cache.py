@@ -58,10 +58,13 @@ def cache_key(methods: Sequence[str] = METHODS, *, spacing_mm: float | None = No
     settings and weights (``spacing_mm`` and ``profile``: default the build's), the
     experiments, the methods, breastlib's
     :data:`~breastlib.study.run.RESULTS_VERSION` (bumped when a method's results change),
-    :data:`MEASURES_VERSION` and the measures' parameters. It needs no data: the checksums
-    come from the registry.
+    :data:`MEASURES_VERSION`, the measures' parameters and the phantom generator's version
+    and deformation effects (the known deformations are the phantom's). It needs no data:
+    the checksums come from the registry.
     """
     from breastlib.datasets import get_dataset
+    from breastlib.phantom.cohort import PHANTOM_VERSION
+    from breastlib.phantom.realism import Realism
     from breastlib.study.run import RESULTS_VERSION
 
     build = exam_build()
@@ -86,7 +89,9 @@ def cache_key(methods: Sequence[str] = METHODS, *, spacing_mm: float | None = No
                      "edge_sigma_voxels": EDGE_SIGMA_VOXELS,
                      "enhancement_mads": ENHANCEMENT_MADS, "jacobian_low": JACOBIAN_LOW,
                      "known_regimes": KNOWN_REGIMES, "known_seed": KNOWN_SEED,
-                     "chest_depth_mm": CHEST_DEPTH_MM},
+                     "chest_depth_mm": CHEST_DEPTH_MM,
+                     "known_deformation": Realism.default().deformation_switches()},
+        "phantom_version": PHANTOM_VERSION,
     }
     return json.loads(json.dumps(key))  # tuples as lists: compares equal to a loaded key
 

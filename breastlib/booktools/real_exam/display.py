@@ -55,12 +55,17 @@ def phantom_rankings(numbers: ExamNumbers | None, ran: pd.DataFrame
                      ) -> dict[str, pd.DataFrame]:
     """Regime -> :func:`~breastlib.booktools.real_exam.known.ranking_table` of the real
     anatomy's ``known_<regime>`` table against the phantom task of that regime
-    (:data:`~breastlib.booktools.real_exam.known.KNOWN_REGIMES`); empty without numbers."""
+    (:data:`~breastlib.booktools.real_exam.known.KNOWN_REGIMES`), for the regimes whose
+    task the phantom still draws in that regime (:func:`~breastlib.phantom.task_regime`:
+    since phantom version 2 every task moves in the ``visit`` regime, so the ``position``
+    regime has no counterpart); empty without numbers."""
+    from breastlib.phantom import task_regime
+
     if not numbers:
         return {}
     return {regime: ranking_table(numbers.tables[f"known_{regime}"],
                                   phantom_errors(ran, task))
-            for regime, task in KNOWN_REGIMES.items()}
+            for regime, task in KNOWN_REGIMES.items() if task_regime(task) == regime}
 
 
 def show_rankings(numbers: ExamNumbers | None, ran: pd.DataFrame) -> None:
@@ -82,6 +87,11 @@ def show_rankings(numbers: ExamNumbers | None, ran: pd.DataFrame) -> None:
         _display(f"**The `{regime}` regime against the phantom's {task} task**",
                  table.round(2), transfer_words(table, regime, task))
         titles[f"'{regime}' regime vs phantom {task}"] = table
+    alone = [regime for regime in KNOWN_REGIMES if regime not in rankings]
+    if numbers and alone:
+        _display("No phantom task moves in the " + ", ".join(f"`{r}`" for r in alone)
+                 + " regime (every task of phantom version 2 moves in the `visit` regime), "
+                 "so its table above has no phantom ranking to compare with.")
     if titles and all(len(t) for t in titles.values()):
         _display(ranking_figure(titles))
 

@@ -27,6 +27,7 @@ from breastlib.displacement import Displacement
 from breastlib.evaluate.metrics import field_error_stats
 from breastlib.grid import Grid
 from breastlib.phantom.deformation import REGIMES, FlatChest, draw_deformation
+from breastlib.phantom.realism import Realism
 from breastlib.volume import Volume
 
 #: Depth (mm) of the pectoralis behind the skin of the intermammary cleft: where the
@@ -75,7 +76,9 @@ def _shifted(grid: Grid, origin: np.ndarray) -> Grid:
 
 def regime_deformation(exam: RealExam, regime: str, *, seed: int = KNOWN_SEED
                        ) -> tuple[Displacement, Displacement, dict]:
-    """A deformation of the phantom's ``regime``, drawn on the exam's anatomy.
+    """A deformation of the phantom's ``regime``, drawn on the exam's anatomy with the
+    deformation effects of the phantom's default realism (multi-scale, sliding, shape
+    change: :meth:`~breastlib.phantom.realism.Realism.deformation_switches`).
 
     Parameters
     ----------
@@ -103,7 +106,10 @@ def regime_deformation(exam: RealExam, regime: str, *, seed: int = KNOWN_SEED
     index = np.argwhere(exam.breast)
     points = local.index_to_world(index[:: max(1, len(index) // 30_000)].astype(float))
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), REGIMES.index(regime)]))
-    deform = draw_deformation(FlatChest(CHEST_DEPTH_MM), regime, rng, local, local, points)
+    # The phantom's default effects (finer scales, sliding at the chest wall, a change of
+    # breast shape), so that the exam moves as the book's phantom pairs do.
+    deform = draw_deformation(FlatChest(CHEST_DEPTH_MM), regime, rng, local, local, points,
+                              **Realism.default().deformation_switches())
     true = Displacement.from_millimetres(deform.displacement(local).millimetres(), grid)
     inverse = Displacement.from_millimetres(
         deform.inverse_displacement(local).millimetres(), grid)
