@@ -28,12 +28,16 @@ def test_small_is_the_default_and_full_is_corrected(monkeypatch):
 
 
 def test_cohort_is_generated_once_with_the_builds_pairs(monkeypatch, tmp_path):
+    from breastlib.phantom.cohort import pair_recipe
+
     calls = []
 
     def fake_make_cohort(task, n_pairs, *, size, seed, out_dir):
         calls.append((task, n_pairs, size, seed))
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(out_dir) / "manifest.csv").write_text("task,pair_id\n")
+        recipes = "".join(f"{task},{task}_{i:03d},{pair_recipe(task, size, i)}\n"
+                          for i in range(n_pairs))
+        (Path(out_dir) / "manifest.csv").write_text("task,pair_id,recipe\n" + recipes)
         return Path(out_dir) / "manifest.csv"
 
     import breastlib.phantom
@@ -44,6 +48,11 @@ def test_cohort_is_generated_once_with_the_builds_pairs(monkeypatch, tmp_path):
     assert calls == [("modality", 8, "full", 0)]
     book_cohort("modality", cohort_root=tmp_path / "c", build=BUILDS["full"])
     assert len(calls) == 1  # an existing cohort is reused
+    # a cohort left by an older phantom version (other recipes) is generated again
+    stale = manifest.read_text().replace("phantom-v", "phantom-old-v")
+    manifest.write_text(stale)
+    book_cohort("modality", cohort_root=tmp_path / "c", build=BUILDS["full"])
+    assert len(calls) == 2
     assert bookdata.TASK_PAIRS["lesion"] == BUILDS["small"].pairs["lesion"]
 
 

@@ -261,7 +261,8 @@ def test_book_grid_fits_the_page_budget(book_grid_inputs):
     size = len(figure.to_html(include_plotlyjs=False, full_html=False))
     assert size <= PAGE_BUDGET_BYTES, f"the grid adds {size} bytes to the page"
     assert len(meta["slices"]) >= 6, "too few slices kept to browse"
-    assert meta["n_slices"] == 64 and figure.layout.sliders[0].currentvalue.suffix == " of 64"
+    assert meta["n_slices"] == inputs["n_slices"] > 40  # the fixed grid's own slice count
+    assert figure.layout.sliders[0].currentvalue.suffix == f" of {meta['n_slices']}"
     assert set(meta["slices"]) <= set(inputs["slice_numbers"].tolist())
 
 

@@ -151,10 +151,14 @@ def phantom_images() -> dict[str, tuple[Volume, np.ndarray]]:
     """Seed 2 of the sequence task: T1 (fixed), fat-suppressed post-contrast and T2 (moving),
     each with its label map."""
     from breastlib.phantom import Acquisition, make_pair
+    from breastlib.phantom.realism import Realism
 
-    fast = Acquisition(supersample=1)
-    pair = make_pair("sequence", "small", seed=2, acquisition=fast)
-    t2 = make_pair("sequence", "small", seed=2, acquisition=fast, moving_sequence="t2")
+    # The original phantom (the thresholds below were measured on it): its artefact-free
+    # images test the masks' geometry, not their robustness to ghosts and fat-sat residue.
+    fast, off = Acquisition(supersample=1), Realism.off()
+    pair = make_pair("sequence", "small", seed=2, acquisition=fast, realism=off)
+    t2 = make_pair("sequence", "small", seed=2, acquisition=fast, moving_sequence="t2",
+                   realism=off)
     return {"t1": (pair.fixed, pair.fixed_labels.array),
             "post": (pair.moving, pair.moving_labels.array),
             "t2": (t2.moving, t2.moving_labels.array)}

@@ -292,7 +292,8 @@ def test_method_tables_of_the_identity_on_a_synthetic_exam():
     assert not (regions.edges & regions.enhancing).any()
     assert not (regions.skin & (regions.edges | regions.enhancing)).any()
     # no registration: the dense error is the known deformation itself
-    for regime, (low, high) in (("visit", (5.0, 20.0)), ("position", (15.0, 35.0))):
+    # (the clinical phantom's finer scales and sliding add to the regime's smooth part)
+    for regime, (low, high) in (("visit", (5.0, 25.0)), ("position", (15.0, 40.0))):
         known = tables[f"known_{regime}"].loc["identity"]
         assert low < known["dense error p95 (mm)"] < high, regime
     assert isinstance(real_exam.regions_figure(exam, regions), Figure)

@@ -585,8 +585,10 @@ def before_after_volumes(fixed: Volume, moving: Volume, warped: Volume,
     Parameters
     ----------
     fixed, moving, warped
-        The pair and the moving image warped onto the fixed grid (``moving`` on that grid
-        too); intensities are normalised to ``[0, 1]`` here.
+        The pair and the moving image warped onto the fixed grid; a ``moving`` image on
+        another grid is resampled onto the fixed one with no transform (through world
+        coordinates, as "before registration" means everywhere in the book); intensities
+        are normalised to ``[0, 1]`` here.
     jacobian
         ``(X, Y, Z)`` Jacobian determinant of the estimated deformation.
 
@@ -600,6 +602,8 @@ def before_after_volumes(fixed: Volume, moving: Volume, warped: Volume,
         :func:`breastlib.viz.panels.view_grid` and
         :func:`breastlib.viz.interactive.show_slice_browser`.
     """
+    if not moving.grid.same_as(fixed.grid):
+        moving = moving.resample_to(fixed.grid)
     f, m, w = (normalise_intensity(v.array) for v in (fixed, moving, warped))
     volumes = {"fixed": f, "moving": m, "warped moving": w,
                "|fixed - moving| (before)": np.abs(f - m),
