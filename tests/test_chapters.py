@@ -711,3 +711,14 @@ def test_the_appendix_says_how_long_a_phantom_pair_takes():
         seconds = rows.loc[rows["size"] == size, "generate_s"]
         assert f"takes {seconds.min():.0f}-{seconds.max():.0f} s" in text, size
     assert rows.loc[rows["size"] == "small", "generate_s"].max() < 30
+
+
+def test_the_modality_chapter_says_how_mind_fails(committed):
+    rows = committed[(committed["task"] == "modality") & (committed["method"] == "mind")]
+    assert sorted(rows["verdict"]) == ["folded", "worse_than_identity"]
+    identity = committed[(committed["task"] == "modality")
+                         & (committed["method"] == "identity")].set_index("pair_id")
+    worse = rows[rows["verdict"] == "worse_than_identity"].iloc[0]
+    assert worse["dice_breast"] < identity.loc[worse["pair_id"], "dice_breast"]
+    assert rows.loc[rows["verdict"] == "folded", "jac_nonpos_pct"].iloc[0] > 1.0
+    assert (rows["field_error_mean_mm"] < 4.0).all()
