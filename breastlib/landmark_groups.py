@@ -21,6 +21,9 @@ from breastlib.errors import InputError
 #: Landmark groups in display order.
 LANDMARK_GROUPS: tuple[str, ...] = ("interior", "skin", "chest_wall", "lesion")
 
+#: The study-row column of each group's mean TRE (mm), in display order.
+GROUP_TRE_COLUMNS: tuple[str, ...] = tuple(f"tre_{group}_mm" for group in LANDMARK_GROUPS)
+
 _LESION_KINDS = frozenset({"lesion_centre", "lesion_rim"})
 
 

@@ -42,6 +42,7 @@ from breastlib.booktools.data import (
 )
 from breastlib.booktools.figures import (
     ENCODER_METHODS,
+    GROUP_TRE,
     METRICS,
     comparison_volumes,
     distributions,
@@ -945,8 +946,7 @@ def task_difficulty(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for task, part in ok.groupby("task", sort=False):
         means = part.groupby("method")[["tre_mean_after_mm", "field_error_mean_mm",
-                                        "tre_interior_mm", "tre_skin_mm",
-                                        "tre_chest_wall_mm", "tre_lesion_mm"]].mean()
+                                        *GROUP_TRE]].mean()
         classical = means.loc[[m for m in ("ants", "elastix") if m in means.index]]
         if "identity" not in means.index or classical.empty:
             continue
@@ -958,8 +958,8 @@ def task_difficulty(rows: pd.DataFrame) -> pd.DataFrame:
             "best classical": best,
             "its TRE (mm)": means.loc[best, "tre_mean_after_mm"],
             "its dense (mm)": means.loc[best, "field_error_mean_mm"],
-            **{f"its TRE {g.replace('_', ' ')}": means.loc[best, f"tre_{g}_mm"]
-               for g in ("interior", "skin", "chest_wall", "lesion")},
+            **{f"its TRE {group}": means.loc[best, column]
+               for column, group in GROUP_TRE.items()},
         })
     return pd.DataFrame(out).set_index("task") if out else pd.DataFrame()
 

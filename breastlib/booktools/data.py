@@ -98,20 +98,13 @@ def book_cohort(task: str, *, cohort_root: str | os.PathLike | None = None,
 def _is_current(manifest: Path, task: str, build: BookBuild) -> bool:
     """Whether a cohort on disk is the one this code generates (same pairs, same recipes):
     a cohort left by an older phantom version is regenerated, not reused."""
-    from breastlib.phantom.cohort import pair_recipe
+    from breastlib.phantom.cohort import cohort_recipes
 
     try:
         recipes = list(pd.read_csv(manifest, dtype=str)["recipe"])
     except (OSError, ValueError, KeyError, pd.errors.ParserError):
         return False
-    expected = []
-    for i in range(build.pairs[task]):
-        if task == "lesion":
-            expected += [pair_recipe(task, build.size, i, has_lesion=flag)
-                         for flag in (True, False)]
-        else:
-            expected.append(pair_recipe(task, build.size, i))
-    return recipes == expected
+    return recipes == cohort_recipes(task, build.pairs[task], build.size, seed=0)
 
 
 def book_results(

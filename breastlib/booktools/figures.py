@@ -16,6 +16,7 @@ import pandas as pd
 
 from breastlib.displacement import FOLDING_LIMIT_PCT
 from breastlib.intensity import normalise_intensity
+from breastlib.landmark_groups import GROUP_TRE_COLUMNS, LANDMARK_GROUPS
 from breastlib.study.run import RESULTS_VERSION
 from breastlib.volume import load_volume
 
@@ -143,8 +144,8 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
 
 #: Landmark-group TRE columns of a study row and their labels (see
 #: :mod:`breastlib.landmark_groups`).
-GROUP_TRE = {"tre_interior_mm": "interior", "tre_skin_mm": "skin",
-             "tre_chest_wall_mm": "chest wall", "tre_lesion_mm": "lesion"}
+GROUP_TRE = {column: group.replace("_", " ")
+             for column, group in zip(GROUP_TRE_COLUMNS, LANDMARK_GROUPS, strict=True)}
 
 
 def landmark_group_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -92,16 +92,13 @@ def _download(names: list[str], *, force: bool) -> int:
     and where to put it. Raises when any requested checkpoint is not in the cache."""
     missing = []
     for name in names:
-        if w.download_url(name) is None and not (w.checkpoint_path(name).is_file()
-                                                 and not force):
-            missing.append(f"{name}: {w.missing_message(name)}")
-            print(f"{name:<20} by hand    -> {w.checkpoint_path(name)}")
-            continue
         try:
             path = w.download(name, force=force)
-        except w.WeightsError as exc:
+        except w.WeightsError as exc:  # its message says where the file belongs
             missing.append(f"{name}: {exc}")
-            print(f"{name:<20} FAILED")
+            by_hand = w.download_url(name) is None
+            print(f"{name:<20} {'by hand' if by_hand else 'FAILED':<10} "
+                  f"-> {w.checkpoint_path(name)}")
             continue
         print(f"{name:<20} ok         {path} (sha256 {w.file_sha256(path)})")
     if missing:

@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from breastlib.errors import InputError
+from breastlib.landmark_groups import GROUP_TRE_COLUMNS
 
 ALPHA = 0.05
 FOUNDATION = ("sam", "medsam", "sslsam", "dinov2", "medclip")
@@ -24,8 +25,7 @@ HIGHER_IS_BETTER = {"field_error_mean_mm": False, "field_error_p95_mm": False,
                     "dice_breast": True, "dice_fgt": True, "dice_lesion": True,
                     "hd95_breast_mm": False, "hd95_fgt_mm": False,
                     "tre_mean_after_mm": False, "tre_median_after_mm": False,
-                    "tre_p90_after_mm": False, "tre_interior_mm": False, "tre_skin_mm": False,
-                    "tre_chest_wall_mm": False, "tre_lesion_mm": False,
+                    "tre_p90_after_mm": False, **dict.fromkeys(GROUP_TRE_COLUMNS, False),
                     "jac_nonpos_pct": False, "sdlogj": False}
 
 

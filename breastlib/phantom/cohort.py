@@ -105,6 +105,34 @@ def write_pair(pair: Pair, out_dir: str | os.PathLike, pair_id: str, *,
     return row
 
 
+def cohort_pairs(task: str, n_pairs: int, seed: int = 0
+                 ) -> list[tuple[str, int, bool | None]]:
+    """The pairs :func:`make_cohort` writes, in order: ``(pair_id, pair_seed, has_lesion)``.
+
+    Pair ``i`` uses seed ``seed * 100003 + i``; the lesion task writes each subject twice,
+    ``<task>_<i>_lesion`` and ``<task>_<i>_control`` (``has_lesion`` True and False), the
+    other tasks once with ``has_lesion`` None (drawn by the pair)."""
+    pairs: list[tuple[str, int, bool | None]] = []
+    for i in range(int(n_pairs)):
+        pair_seed = int(seed) * 100_003 + i
+        if task == "lesion":
+            pairs += [(f"{task}_{i:03d}_lesion", pair_seed, True),
+                      (f"{task}_{i:03d}_control", pair_seed, False)]
+        else:
+            pairs.append((f"{task}_{i:03d}", pair_seed, None))
+    return pairs
+
+
+def cohort_recipes(task: str, n_pairs: int, size: str = "small", seed: int = 0, *,
+                   acquisition: Acquisition | None = None, realism: Realism | None = None
+                   ) -> list[str]:
+    """The ``recipe`` column :func:`make_cohort` writes for these arguments, in order:
+    compare it with a manifest on disk to know whether that cohort is this code's."""
+    return [pair_recipe(task, size, pair_seed, has_lesion=has_lesion,
+                        acquisition=acquisition, realism=realism)
+            for _, pair_seed, has_lesion in cohort_pairs(task, n_pairs, seed)]
+
+
 def make_cohort(
     task: str,
     n_pairs: int,
@@ -153,21 +181,12 @@ def make_cohort(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "labels.json", json.dumps(LABELS, indent=2) + "\n")
     rows = []
-    for i in range(int(n_pairs)):
-        pair_seed = int(seed) * 100_003 + i
-        if task == "lesion":
-            for flag, suffix in ((True, "lesion"), (False, "control")):
-                pair = make_pair(task, size, pair_seed, has_lesion=flag,
-                                 acquisition=acquisition, realism=realism)
-                recipe = pair_recipe(task, size, pair_seed, has_lesion=flag,
-                                     acquisition=acquisition, realism=realism)
-                rows.append(write_pair(pair, out_dir, f"{task}_{i:03d}_{suffix}",
-                                       recipe=recipe))
-        else:
-            pair = make_pair(task, size, pair_seed, acquisition=acquisition, realism=realism)
-            recipe = pair_recipe(task, size, pair_seed, acquisition=acquisition,
-                                 realism=realism)
-            rows.append(write_pair(pair, out_dir, f"{task}_{i:03d}", recipe=recipe))
+    for pair_id, pair_seed, has_lesion in cohort_pairs(task, n_pairs, seed):
+        pair = make_pair(task, size, pair_seed, has_lesion=has_lesion,
+                         acquisition=acquisition, realism=realism)
+        recipe = pair_recipe(task, size, pair_seed, has_lesion=has_lesion,
+                             acquisition=acquisition, realism=realism)
+        rows.append(write_pair(pair, out_dir, pair_id, recipe=recipe))
     frame = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)

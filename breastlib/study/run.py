@@ -29,6 +29,7 @@ import pandas as pd
 from breastlib._atomic import atomic_path, write_text_atomic
 from breastlib.encoders import weights_setting
 from breastlib.errors import BreastlibError
+from breastlib.landmark_groups import GROUP_TRE_COLUMNS
 from breastlib.manifest import read_manifest
 from breastlib.register.baselines import BASELINES
 
@@ -37,7 +38,7 @@ RESULT_COLUMNS = [
     "field_error_mean_mm", "field_error_p95_mm", "field_error_lesion_mm",
     "dice_breast", "dice_fgt", "dice_lesion", "hd95_breast_mm", "hd95_fgt_mm",
     "tre_mean_before_mm", "tre_mean_after_mm", "tre_median_after_mm", "tre_p90_after_mm",
-    "tre_interior_mm", "tre_skin_mm", "tre_chest_wall_mm", "tre_lesion_mm",
+    *GROUP_TRE_COLUMNS,
     "jac_nonpos_pct", "sdlogj", "seconds_features", "seconds_optimisation", "peak_rss_mib",
     "device", "versions", "params", "verdict", "stage_kept", "status", "error",
 ]
