@@ -76,9 +76,11 @@ def test_outputs_are_deterministic(blob_pair):
 
 def test_kept_convex_field_is_the_zero_iteration_result(blob_pair):
     fixed, moving, _ = blob_pair
-    both = register_pair(fixed, moving, iterations=15, keep_convex=True)
-    convex_only = register_pair(fixed, moving, iterations=0)
-    adam_only = register_pair(fixed, moving, iterations=15)
+    # The guard off: on a pure shift the affine start is already right, and the guard
+    # would (rightly) keep it instead of either field compared here.
+    both = register_pair(fixed, moving, iterations=15, keep_convex=True, guard=False)
+    convex_only = register_pair(fixed, moving, iterations=0, guard=False)
+    adam_only = register_pair(fixed, moving, iterations=15, guard=False)
     np.testing.assert_allclose(both.convex_displacement.field,
                                convex_only.displacement.field, atol=1e-5)
     np.testing.assert_allclose(both.displacement.field, adam_only.displacement.field,

@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    "baseline (identity, affine, ants, elastix)")
     add_profile_option(p)
     p.add_argument("--init", default=None, choices=INIT_METHODS,
-                   help="initial alignment (default: the profile's: com; none for paper and "
+                   help="initial alignment (default: the profile's: affine; none for paper and "
                         "convexadam)")
     p.add_argument("--device", default="auto")
     p.add_argument("--weights", default="random",

@@ -17,6 +17,8 @@ from breastlib.errors import BreastlibError
 #: Allowed values of the text switches of :class:`ConvexAdamParams`.
 CHOICES: dict[str, tuple[str, ...]] = {
     "init": ("none", "com", "affine"),
+    "background": ("keep", "mask"),
+    "data_region": ("all", "overlap"),
     "encoder_size": ("reduced", "paper"),
     "slice_fill": ("pad", "stretch"),
     "slice_blend": ("linear", "released"),
@@ -70,6 +72,17 @@ class ConvexAdamParams:
     init
         Initial alignment: ``"none"``, ``"com"`` (centres of the body masks) or
         ``"affine"``.
+    background
+        ``"mask"``: each image's intensities outside its own body mask
+        (:func:`breastlib.register.initial.foreground_mask`, from the image alone) are set
+        to zero before any feature is computed, so noise, ghosts and artefacts in the air
+        carry no features; ``"keep"``: the images as they are.
+    data_region
+        ``"overlap"``: Adam's data term counts only fixed voxels where the moving image,
+        after the initial alignment, has data (:meth:`~breastlib.displacement.
+        Displacement.coverage`, eroded by :data:`~breastlib.register.pipeline.
+        OVERLAP_MARGIN` voxels); elsewhere the field follows the regulariser. ``"all"``:
+        every voxel, the edge of the moving field of view included.
     encoder_size
         Encoder input side: ``"paper"`` (each encoder's released size,
         :attr:`~breastlib.encoders.EncoderSpec.published_input`) or ``"reduced"``
@@ -135,7 +148,9 @@ class ConvexAdamParams:
     smooth_kernel: int = 7
     smooth_passes: int = 5
     guard: bool = False
-    init: str = "com"
+    init: str = "affine"
+    background: str = "mask"
+    data_region: str = "overlap"
     encoder_size: str = "reduced"
     input_norm: bool = True
     final_norm: bool = True

@@ -112,6 +112,7 @@ def adam_step(
     padding: str = "replicate",
     grid: str = "consistent",
     cost: str = "mean",
+    weight: torch.Tensor | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """Refine a displacement by Adam on the SSD of feature volumes.
@@ -148,6 +149,10 @@ def adam_step(
         channel mean times 12, its number of MIND-SSC channels). With C channels,
         ``"sum"`` with ``regularisation`` r runs as ``"mean"`` with r / C (Adam's steps do
         not change when the whole loss is scaled).
+    weight
+        ``(1, 1, X, Y, Z)`` weight of each voxel in the data term, in [0, 1] (``None``:
+        every voxel counts the same). A zero weight leaves a voxel's displacement to the
+        regulariser and the smoothing: used where the moving image has no data.
     progress
         Called with the number of iterations done (for progress bars).
 
@@ -166,6 +171,10 @@ def adam_step(
         coarse_fixed = downsample(fixed, grid_spacing, floor=released)
         coarse_moving = downsample(moving, grid_spacing, floor=released)
         start = _coarse_start(initial, grid_spacing, grid)
+        coarse_weight = None
+        if weight is not None:
+            coarse_weight = downsample(weight.to(fixed.dtype), grid_spacing, floor=released)
+            coarse_weight = coarse_weight / coarse_weight.mean().clamp_min(1e-12)
     coarse_shape = tuple(coarse_fixed.shape[2:])
     axes = [torch.arange(s, device=fixed.device, dtype=fixed.dtype) for s in coarse_shape]
     identity = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
@@ -186,10 +195,13 @@ def adam_step(
             coarse_moving, grid_points, mode="bilinear", padding_mode=outside,
             align_corners=True,
         )
+        squared = (warped - coarse_fixed) ** 2
+        if coarse_weight is not None:  # normalised to mean 1: the same scale as no weight
+            squared = squared * coarse_weight
         if cost == "sum":
-            data = ((warped - coarse_fixed) ** 2).sum(dim=1).mean()
+            data = squared.sum(dim=1).mean()
         else:
-            data = ((warped - coarse_fixed) ** 2).mean()
+            data = squared.mean()
         loss = data + regularisation * diffusion_penalty(field)
         loss.backward()
         optimiser.step()

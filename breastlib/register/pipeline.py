@@ -142,7 +142,7 @@ def register_pair(
         ``"corrected"``, ``"paper"``, ``"convexadam"`` or ``"paper+<correction>"``.
     init
         ``"none"``, ``"com"`` (centres of mass) or ``"affine"``; default the profile's
-        (``com``; ``none`` for ``paper`` and ``convexadam``).
+        (``affine``; ``none`` for ``paper`` and ``convexadam``).
     device
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     weights, input_size, slice_step, pca_dims
@@ -175,15 +175,19 @@ def register_pair(
     fixed_norm = normalise_intensity(fixed.array)
     moving_norm = normalise_intensity(moving_on_fixed)
     t_init = time.perf_counter()
+    fixed_input, moving_input = fixed_norm, moving_norm
+    if params.background == "mask":
+        fixed_input = fixed_norm * foreground_mask(fixed.with_array(fixed_norm))
+        moving_input = moving_norm * foreground_mask(fixed.with_array(moving_norm))
 
     encoder_info = None
     if method == "mind":
-        fixed_feat, moving_feat = mind_features(fixed_norm, moving_norm, params, dev)
+        fixed_feat, moving_feat = mind_features(fixed_input, moving_input, params, dev)
     else:
         from breastlib.features import feature_pair
 
         fixed_feat, moving_feat, encoder_info = feature_pair(
-            method, fixed.with_array(fixed_norm), fixed.with_array(moving_norm),
+            method, fixed.with_array(fixed_input), fixed.with_array(moving_input),
             weights=weights, input_size=input_size, slice_step=slice_step, pca_dims=pca_dims,
             profile=profile, device=str(dev), seed=seed, params=params,
         )
@@ -212,6 +216,8 @@ def register_pair(
         regularisation=params.regularisation, smooth_kernel=params.smooth_kernel,
         smooth_passes=params.smooth_passes, padding=params.adam_padding, grid=params.grid,
         cost=params.adam_cost,
+        weight=(overlap_weight(fixed, moving, matrix, dev)
+                if params.data_region == "overlap" else None),
     )
     convex_field = None
     if keep_convex or params.guard:
@@ -267,6 +273,33 @@ def register_pair(
     )
 
 
+#: Voxels by which the moving image's coverage is eroded before it weighs Adam's data
+#: term: features near the edge of a field of view see the padding beyond it (MIND-SSC's
+#: reach is its dilation plus its radius, 3 voxels with ``fast``).
+OVERLAP_MARGIN = 4
+
+
+def covered_mask(fixed: Volume, moving: Volume, matrix: np.ndarray) -> np.ndarray:
+    """``(X, Y, Z)`` bool on the fixed grid: where the moving image, seen through the
+    initial alignment ``matrix``, has data at least :data:`OVERLAP_MARGIN` voxels inside
+    its field of view (the fixed grid's own border is not eroded)."""
+    from scipy.ndimage import binary_erosion
+
+    seen = Displacement.from_world_affine(matrix, fixed.grid).coverage(moving.grid)
+    return binary_erosion(seen, iterations=OVERLAP_MARGIN, border_value=1)
+
+
+def overlap_weight(fixed: Volume, moving: Volume, matrix: np.ndarray,
+                   dev: torch.device) -> torch.Tensor | None:
+    """``(1, 1, X, Y, Z)`` float weight on the fixed grid: 1 where :func:`covered_mask`,
+    else 0; ``None`` when that covers every voxel or none (then the weight would change
+    nothing, or leave nothing to match)."""
+    seen = covered_mask(fixed, moving, matrix)
+    if seen.all() or not seen.any():
+        return None
+    return torch.as_tensor(seen, dtype=torch.float32, device=dev)[None, None]
+
+
 def _guard(
     fixed: Volume, moving: Volume, fixed_norm: np.ndarray, moving_norm: np.ndarray,
     matrix: np.ndarray, fields: dict[str, torch.Tensor], factor: int, dev: torch.device,
@@ -280,6 +313,7 @@ def _guard(
     with torch.no_grad():
         checks = check_stages(
             torch.as_tensor(fixed_norm, device=dev), torch.as_tensor(moving_norm, device=dev),
-            unaligned, fields, foreground_mask(fixed), factor=factor,
+            unaligned, fields, foreground_mask(fixed), factor=factor, spacing=fixed.spacing,
+            covered=covered_mask(fixed, moving, matrix),
         )
     return choose_stage(checks), checks
