@@ -142,7 +142,13 @@ def body_mask(fixed: Volume, fixed_labels: Volume | None) -> np.ndarray:
 
 
 def field_error_region(pair: CohortPair) -> tuple[np.ndarray, str]:
-    """Where the dense field error is measured: the fixed breast, else the fixed body.
+    """Where the dense field error is measured: the fixed breast, else the fixed body;
+    in either, only where the true field lands inside the moving image.
+
+    Two acquisitions on their own grids rarely cover the same part of the body: where the
+    true field leads out of the moving field of view, neither image says where the tissue
+    went, and an error there measures how a method extrapolates, not how it registers
+    (the same rule as label overlap, :meth:`~breastlib.displacement.Displacement.coverage`).
 
     Returns
     -------
@@ -154,11 +160,17 @@ def field_error_region(pair: CohortPair) -> tuple[np.ndarray, str]:
     """
     from breastlib.tissues import breast_mask
 
+    region, name = body_mask(pair.fixed, pair.fixed_labels), "body"
     if pair.fixed_labels is not None:
         breast = breast_mask(pair.fixed_labels.array, pair.label_names)
         if breast.any():
-            return breast, "breast"
-    return body_mask(pair.fixed, pair.fixed_labels), "body"
+            region, name = breast, "breast"
+    if pair.true_displacement is not None and pair.true_displacement.grid.same_as(
+            pair.fixed.grid):
+        seen = region & pair.true_displacement.coverage(pair.moving.grid)
+        if seen.any():
+            region = seen
+    return region, name
 
 
 #: How far around the lesion the dense error "near the lesion" reaches (mm).

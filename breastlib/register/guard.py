@@ -6,13 +6,16 @@ folded field, far worse than where it started. The guard judges each stage's fie
 the two images alone (never from a true field, landmarks or label maps) with one fixed,
 modality-independent measure that does not depend on the method being judged: the mean
 squared difference of MIND-SSC descriptors (background floor 0.05) inside the fixed
-image's foreground, at the resolution of the Adam grid, at two scales: fine (radius 1,
-dilation 2) and coarse (radius 2, dilation 4).
+body's interior (the foreground more than :data:`GUARD_INTERIOR_MM` inside its outline),
+averaged onto the Adam grid, at two scales: fine (radius 1, dilation 2) and coarse
+(radius 2, dilation 4). Each stage's field warps the moving image at full resolution and
+the descriptors are computed on the warped image.
 
 The candidates, from least to most refined, are ``identity`` (no registration at all),
 ``initial`` (the initial alignment alone), ``convex`` (plus the convex step) and ``adam``
 (plus instance optimisation). A candidate whose field folds more than
-:data:`~breastlib.displacement.FOLDING_LIMIT_PCT` % of the foreground is out. Walking
+:data:`~breastlib.displacement.FOLDING_LIMIT_PCT` % of the body (at full resolution, the
+image's foreground with each axial slice's holes filled) is out. Walking
 from the least refined stage up, a stage replaces the one kept so far only if it lowers
 the cost by more than :data:`GUARD_MARGIN` (relative) at both scales: the burden of
 proof lies on the registration, since the judge is not the objective the stage optimised
@@ -20,7 +23,16 @@ and small differences are noise rather than evidence. Two scales, because a fiel
 align the edges in the images while moving the tissue between them the wrong way: on the
 book's longitudinal pairs, random-weight DINOv2's convex step lowered the fine-scale cost
 by 25 % and the coarse one by under 5 %, and it ended 5 mm farther from the true
-deformation than no registration. The result records which stage was kept and every
+deformation than no registration. The interior, because the body outline is the
+strongest edge in either image, and a field that lines up the skin while it moves the
+tissue inside the wrong way looks better over the whole foreground than it is.
+
+The judge is conservative, and that has a price. On the book's 8 clinical phantom pairs
+with the ``fast`` profile, every kept stage of MIND and of the random-weight encoders was
+closer to the true deformation than no registration; but MIND's Adam step, 2.6 mm from
+the truth on average, was kept on 2 of the 8 pairs only (kept stage 3.3 mm on average),
+because judged by MIND-SSC on noisy images a millimetre of tissue motion inside the
+breast is within the noise of the judge. The result records which stage was kept and every
 stage's costs and folding, so a reader sees how often the guard stepped in.
 """
 
@@ -46,6 +58,8 @@ GUARD_MARGIN = 0.10
 GUARD_MIND = {"radius": 1, "dilation": 2, "floor": 0.05}
 #: ... and its coarse scale.
 GUARD_MIND_COARSE = {"radius": 2, "dilation": 4, "floor": 0.05}
+#: The judge looks this far (mm) inside the fixed body's outline.
+GUARD_INTERIOR_MM = 10.0
 
 
 @dataclass(frozen=True)
@@ -57,10 +71,11 @@ class StageCheck:
     stage
         One of :data:`STAGES`.
     cost
-        Mean MIND-SSC squared difference over the fixed foreground at the fine scale
+        Mean MIND-SSC squared difference over the fixed body's interior at the fine scale
         (:data:`GUARD_MIND`; dimensionless).
     folding_pct
-        Percentage of the fixed foreground with a non-positive Jacobian determinant.
+        Percentage of the fixed body (:func:`body_mask`) with a non-positive Jacobian
+        determinant, at full resolution, as the results count it.
     coarse_cost
         The same at the coarse scale (:data:`GUARD_MIND_COARSE`); ``None`` when not
         measured (then only ``cost`` decides).
@@ -89,21 +104,47 @@ def _mind(image: torch.Tensor, settings: dict[str, float] = GUARD_MIND) -> torch
     return mind_ssc(image[None, None].float(), **settings)
 
 
-def _folding_pct(field: torch.Tensor, mask: torch.Tensor) -> float:
-    """Percentage of ``mask`` where ``det(I + du/di)`` of a ``(1, 3, x, y, z)`` voxel field
-    is non-positive (central differences, one-sided at the borders)."""
+def _determinant(field: torch.Tensor) -> torch.Tensor:
+    """``det(I + du/di)`` of a ``(3, x, y, z)`` voxel field (central differences, one-sided
+    at the borders, as :meth:`breastlib.displacement.Displacement.jacobian_determinant`)."""
     rows = []
     for c in range(3):
-        grads = torch.gradient(field[0, c].double())
+        grads = torch.gradient(field[c].double())
         rows.append([g + (1.0 if a == c else 0.0) for a, g in enumerate(grads)])
-    det = (rows[0][0] * (rows[1][1] * rows[2][2] - rows[1][2] * rows[2][1])
-           - rows[0][1] * (rows[1][0] * rows[2][2] - rows[1][2] * rows[2][0])
-           + rows[0][2] * (rows[1][0] * rows[2][1] - rows[1][1] * rows[2][0]))
-    return float((det[mask] <= 0).double().mean() * 100.0)
+    return (rows[0][0] * (rows[1][1] * rows[2][2] - rows[1][2] * rows[2][1])
+            - rows[0][1] * (rows[1][0] * rows[2][2] - rows[1][2] * rows[2][0])
+            + rows[0][2] * (rows[1][0] * rows[2][1] - rows[1][1] * rows[2][0]))
+
+
+def _folding_pct(field: torch.Tensor, mask: torch.Tensor, *, slab: int = 32) -> float:
+    """Percentage of ``mask`` where ``det(I + du/di)`` of a ``(1, 3, x, y, z)`` voxel field
+    is non-positive, computed ``slab`` sagittal planes at a time (bounded memory; each slab
+    overlaps its neighbours by one plane, so the central differences are the same as on
+    the whole field)."""
+    size, folded, counted = field.shape[2], 0, 0
+    for start in range(0, size, slab):
+        lo, hi = max(start - 1, 0), min(start + slab + 1, size)
+        det = _determinant(field[0, :, lo:hi])[start - lo: start - lo + min(slab, size - start)]
+        inside = mask[start:start + slab]
+        folded += int((det[inside] <= 0).sum())
+        counted += int(inside.sum())
+    return 100.0 * folded / max(counted, 1)
+
+
+def body_mask(foreground: np.ndarray) -> np.ndarray:
+    """The body the guard counts folding in: the image's foreground with every axial
+    slice's holes filled (the lungs, dark on MR and CT, are enclosed by the ribs in each
+    slice but open to the edge of a field of view in 3D)."""
+    from scipy.ndimage import binary_fill_holes
+
+    filled = foreground.copy()
+    for k in range(filled.shape[2]):
+        filled[:, :, k] = binary_fill_holes(filled[:, :, k])
+    return filled
 
 
 def _warp(features: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
-    """Pull ``(1, C, x, y, z)`` features back through a ``(1, 3, x, y, z)`` voxel field."""
+    """Pull a ``(1, C, x, y, z)`` volume back through a ``(1, 3, x, y, z)`` voxel field."""
     shape = tuple(features.shape[2:])
     axes = [torch.arange(s, device=features.device, dtype=features.dtype) for s in shape]
     identity = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
@@ -120,6 +161,8 @@ def check_stages(
     foreground: np.ndarray,
     *,
     factor: int = 2,
+    spacing: tuple[float, float, float] | None = None,
+    covered: np.ndarray | None = None,
 ) -> list[StageCheck]:
     """Score every stage with the judge.
 
@@ -140,6 +183,13 @@ def check_stages(
         ``(X, Y, Z)`` boolean mask of the fixed image's foreground.
     factor
         Judge at 1/``factor`` resolution (the Adam grid's spacing).
+    spacing
+        The fixed grid's voxel size (mm), to find the interior (:data:`GUARD_INTERIOR_MM`);
+        ``None``: 1 mm. Where no voxel lies that deep, the whole foreground is judged.
+    covered
+        ``(X, Y, Z)`` boolean mask of where the moving image has data (``None``:
+        everywhere); the judge looks only there, since elsewhere any warped image is
+        padding.
 
     Returns
     -------
@@ -147,8 +197,14 @@ def check_stages(
         In the order of :data:`STAGES` (``identity`` left out when
         ``unaligned_moving`` is ``None``).
     """
+    from scipy.ndimage import distance_transform_edt
+
     device = fixed.device
-    mask = torch.as_tensor(foreground, device=device, dtype=torch.float32)[None, None]
+    interior = distance_transform_edt(foreground, sampling=spacing) > GUARD_INTERIOR_MM
+    judged = interior if interior.any() else foreground
+    if covered is not None and (judged & covered).any():
+        judged = judged & covered
+    mask = torch.as_tensor(judged, device=device, dtype=torch.float32)[None, None]
     coarse_mask = downsample(mask, factor)[0, 0] > 0.5
     if not bool(coarse_mask.any()):
         coarse_mask = torch.ones_like(coarse_mask)
@@ -170,11 +226,14 @@ def check_stages(
         checks.append(check("identity", [downsample(_mind(unaligned_moving, s), factor)
                                          for s in scales], 0.0))
     checks.append(check("initial", aligned_mind, 0.0))
+    body = torch.as_tensor(body_mask(foreground), device=device)
     for stage in ("convex", "adam"):
         if stage in fields:
-            coarse_field = downsample(fields[stage].float(), factor) / factor
-            checks.append(check(stage, [_warp(m, coarse_field) for m in aligned_mind],
-                                _folding_pct(coarse_field, coarse_mask)))
+            # The image is warped at full resolution and its descriptors computed after:
+            # warping coarse descriptors instead blurs away the millimetres that Adam adds.
+            warped = _warp(aligned_moving[None, None].float(), fields[stage].float())[0, 0]
+            checks.append(check(stage, [downsample(_mind(warped, s), factor) for s in scales],
+                                _folding_pct(fields[stage], body)))
     return checks
 
 

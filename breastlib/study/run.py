@@ -52,7 +52,10 @@ NUMERIC_COLUMNS = tuple(RESULT_COLUMNS[RESULT_COLUMNS.index("field_error_mean_mm
 #    field_error_lesion_mm.
 # 6: phantom version 2 (the clinical effects on); rows gain the TRE of each landmark group
 #    (breastlib.landmark_groups: interior, skin, chest wall, lesion).
-RESULTS_VERSION = "6"
+# 7: affine initial alignment, background masked before the features, Adam matching only
+#    where the moving image has data, the guard judging the interior at full resolution;
+#    the dense error counted only where the true field lands inside the moving image.
+RESULTS_VERSION = "7"
 
 
 @dataclass(frozen=True)
