@@ -822,18 +822,31 @@ def mind_floor_comparison(path: str | os.PathLike = BENCHMARK_RESULTS / "mind_fl
     return shown.round(2)
 
 
-def guard_comparison(path: str | os.PathLike = BENCHMARK_RESULTS / "guard.json"
-                     ) -> pd.DataFrame:
-    """The ``benchmarks/bench_guard.py`` record as task x method x guard: dense field
-    error (before and after), landmark error, breast Dice, folding, verdict, the stage
-    kept and the guard's own seconds. Prints where and how it was measured."""
+def fix_comparison(path: str | os.PathLike = BENCHMARK_RESULTS / "fixes.json"
+                   ) -> pd.DataFrame:
+    """The ``benchmarks/bench_fixes.py`` record as (task, method) x variant: the dense field
+    error (mm; with no registration first), marked ``F`` where the field folded and ``W``
+    where it ended worse than no registration (:data:`~breastlib.booktools.figures.
+    FLAG_MARKS`), then the seconds each variant took. Prints where and how it was
+    measured."""
+    from breastlib.booktools.figures import FLAG_MARKS
+
     record = json.loads(Path(path).read_text())
     table = pd.DataFrame(record["rows"])
     print(f"measured on {record['machine']} ({record['torch_threads']} torch threads), "
           f"{record['date']}, weights {record['weights']}, with: {record['command']}")
-    columns = ["field_error_mean_before_mm", "field_error_mean_mm", "tre_mean_after_mm",
-               "dice_breast", "jac_nonpos_pct", "verdict", "stage_kept", "seconds_guard"]
-    return table.set_index(["task", "method", "guard"])[columns].round(2)
+    variants = list(dict.fromkeys(table["variant"]))
+    table["cell"] = [f"{dense:.1f}" + (f" {FLAG_MARKS[v]}" if v in FLAG_MARKS else "")
+                     for dense, v in zip(table["field_error_mean_mm"], table["verdict"],
+                                         strict=True)]
+    keys = ["task", "method"]
+    dense = table.pivot(index=keys, columns="variant", values="cell")[variants]
+    dense.insert(0, "no registration",
+                 table.groupby(keys, sort=False)["field_error_mean_before_mm"].first()
+                 .map("{:.1f}".format))
+    seconds = table.pivot(index=keys, columns="variant", values="seconds")[variants]
+    order = list(dict.fromkeys(zip(table["task"], table["method"], strict=True)))
+    return pd.concat({"dense error (mm)": dense, "seconds": seconds}, axis=1).loc[order]
 
 
 def error_map(ax: Any, pair: Pair, estimate: Any, *, index: int | None = None,

@@ -63,8 +63,9 @@ PROFILES: dict[str, ConvexAdamParams] = {
         smooth_kernel=3, smooth_passes=3, init="none", adam_cost="sum",
     ),
     # Default: a small phantom pair in seconds on a laptop CPU, close to `corrected`, with
-    # MIND's background floor (benchmarks/bench_mind_floor.py measures what it changes)
-    # and the stage guard (benchmarks/bench_guard.py).
+    # MIND's background floor (benchmarks/bench_mind_floor.py measures what it changes);
+    # benchmarks/bench_fixes.py measures its fixes against gross failures (the background
+    # masks, the affine start, the stage guard).
     "fast": ConvexAdamParams(
         mind_radius=1, mind_dilation=2, mind_floor=0.05, feature_scale=10.0, convex_grid=4,
         half_width=4,
