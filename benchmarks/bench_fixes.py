@@ -26,17 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
-import torch
+from held_out import held_out_pairs, write_record
 
-from breastlib.evaluate.pair import load_cohort_pair, pair_metrics
-from breastlib.phantom import make_cohort
+from breastlib.evaluate.pair import pair_metrics
 from breastlib.register import register_method
 
 OUT = Path(__file__).parent / "results" / "fixes.json"
@@ -63,38 +59,27 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     records = []
     with tempfile.TemporaryDirectory() as tmp:
-        for task in args.tasks:
-            for seed in args.seeds:
-                manifest = make_cohort(task, n_pairs=1, size="small", seed=seed,
-                                       out_dir=Path(tmp) / f"{task}-{seed}")
-                pair_id = str(pd.read_csv(manifest)["pair_id"].iloc[0])
-                pair = load_cohort_pair(manifest, pair_id)
-                for method in args.methods:
-                    for variant in args.variants:
-                        # An empty feature cache for every run: the variants that feed the
-                        # encoder the same images would otherwise time a cache hit.
-                        os.environ["BREASTLIB_CACHE"] = tempfile.mkdtemp(dir=tmp)
-                        start = time.perf_counter()
-                        result = register_method(pair.fixed, pair.moving, method=method,
-                                                 profile="fast", device="cpu",
-                                                 weights="random", **VARIANTS[variant])
-                        seconds = time.perf_counter() - start
-                        metrics = pair_metrics(result.displacement, pair, detail=True)
-                        record = {"task": task, "seed": seed, "method": method,
-                                  "variant": variant, "stage_kept": result.stage,
-                                  "seconds": round(seconds, 1)}
-                        record |= {k: metrics.get(k) for k in KEYS}
-                        records.append(record)
-                        print(json.dumps(record), flush=True)
-    OUT.write_text(json.dumps({
-        "benchmark": "fixes", "profile": "fast", "size": "small", "weights": "random",
-        "variants": {name: VARIANTS[name] for name in args.variants},
-        "machine": platform.machine(), "torch_threads": torch.get_num_threads(),
-        "date": time.strftime("%Y-%m-%d"),
-        "command": "python benchmarks/bench_fixes.py " + " ".join(argv or sys.argv[1:]),
-        "rows": records,
-    }, indent=1) + "\n")
-
+        for task, seed, pair in held_out_pairs(args.tasks, args.seeds, Path(tmp)):
+            for method in args.methods:
+                for variant in args.variants:
+                    # An empty feature cache for every run: the variants that feed the
+                    # encoder the same images would otherwise time a cache hit.
+                    os.environ["BREASTLIB_CACHE"] = tempfile.mkdtemp(dir=tmp)
+                    start = time.perf_counter()
+                    result = register_method(pair.fixed, pair.moving, method=method,
+                                             profile="fast", device="cpu",
+                                             weights="random", **VARIANTS[variant])
+                    seconds = time.perf_counter() - start
+                    metrics = pair_metrics(result.displacement, pair, detail=True)
+                    record = {"task": task, "seed": seed, "method": method,
+                              "variant": variant, "stage_kept": result.stage,
+                              "seconds": round(seconds, 1)}
+                    record |= {k: metrics.get(k) for k in KEYS}
+                    records.append(record)
+                    print(json.dumps(record), flush=True)
+    write_record(OUT, "fixes", records, argv, profile="fast", size="small",
+                 weights="random",
+                 variants={name: VARIANTS[name] for name in args.variants})
 
 if __name__ == "__main__":
     main()

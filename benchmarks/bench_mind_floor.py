@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
-import torch
+from held_out import held_out_pairs, write_record
 
-from breastlib.evaluate.pair import load_cohort_pair, pair_metrics
-from breastlib.phantom import make_cohort
+from breastlib.evaluate.pair import pair_metrics
 from breastlib.profiles import get_profile
 from breastlib.register import register_method
 
@@ -44,31 +40,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     records = []
     with tempfile.TemporaryDirectory() as tmp:
-        for task in args.tasks:
-            for seed in args.seeds:
-                manifest = make_cohort(task, n_pairs=1, size="small", seed=seed,
-                                       out_dir=Path(tmp) / f"{task}-{seed}")
-                pair_id = str(pd.read_csv(manifest)["pair_id"].iloc[0])
-                pair = load_cohort_pair(manifest, pair_id)
-                for floor in args.floors:
-                    start = time.perf_counter()
-                    result = register_method(pair.fixed, pair.moving, method="mind",
-                                             profile="fast", device="cpu", mind_floor=floor)
-                    seconds = time.perf_counter() - start
-                    metrics = pair_metrics(result.displacement, pair, detail=True)
-                    record = {"task": task, "seed": seed, "floor": floor,
-                              "seconds": round(seconds, 1)}
-                    record |= {k: metrics.get(k) for k in KEYS}
-                    records.append(record)
-                    print(json.dumps(record), flush=True)
-    OUT.write_text(json.dumps({
-        "benchmark": "mind_floor", "profile": "fast", "size": "small",
-        "machine": platform.machine(), "torch_threads": torch.get_num_threads(),
-        "date": time.strftime("%Y-%m-%d"),
-        "command": "python benchmarks/bench_mind_floor.py " + " ".join(argv or sys.argv[1:]),
-        "rows": records,
-    }, indent=1) + "\n")
-
+        for task, seed, pair in held_out_pairs(args.tasks, args.seeds, Path(tmp)):
+            for floor in args.floors:
+                start = time.perf_counter()
+                result = register_method(pair.fixed, pair.moving, method="mind",
+                                         profile="fast", device="cpu", mind_floor=floor)
+                seconds = time.perf_counter() - start
+                metrics = pair_metrics(result.displacement, pair, detail=True)
+                record = {"task": task, "seed": seed, "floor": floor,
+                          "seconds": round(seconds, 1)}
+                record |= {k: metrics.get(k) for k in KEYS}
+                records.append(record)
+                print(json.dumps(record), flush=True)
+    write_record(OUT, "mind_floor", records, argv, profile="fast", size="small")
 
 if __name__ == "__main__":
     main()
