@@ -881,13 +881,17 @@ def error_map(ax: Any, pair: Pair, estimate: Any, *, index: int | None = None,
 
     fixed = pair.fixed
     breast = breast_mask(pair.fixed_labels.array, LABELS)
+    # Measured where the study measures it (evaluate.pair.field_error_region): the breast,
+    # where the true field lands inside the moving image.
+    seen = breast & pair.displacement.coverage(pair.moving.grid)
+    measured = seen if seen.any() else breast
     error = np.linalg.norm(estimate.millimetres() - pair.displacement.millimetres(), axis=0)
     if index is None:
         index = int(np.argmax(breast.sum(axis=(0, 1))))
     spacing = np.asarray(fixed.spacing, dtype=float)
     draw_slice(ax, normalise_intensity(fixed.array), spacing, view="axial", index=index,
                window=(0.0, 1.0))
-    shown = np.where(breast, error, np.nan)
+    shown = np.where(measured, error, np.nan)
     image, extent = orthogonal_slice(shown, spacing, "axial", index)
     overlay = ax.imshow(image, origin="lower", extent=extent, cmap="magma", vmin=0.0,
                         vmax=vmax, alpha=0.85, interpolation="nearest")
@@ -899,7 +903,7 @@ def error_map(ax: Any, pair: Pair, estimate: Any, *, index: int | None = None,
     ax.scatter(width - (voxels[near, 0] + 0.5) * spacing[0], (voxels[near, 1] + 0.5)
                * spacing[1], c=tre[near], cmap="magma", vmin=0.0, vmax=vmax, s=40,
                edgecolors="cyan", linewidths=1.2)
-    ax.set_title(title or f"dense error {np.nanmean(error[breast]):.1f} mm (breast), "
+    ax.set_title(title or f"dense error {error[measured].mean():.1f} mm (breast), "
                  f"TRE {tre.mean():.1f} mm ({len(tre)} landmarks)", fontsize=9)
     return overlay
 
