@@ -824,3 +824,18 @@ def test_error_map_titles_the_dense_error_the_study_reports():
     metrics = pair_metrics(estimate, scored)
     figure = chapters.error_maps({"identity": (pair, estimate)})
     assert f"dense error {metrics['field_error_mean_mm']:.1f} mm" in figure.axes[0].get_title()
+
+
+def test_the_answer_in_words_counts_encoder_rows_that_kept_the_start():
+    rows = []
+    for method, stage, dense in (("identity", "", 9.0), ("mind", "adam", 2.0),
+                                 ("sam", "initial", 4.0), ("dinov2", "adam", 12.0),
+                                 ("medclip", "convex", 3.0)):
+        rows.append({"task": "longitudinal", "pair_id": "p0", "method": method,
+                     "weights": "random", "stage_kept": stage, "field_error_mean_mm": dense,
+                     "tre_mean_after_mm": dense, "status": "ok", "verdict": "ok"})
+    ran = pd.DataFrame(rows)
+    text = chapters.answer_in_words(chapters.StudyTables(rows=ran, ran=ran))
+    assert ("Of 3 encoder registrations, 2 ended more than 0.1 mm closer to the true "
+            "deformation than no registration and 1 farther; 1 kept the starting "
+            "alignment") in text

@@ -228,8 +228,10 @@ def answer_in_words(study: StudyTables) -> str:
     encoder_rows = ran[base.isin(ENCODER_METHODS)]
     metric = primary_metric(ran)
     identity = ran[ran["method"] == "identity"].set_index("pair_id")[metric]
-    gain = encoder_rows[metric].to_numpy() < (
-        identity.reindex(encoder_rows["pair_id"]).to_numpy() - 0.1)
+    before = identity.reindex(encoder_rows["pair_id"]).to_numpy()
+    gain = encoder_rows[metric].to_numpy() < before - 0.1
+    loss = encoder_rows[metric].to_numpy() > before + 0.1
+    kept = encoder_rows.get("stage_kept", pd.Series(dtype=str)).isin(["identity", "initial"])
     pretrained = encoder_rows["weights"].eq("pretrained").any()
     n_pairs = ran.groupby("task")["pair_id"].nunique()
     tasks = len(n_pairs)
@@ -238,8 +240,9 @@ def answer_in_words(study: StudyTables) -> str:
         f"{zero_shot_wins['mind']} of {tasks} tasks and an encoder beat MIND on "
         f"{zero_shot_wins['encoder']}. Of {len(encoder_rows)} encoder registrations, "
         f"{int(gain.sum())} ended more than 0.1 mm closer to the true deformation than no "
-        f"registration; the rest stayed where they started (the stage guard fell back) or "
-        f"got worse.")
+        f"registration and {int(loss.sum())} farther; {int(kept.sum())} kept the starting "
+        f"alignment (the stage guard found no later stage that made the images more alike), "
+        f"so those rows measure the initial alignment, not the encoder.")
     can = (
         "**What this build can conclude**: how each method behaves on synthetic pairs "
         "whose true deformation is known, which failure modes occur (folding, drift, "
