@@ -17,7 +17,7 @@ from breastlib.phantom import make_cohort
 from breastlib.profiles import get_profile
 from breastlib.register import register_method
 from breastlib.register.adam import adam_step
-from breastlib.register.pipeline import OVERLAP_MARGIN, overlap_weight
+from breastlib.register.pipeline import OVERLAP_MARGIN, covered_mask, overlap_weight
 from breastlib.volume import Volume
 
 FRESH_SEED = 11  # the book's cohorts use seed 0
@@ -66,13 +66,13 @@ def test_overlap_weight_is_zero_where_the_moving_image_has_no_data():
     shifted = affine.copy()
     shifted[0, 3] = 24.0  # the moving grid starts 12 voxels further along x
     moving = Volume.from_array(np.zeros((30, 20, 10), np.float32), shifted)
-    weight = overlap_weight(fixed, moving, np.eye(4), torch.device("cpu"))
+    weight = overlap_weight(covered_mask(fixed, moving, np.eye(4)), torch.device("cpu"))
     assert weight is not None and weight.shape == (1, 1, 30, 20, 10)
     covered_from = 12 + OVERLAP_MARGIN  # eroded inside the moving field of view
     assert not weight[0, 0, :covered_from].any()
     assert weight[0, 0, covered_from:].all()  # the fixed grid's own border is not eroded
     # Same grid: every voxel has data, and the weight would change nothing.
-    assert overlap_weight(fixed, fixed, np.eye(4), torch.device("cpu")) is None
+    assert overlap_weight(covered_mask(fixed, fixed, np.eye(4)), torch.device("cpu")) is None
 
 
 def test_adam_does_not_read_features_where_the_weight_is_zero():

@@ -878,16 +878,15 @@ def error_map(ax: Any, pair: Pair, estimate: Any, *, index: int | None = None,
     matplotlib.image.AxesImage
         The error overlay, for a colour bar.
     """
+    from breastlib.evaluate.pair import within_moving_view
     from breastlib.phantom.labels import LABELS
     from breastlib.tissues import breast_mask
     from breastlib.viz.slices import orthogonal_slice
 
     fixed = pair.fixed
     breast = breast_mask(pair.fixed_labels.array, LABELS)
-    # Measured where the study measures it (evaluate.pair.field_error_region): the breast,
-    # where the true field lands inside the moving image.
-    seen = breast & pair.displacement.coverage(pair.moving.grid)
-    measured = seen if seen.any() else breast
+    # Measured where the study measures it (evaluate.pair.field_error_region).
+    measured = within_moving_view(breast, pair.displacement, pair.moving.grid)
     error = np.linalg.norm(estimate.millimetres() - pair.displacement.millimetres(), axis=0)
     if index is None:
         index = int(np.argmax(breast.sum(axis=(0, 1))))

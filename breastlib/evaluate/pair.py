@@ -24,6 +24,8 @@ from breastlib.volume import Volume, load_volume
 if TYPE_CHECKING:
     import pandas as pd
 
+    from breastlib.grid import Grid
+
 
 @dataclass(frozen=True)
 class CohortPair:
@@ -167,10 +169,16 @@ def field_error_region(pair: CohortPair) -> tuple[np.ndarray, str]:
             region, name = breast, "breast"
     if pair.true_displacement is not None and pair.true_displacement.grid.same_as(
             pair.fixed.grid):
-        seen = region & pair.true_displacement.coverage(pair.moving.grid)
-        if seen.any():
-            region = seen
+        region = within_moving_view(region, pair.true_displacement, pair.moving.grid)
     return region, name
+
+
+def within_moving_view(region: np.ndarray, true_displacement: Displacement,
+                       moving_grid: Grid) -> np.ndarray:
+    """``region`` where ``true_displacement`` (on the fixed grid) lands inside
+    ``moving_grid``; ``region`` itself when that leaves nothing."""
+    seen = region & true_displacement.coverage(moving_grid)
+    return seen if seen.any() else region
 
 
 #: How far around the lesion the dense error "near the lesion" reaches (mm).

@@ -74,7 +74,7 @@ class StageCheck:
         Mean MIND-SSC squared difference over the fixed body's interior at the fine scale
         (:data:`GUARD_MIND`; dimensionless).
     folding_pct
-        Percentage of the fixed body (:func:`body_mask`) with a non-positive Jacobian
+        Percentage of the fixed body (:func:`_filled_body`) with a non-positive Jacobian
         determinant, at full resolution, as the results count it.
     coarse_cost
         The same at the coarse scale (:data:`GUARD_MIND_COARSE`); ``None`` when not
@@ -131,7 +131,7 @@ def _folding_pct(field: torch.Tensor, mask: torch.Tensor, *, slab: int = 32) -> 
     return 100.0 * folded / max(counted, 1)
 
 
-def body_mask(foreground: np.ndarray) -> np.ndarray:
+def _filled_body(foreground: np.ndarray) -> np.ndarray:
     """The body the guard counts folding in: the image's foreground with every axial
     slice's holes filled (the lungs, dark on MR and CT, are enclosed by the ribs in each
     slice but open to the edge of a field of view in 3D)."""
@@ -226,7 +226,7 @@ def check_stages(
         checks.append(check("identity", [downsample(_mind(unaligned_moving, s), factor)
                                          for s in scales], 0.0))
     checks.append(check("initial", aligned_mind, 0.0))
-    body = torch.as_tensor(body_mask(foreground), device=device)
+    body = torch.as_tensor(_filled_body(foreground), device=device)
     for stage in ("convex", "adam"):
         if stage in fields:
             # The image is warped at full resolution and its descriptors computed after:

@@ -211,13 +211,13 @@ def register_pair(
             tie_break=params.tie_break, grid=params.grid,
         )
     t_convex = time.perf_counter()
+    covered = covered_mask(fixed, moving, matrix)
     adam_settings = dict(
         grid_spacing=params.adam_grid, learning_rate=params.learning_rate,
         regularisation=params.regularisation, smooth_kernel=params.smooth_kernel,
         smooth_passes=params.smooth_passes, padding=params.adam_padding, grid=params.grid,
         cost=params.adam_cost,
-        weight=(overlap_weight(fixed, moving, matrix, dev)
-                if params.data_region == "overlap" else None),
+        weight=overlap_weight(covered, dev) if params.data_region == "overlap" else None,
     )
     convex_field = None
     if keep_convex or params.guard:
@@ -239,7 +239,7 @@ def register_pair(
 
     stage, checks = "adam", []
     if params.guard:
-        stage, checks = _guard(fixed, moving, fixed_norm, moving_norm, matrix,
+        stage, checks = _guard(fixed, moving, fixed_norm, moving_norm, matrix, covered,
                                {"convex": convex_field, "adam": field}, params.adam_grid, dev)
     if stage == "identity":
         displacement = Displacement(np.zeros((3, *fixed.shape), np.float32), fixed.grid)
@@ -289,12 +289,11 @@ def covered_mask(fixed: Volume, moving: Volume, matrix: np.ndarray) -> np.ndarra
     return binary_erosion(seen, iterations=OVERLAP_MARGIN, border_value=1)
 
 
-def overlap_weight(fixed: Volume, moving: Volume, matrix: np.ndarray,
-                   dev: torch.device) -> torch.Tensor | None:
-    """``(1, 1, X, Y, Z)`` float weight on the fixed grid: 1 where :func:`covered_mask`,
-    else 0; ``None`` when that covers every voxel or none (then the weight would change
-    nothing, or leave nothing to match)."""
-    seen = covered_mask(fixed, moving, matrix)
+def overlap_weight(covered: np.ndarray, dev: torch.device) -> torch.Tensor | None:
+    """``(1, 1, X, Y, Z)`` float weight on the fixed grid: 1 where ``covered`` (from
+    :func:`covered_mask`), else 0; ``None`` when that covers every voxel or none (then the
+    weight would change nothing, or leave nothing to match)."""
+    seen = covered
     if seen.all() or not seen.any():
         return None
     return torch.as_tensor(seen, dtype=torch.float32, device=dev)[None, None]
@@ -302,7 +301,8 @@ def overlap_weight(fixed: Volume, moving: Volume, matrix: np.ndarray,
 
 def _guard(
     fixed: Volume, moving: Volume, fixed_norm: np.ndarray, moving_norm: np.ndarray,
-    matrix: np.ndarray, fields: dict[str, torch.Tensor], factor: int, dev: torch.device,
+    matrix: np.ndarray, covered: np.ndarray, fields: dict[str, torch.Tensor], factor: int,
+    dev: torch.device,
 ) -> tuple[str, list[Any]]:
     """Judge every stage (:mod:`breastlib.register.guard`) and name the one to keep."""
     unaligned = None
@@ -314,6 +314,6 @@ def _guard(
         checks = check_stages(
             torch.as_tensor(fixed_norm, device=dev), torch.as_tensor(moving_norm, device=dev),
             unaligned, fields, foreground_mask(fixed), factor=factor, spacing=fixed.spacing,
-            covered=covered_mask(fixed, moving, matrix),
+            covered=covered,
         )
     return choose_stage(checks), checks
