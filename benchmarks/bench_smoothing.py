@@ -1,4 +1,10 @@
-"""box_smooth (running sums) vs separable and naive 3-D box pools, ConvexAdam's inner loop.
+"""Adam's smoothing, forward and gradient: the axis matrices against box_smooth and pools.
+
+Every Adam iteration smooths the field and needs the gradient through the filter. Adam
+now applies the filter as one small matrix per axis and its adjoint as the transposes
+(``axis_matrices_s``: forward plus adjoint, no autograd); the earlier implementations are
+timed with autograd's backward: ``box_smooth`` (running sums, or shifted sums for narrow
+kernels), three 1-D average pools per pass, and one 3-D pool per pass.
 
 Run by hand: ``.venv/bin/python benchmarks/bench_smoothing.py``. Writes
 ``benchmarks/results/smoothing.json``; the numbers go into the book's performance appendix.
@@ -15,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from breastlib.smoothing import box_smooth
+from breastlib.smoothing import apply_axis_matrices, box_matrices, box_smooth
 
 
 def naive(field: torch.Tensor, kernel: int, passes: int) -> torch.Tensor:
@@ -61,8 +67,19 @@ def main() -> None:
             def reference(field=field, kernel=kernel, passes=passes):
                 naive(field, kernel, passes).sum().backward()
 
+            matrices = box_matrices(shape, kernel=kernel, passes=passes)
+            gradient = torch.ones_like(field)
+
+            def axis_matrices(field=field, matrices=matrices, gradient=gradient):
+                with torch.no_grad():
+                    apply_axis_matrices(field, matrices)
+                    apply_axis_matrices(gradient, matrices, transpose=True)
+
             t_ours, t_pools, t_naive = timed(ours), timed(pools), timed(reference)
+            t_matrices = timed(axis_matrices)
             results.append({"shape": shape, "kernel": kernel, "passes": passes,
+                            "axis_matrices_s": t_matrices,
+                            "speedup_matrices_vs_box_smooth": t_ours / t_matrices,
                             "box_smooth_s": t_ours, "separable_pool_s": t_pools,
                             "naive_3d_pool_s": t_naive,
                             "speedup_vs_separable_pool": t_pools / t_ours,

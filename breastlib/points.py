@@ -9,12 +9,15 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from breastlib._atomic import write_text_atomic
 from breastlib.errors import InputError
+
+if TYPE_CHECKING:  # pandas costs a third of a second to import; only the readers need it
+    import pandas as pd
 
 COLUMNS = ("x", "y", "z")
 
@@ -25,6 +28,8 @@ def read_points(path: str | os.PathLike) -> pd.DataFrame:
     if not path.exists():
         raise InputError("file not found", path)
     try:
+        import pandas as pd
+
         table = pd.read_csv(path)
     except Exception as exc:
         raise InputError(f"cannot read points CSV ({exc})", path) from exc
@@ -50,6 +55,8 @@ def point_array(table: pd.DataFrame) -> np.ndarray:
 def write_points(path: str | os.PathLike, points: np.ndarray, like: pd.DataFrame | None = None,
                  **extra_columns: np.ndarray) -> Path:
     """Write ``(N, 3)`` points as CSV (atomically), keeping the extra columns of ``like``."""
+    import pandas as pd
+
     table = pd.DataFrame(np.asarray(points, dtype=np.float64), columns=list(COLUMNS))
     if like is not None:
         for column in like.columns:

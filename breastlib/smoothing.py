@@ -1,15 +1,18 @@
 """Box smoothing of displacement and feature tensors, and grid resampling helpers.
 
-A ``k^3`` box filter is three 1-D averages, and a 1-D average is a difference of two
-prefix sums: ``mean(x[i-h .. i+h]) = (S[i+h+1] - S[i-h]) / k`` with ``S = cumsum(x)``.
-That costs the same few reads per voxel whatever the kernel, and both the cumulative sum
-and its backward (a reversed cumulative sum) are fast on CPU and GPU, where pooling's
-backward is not. ConvexAdam smooths the field several times per Adam iteration: on a
-small phantom pair this took the `fast` Adam step from 19 s to 13 s on a 2-core CPU
-(benchmarks/bench_smoothing.py times the filter alone).
+A ``k^3`` box filter is three 1-D averages. A narrow one (``k <= 5``, MIND-SSC's patch
+filter and the convex step's smoothing) is a sum of ``k`` shifted copies; a wider one is a
+difference of two prefix sums, ``mean(x[i-h .. i+h]) = (S[i+h+1] - S[i-h]) / k`` with
+``S = cumsum(x)``, which costs the same few reads per voxel whatever the kernel.
+
+Adam smooths its field in every iteration and needs the gradient through the filter: there
+the filter is one small matrix per axis (:func:`box_matrices`), whose transpose applies
+the filter's adjoint without autograd (benchmarks/bench_smoothing.py times the filters).
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -57,10 +60,25 @@ def box_smooth(
     return out
 
 
+#: Widest box filtered as a sum of shifted copies; wider ones use running sums. A sum of
+#: three shifted copies took 147 ms against 353 ms for the running sums on a 12-channel
+#: small phantom volume (MIND-SSC's patch filter), on 2 CPU cores.
+_SHIFTED_SUM_MAX_KERNEL = 5
+
+
 def _box_1d(tensor: torch.Tensor, dim: int, kernel: int, padding: str) -> torch.Tensor:
     """Centred moving average of width ``kernel`` along spatial ``dim``."""
     half = kernel // 2
     length = tensor.shape[dim]
+    if kernel <= _SHIFTED_SUM_MAX_KERNEL:
+        pad = [0] * 6
+        slot = 2 * (4 - dim)  # F.pad lists the last axis first
+        pad[slot] = pad[slot + 1] = half
+        padded = F.pad(tensor, pad, mode="replicate" if padding == "replicate" else "constant")
+        total = padded.narrow(dim, 0, length) + padded.narrow(dim, 1, length)
+        for shift in range(2, kernel):
+            total = total.add_(padded.narrow(dim, shift, length))
+        return total.div_(kernel)
     # Subtracting each line's mean first keeps the running sums small, so the difference
     # of two of them loses no float32 precision on long lines with a large offset.
     mean = tensor.mean(dim, keepdim=True)
@@ -81,6 +99,58 @@ def _box_1d(tensor: torch.Tensor, dim: int, kernel: int, padding: str) -> torch.
     shape[dim] = length
     count = count.to(tensor.dtype).view(shape)
     return (window + mean * count) / kernel
+
+
+@functools.lru_cache(maxsize=64)
+def _box_matrix_cpu(length: int, kernel: int, passes: int, padding: str) -> torch.Tensor:
+    half = kernel // 2
+    single = torch.zeros(length, length, dtype=torch.float64)
+    for i in range(length):
+        for t in range(i - half, i + half + 1):
+            if padding == "replicate":
+                single[i, min(max(t, 0), length - 1)] += 1.0 / kernel
+            elif 0 <= t < length:
+                single[i, t] += 1.0 / kernel
+    return torch.linalg.matrix_power(single, passes)
+
+
+def box_matrices(
+    shape: tuple[int, ...], *, kernel: int, passes: int = 1, padding: str = "replicate",
+    device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, ...]:
+    """:func:`box_smooth` as one ``(n, n)`` matrix per spatial axis of a grid of ``shape``.
+
+    The filter is linear and separable, so ``passes`` repeated box filters along an axis of
+    ``n`` voxels, borders included, are one ``n x n`` matrix (its ``passes``-th power of
+    the single filter, computed in float64). :func:`apply_axis_matrices` with these
+    matrices equals ``box_smooth(field, kernel=kernel, passes=passes, padding=padding)``
+    up to rounding, and with their transposes applies the filter's adjoint, which is the
+    gradient of a smoothed field with respect to the unsmoothed one. On the coarse grids
+    of Adam (tens of voxels per axis) a few small matrix products cost a fraction of the
+    running sums and of their backward (benchmarks/bench_smoothing.py).
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        One ``(n, n)`` matrix per axis of ``shape``, on ``device`` in ``dtype``.
+    """
+    if kernel % 2 != 1:
+        raise ValueError(f"kernel must be odd, got {kernel}")
+    if padding not in ("replicate", "zeros"):
+        raise ValueError(f"padding must be 'replicate' or 'zeros', got {padding!r}")
+    return tuple(_box_matrix_cpu(int(n), kernel, passes, padding).to(device, dtype)
+                 for n in shape)
+
+
+def apply_axis_matrices(
+    tensor: torch.Tensor, matrices: tuple[torch.Tensor, ...], *, transpose: bool = False
+) -> torch.Tensor:
+    """Multiply each spatial axis of a ``(B, C, X, Y, Z)`` tensor by its ``(n, n)`` matrix
+    (``out[.., i, ..] = sum_j M[i, j] in[.., j, ..]``), or by its transpose."""
+    mx, my, mz = (m.T if transpose else m for m in matrices)
+    out = torch.einsum("ij,bcjyz->bciyz", mx, tensor)
+    out = torch.einsum("ij,bcxjz->bcxiz", my, out)
+    return out @ mz.T
 
 
 def pad_to_multiple(tensor: torch.Tensor, multiple: int) -> torch.Tensor:

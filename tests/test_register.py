@@ -198,3 +198,21 @@ def test_affine_init_is_reproducible():
     moving = blob_volume(shape, affine, shift_mm=np.array([3.0, -2.0, 1.0]), seed=5)
     first = affine_matrix(fixed, moving, seed=0)
     np.testing.assert_array_equal(first, affine_matrix(fixed, moving, seed=0))
+
+
+def test_block_average_keeps_world_positions_and_block_means():
+    from breastlib.register.initial import block_average
+    from breastlib.volume import Volume
+
+    rng = np.random.default_rng(3)
+    affine = np.diag([0.7, 0.7, 1.5, 1.0])
+    affine[:3, 3] = (10.0, -20.0, 5.0)
+    volume = Volume.from_array(rng.random((100, 97, 40), dtype=np.float32), affine)
+    coarse = block_average(volume)  # factors round(2 / 0.7) = 3 and round(2 / 1.5) = 1
+    assert coarse.shape == (33, 32, 40)
+    np.testing.assert_allclose(coarse.spacing, [2.1, 2.1, 1.5])
+    assert coarse.array[4, 5, 6] == pytest.approx(volume.array[12:15, 15:18, 6].mean(), rel=1e-5)
+    # block (4, 5, 6) is centred on fine voxel (13, 16, 6)
+    np.testing.assert_allclose(coarse.grid.index_to_world(np.array([[4.0, 5.0, 6.0]])),
+                               volume.grid.index_to_world(np.array([[13.0, 16.0, 6.0]])))
+    assert block_average(coarse) is coarse  # already coarse enough

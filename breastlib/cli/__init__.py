@@ -19,8 +19,13 @@ EXIT_USAGE = 2
 _SUBCOMMANDS = ("register", "apply", "phantom", "weights", "study", "data")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand, or with subcommand ``only`` alone.
+
+    Each subcommand's module imports what its options need (the phantom's tasks, the
+    encoders' names); building only the one being run keeps, for example, pandas and the
+    phantom out of a ``breastlib register`` process.
+    """
     parser = argparse.ArgumentParser(
         prog="breastlib",
         description="Zero-shot breast MRI registration with vision foundation models.",
@@ -29,15 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"breastlib {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in _SUBCOMMANDS:
+    for name in (only,) if only in _SUBCOMMANDS else _SUBCOMMANDS:
         importlib.import_module(f"breastlib.cli.{name}").add_parser(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``breastlib`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words[0] if words else None)
+    args = parser.parse_args(words)
     try:
         return int(args.func(args) or 0)
     except BreastlibError as exc:

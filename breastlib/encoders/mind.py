@@ -38,14 +38,6 @@ def _neighbour_pairs() -> list[tuple[int, int]]:
     return pairs  # twelve pairs
 
 
-def _shift(image: torch.Tensor, offset: torch.Tensor, pad: int) -> torch.Tensor:
-    """Read ``image`` at ``x + offset`` from a replicate-padded copy."""
-    x, y, z = image.shape[2:]
-    padded = F.pad(image, [pad] * 6, mode="replicate")
-    ox, oy, oz = (int(o) + pad for o in offset)
-    return padded[:, :, ox : ox + x, oy : oy + y, oz : oz + z]
-
-
 def mind_ssc(
     image: torch.Tensor, *, radius: int = 1, dilation: int = 2, floor: float = 0.0
 ) -> torch.Tensor:
@@ -74,19 +66,28 @@ def mind_ssc(
         raise ValueError(f"floor must lie in [0, 1), got {floor}")
     if floor > 0.0:
         image = (image - floor).clamp_min(0.0) / (1.0 - floor)
-    offsets = _SIX_NEIGHBOURS * dilation
-    distances = []
-    for i, j in _neighbour_pairs():
-        a = _shift(image, offsets[i], dilation)
-        b = _shift(image, offsets[j], dilation)
-        distances.append((a - b) ** 2)
-    ssd = box_smooth(torch.cat(distances, dim=1), kernel=2 * radius + 1, passes=1)
-    ssd = ssd - ssd.min(dim=1, keepdim=True).values
+    offsets = (_SIX_NEIGHBOURS * dilation).tolist()
+    pairs = _neighbour_pairs()
+    x, y, z = image.shape[2:]
+    padded = F.pad(image, [dilation] * 6, mode="replicate")
+
+    def shifted(offset: list[int]) -> torch.Tensor:
+        """``image`` read at ``x + offset`` (the replicate border beyond its edge)."""
+        ox, oy, oz = (o + dilation for o in offset)
+        return padded[:, :, ox : ox + x, oy : oy + y, oz : oz + z]
+
+    # One channel at a time into one preallocated volume, then in place: the descriptor
+    # of a full-size image (12 x 21 million voxels, 1 GB) needs little more than itself.
+    ssd = image.new_empty((image.shape[0], len(pairs), x, y, z))
+    for channel, (i, j) in enumerate(pairs):
+        distance = (shifted(offsets[i]) - shifted(offsets[j])).pow_(2)
+        ssd[:, channel : channel + 1] = box_smooth(distance, kernel=2 * radius + 1, passes=1)
+    ssd -= ssd.min(dim=1, keepdim=True).values
     variance = ssd.mean(dim=1, keepdim=True)
     mean_variance = variance.mean()
     variance = variance.clamp(mean_variance * 1e-3, mean_variance * 1e3)
-    descriptor = torch.exp(-ssd / variance)
-    return descriptor / descriptor.amax(dim=1, keepdim=True).clamp_min(1e-12)
+    descriptor = ssd.div_(variance).neg_().exp_()
+    return descriptor.div_(descriptor.amax(dim=1, keepdim=True).clamp_min(1e-12))
 
 
 def mind_features(

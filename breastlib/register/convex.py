@@ -58,17 +58,28 @@ def ssd_cost_volume(
         padded = F.pad(moving, [h] * 6)
     else:
         raise ValueError(f"padding must be 'replicate' or 'zeros', got {padding!r}")
-    costs = []
     width = 2 * h + 1
+    # Filled and smoothed in place, a few maps at a time: the volume of a full-size image
+    # (729 offsets x 340 000 cells, 1 GB) is then the step's only large tensor.
+    cost = fixed.new_empty((width**3, x, y, z))
+    index = 0
     for dx in range(width):
         for dy in range(width):
             for dz in range(width):
                 shifted = padded[:, :, dx : dx + x, dy : dy + y, dz : dz + z]
-                costs.append(((fixed - shifted) ** 2).sum(dim=1))
-    cost = torch.cat(costs, dim=0)
+                cost[index] = ((fixed - shifted) ** 2).sum(dim=1)[0]
+                index += 1
     if smooth:
-        cost = box_smooth(cost[None], kernel=3, passes=smooth, padding=padding)[0]
+        for start in range(0, len(cost), _MAPS_PER_CHUNK):
+            chunk = cost[start : start + _MAPS_PER_CHUNK]
+            chunk.copy_(box_smooth(chunk[None], kernel=3, passes=smooth, padding=padding)[0])
     return cost
+
+
+#: Cost maps smoothed together, and cost-volume entries (offsets x voxels) per argmin
+#: chunk: bounded temporaries whatever the image size.
+_MAPS_PER_CHUNK = 32
+_ENTRIES_PER_CHUNK = 1 << 22
 
 
 def coupled_argmin(
@@ -110,20 +121,29 @@ def coupled_argmin(
         raise ValueError(f"output must be 'argmin' or 'smoothed', got {output!r}")
     shape = cost.shape[1:]
     flat = cost.reshape(cost.shape[0], -1)
-    if tie_break:
-        # Where the features carry no information (air, uniform tissue) every offset costs
-        # the same; break such ties towards zero displacement instead of the first offset.
-        flat = flat + 1e-6 * (offsets**2).sum(dim=1, keepdim=True)
-    field = offsets[flat.argmin(dim=0)].T.reshape(1, 3, *shape)
+    squared = (offsets**2).sum(dim=1, keepdim=True)
+    # Where the features carry no information (air, uniform tissue) every offset costs the
+    # same; break such ties towards zero displacement instead of the first offset.
+    tie = 1e-6 * squared if tie_break else torch.zeros_like(squared)
+    chunk = max(1, _ENTRIES_PER_CHUNK // max(len(offsets), 1))
+
+    def argmin(weight: float = 0.0, smoothed: torch.Tensor | None = None) -> torch.Tensor:
+        """Per voxel, the offset of least ``cost + tie + weight |o - smoothed|^2``,
+        ``chunk`` voxels at a time. ``|o - s|^2 = |o|^2 - 2 o.s + |s|^2``, and ``|s|^2``
+        is the same for every offset of a voxel, so it is left out of the comparison."""
+        column = tie + weight * squared
+        best = torch.empty(flat.shape[1], dtype=torch.long, device=flat.device)
+        for start in range(0, flat.shape[1], chunk):
+            part = flat[:, start : start + chunk] + column
+            if smoothed is not None:
+                part.addmm_(offsets, smoothed[:, start : start + chunk], alpha=-2.0 * weight)
+            best[start : start + chunk] = part.argmin(dim=0)
+        return offsets[best].T.reshape(1, 3, *shape)
+
+    field = argmin()
     for weight in coupling:
         smoothed = box_smooth(field, kernel=3, passes=smooth, padding=padding).reshape(3, -1)
-        # |o - s|^2 expanded, so no (offsets, 3, voxels) tensor is ever built.
-        penalty = (
-            (offsets**2).sum(dim=1, keepdim=True)
-            - 2.0 * offsets @ smoothed
-            + (smoothed**2).sum(dim=0, keepdim=True)
-        )
-        field = offsets[(flat + weight * penalty).argmin(dim=0)].T.reshape(1, 3, *shape)
+        field = argmin(weight, smoothed)
     if output == "smoothed":
         field = box_smooth(field, kernel=3, passes=smooth, padding=padding)
     return field
@@ -186,6 +206,7 @@ def convex_step(
     coupling_output: str = "argmin",
     tie_break: bool = True,
     grid: str = "consistent",
+    fine_shape: tuple[int, int, int] | None = None,
 ) -> torch.Tensor:
     """Run the coupled convex optimisation on two feature volumes.
 
@@ -211,6 +232,11 @@ def convex_step(
         ``"released"``: as utils/convexAdam_3D.py, convex_adam_3d_param does it (trailing
         voxels dropped by the pooling, :func:`make_inverse_consistent` with
         ``grid="released"``, the coarse field resized to the image size).
+    fine_shape
+        ``None``: ``fixed`` and ``moving`` are on the image grid. Otherwise they are
+        already pooled onto the coarse grid (as :func:`breastlib.smoothing.downsample`
+        with ``grid_spacing`` pools them, ``floor=True`` for ``grid="released"``), and
+        this is the image grid's ``(X, Y, Z)``: full-resolution features need not be kept.
 
     Returns
     -------
@@ -220,9 +246,12 @@ def convex_step(
     if grid not in ("consistent", "released"):
         raise ValueError(f"grid must be 'consistent' or 'released', got {grid!r}")
     released = grid == "released"
-    shape = tuple(fixed.shape[2:])
-    coarse_fixed = downsample(fixed, grid_spacing, floor=released)
-    coarse_moving = downsample(moving, grid_spacing, floor=released)
+    if fine_shape is None:
+        shape = tuple(fixed.shape[2:])
+        coarse_fixed = downsample(fixed, grid_spacing, floor=released)
+        coarse_moving = downsample(moving, grid_spacing, floor=released)
+    else:
+        shape, coarse_fixed, coarse_moving = tuple(fine_shape), fixed, moving
     offsets = search_offsets(half_width, device=fixed.device)
     argmin = {"smooth": coupling_smooth, "padding": coupling_padding,
               "output": coupling_output, "tie_break": tie_break}

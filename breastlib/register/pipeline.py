@@ -26,6 +26,7 @@ from breastlib.register.adam import adam_step, convex_start
 from breastlib.register.convex import convex_step
 from breastlib.register.guard import check_stages, choose_stage
 from breastlib.register.initial import foreground_mask, initial_matrix
+from breastlib.smoothing import downsample
 from breastlib.volume import Volume
 
 
@@ -83,19 +84,24 @@ class RegistrationResult:
 _MIND_FEATURE_STD = 0.3
 
 
-def _match_mind_spread(
-    fixed: torch.Tensor, moving: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scale both feature volumes by one common factor to a joint std of 0.3."""
-    spread = torch.sqrt(0.5 * (fixed.var() + moving.var())).clamp_min(1e-12)
-    factor = _MIND_FEATURE_STD / spread
-    return fixed * factor, moving * factor
+def _joint_std(fixed: torch.Tensor, moving: torch.Tensor) -> float:
+    """The joint standard deviation of two feature volumes (the root of their mean
+    variance), at least 1e-12."""
+    return max(float(torch.sqrt(0.5 * (fixed.var() + moving.var()))), 1e-12)
 
 
 def _scale_features(
     method: str, fixed: torch.Tensor, moving: torch.Tensor, params: Any
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The profile's feature scaling of two ``(C, X, Y, Z)`` feature volumes.
+    """The profile's feature scaling of two ``(C, X, Y, Z)`` feature volumes (both times
+    :func:`_feature_factor`)."""
+    factor = _feature_factor(method, fixed, moving, params)
+    return fixed * factor, moving * factor
+
+
+def _feature_factor(method: str, fixed: torch.Tensor, moving: torch.Tensor,
+                    params: Any) -> float:
+    """The one factor the profile multiplies both ``(C, X, Y, Z)`` feature volumes by.
 
     ``feature_spread="mind"``: encoder features brought to MIND's spread, then every
     method times ``feature_scale``. ``"raw"``: no rescaling; ``feature_scale`` on MIND and
@@ -104,12 +110,12 @@ def _scale_features(
     and extract_encoder_feature).
     """
     if params.feature_spread == "mind":
+        spread = 1.0
         if method != "mind":
-            fixed, moving = _match_mind_spread(fixed, moving)
-        return fixed * params.feature_scale, moving * params.feature_scale
+            spread = _MIND_FEATURE_STD / _joint_std(fixed, moving)
+        return spread * params.feature_scale
     scaled = method == "mind" or get_spec(method).family == "sam"
-    factor = params.feature_scale if scaled else 1.0
-    return fixed * factor, moving * factor
+    return params.feature_scale if scaled else 1.0
 
 
 def register_pair(
@@ -191,9 +197,15 @@ def register_pair(
             weights=weights, input_size=input_size, slice_step=slice_step, pca_dims=pca_dims,
             profile=profile, device=str(dev), seed=seed, params=params,
         )
-    fixed_feat, moving_feat = _scale_features(method, fixed_feat, moving_feat, params)
-    fixed_feat = fixed_feat[None].to(dev, torch.float32)
-    moving_feat = moving_feat[None].to(dev, torch.float32)
+    factor = _feature_factor(method, fixed_feat, moving_feat, params)
+    # Both stages see the features only pooled onto their grids: pooled here, the
+    # full-resolution volumes (1 GB each for MIND on a full-size image) are let go.
+    released = params.grid == "released"
+    convex_pair, adam_pair = (
+        [downsample(f[None].to(dev, torch.float32), spacing, floor=released).mul_(factor)
+         for f in (fixed_feat, moving_feat)]
+        for spacing in (params.convex_grid, params.adam_grid))
+    del fixed_feat, moving_feat
     t_features = time.perf_counter()
 
     bar = None
@@ -203,7 +215,7 @@ def register_pair(
         bar = tqdm(total=params.iterations, desc=f"{method} ConvexAdam", unit="it", leave=False)
     with torch.no_grad():
         initial = convex_step(
-            fixed_feat, moving_feat, grid_spacing=params.convex_grid,
+            *convex_pair, fine_shape=fixed.shape, grid_spacing=params.convex_grid,
             half_width=params.half_width, coupling=params.coupling,
             inverse_iterations=params.inverse_iterations, cost_smooth=params.cost_smooth,
             cost_padding=params.cost_padding, coupling_smooth=params.coupling_smooth,
@@ -225,8 +237,9 @@ def register_pair(
             initial, grid_spacing=params.adam_grid, smooth_kernel=params.smooth_kernel,
             smooth_passes=params.smooth_passes, padding=params.adam_padding, grid=params.grid,
         )
+    del convex_pair
     field = adam_step(
-        fixed_feat, moving_feat, initial, iterations=params.iterations,
+        *adam_pair, initial, pooled=True, iterations=params.iterations,
         progress=(lambda i: bar.update(1)) if bar is not None else None, **adam_settings,
     )
     if bar is not None:
