@@ -718,12 +718,14 @@ def test_the_scaling_record_and_what_the_appendix_says_of_it():
     guard = [r["seconds"]["guard"] / r["seconds"]["total"]
              for _, r in rows.iterrows() if r["profile"] == "fast"]
     text = " ".join((ROOT / "book" / "performance.md").read_text().split())
+    wall = {(r["size"], r["profile"]): r["wall_s"] for _, r in rows.iterrows()}
     assert f"full-size pair in {total['full', 'fast']:.0f} s with a peak of " \
-           f"{peak['full', 'fast']:.0f} GB" in text
+           f"{peak['full', 'fast']:.0f} GB ({wall['full', 'fast']:.1f} s for the whole process" \
+           in text
     assert f"takes {total['full', 'convexadam']:.0f} s and {peak['full', 'convexadam']:.0f} GB" \
            in text
-    met = total["full", "fast"] < 180 and peak["full", "fast"] < 6
-    assert ("is **not met**" in text) == (not met)
+    met = wall["full", "fast"] < 180 and peak["full", "fast"] < 6
+    assert ("is met" in text) == met and ("is **not met**" in text) == (not met)
     assert f"{total['full', 'fast'] / total['small x1.59', 'fast']:.1f} times as long" in text
     assert f"({min(guard) * 100:.0f}-{max(guard) * 100:.0f} % of the time" in text
 
