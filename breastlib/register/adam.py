@@ -26,7 +26,6 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from breastlib._sampling import normalise_index
 from breastlib.smoothing import (
     apply_axis_matrices,
     box_matrices,
@@ -67,6 +66,7 @@ def _smoothed_fine(coarse: torch.Tensor, grid_spacing: int, shape: tuple[int, ..
 def _data_gradient(
     field: torch.Tensor, fixed: torch.Tensor, moving: torch.Tensor, identity: torch.Tensor,
     share: torch.Tensor | float, scale: torch.Tensor | None, outside: str,
+    per_voxel: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Gradient of the data term with respect to a ``(1, 3, x, y, z)`` coarse field.
 
@@ -74,13 +74,18 @@ def _data_gradient(
     holds the normalisation and the voxel weights). Its gradient is that of the bilinear
     sample with respect to the sampling grid, weighted by ``2 * share * difference``, which
     is what autograd would compute through ``grid_sample``; computed directly, one Adam
-    iteration builds no graph and keeps one copy of the warped features.
+    iteration builds no graph and keeps one copy of the warped features. ``per_voxel``
+    (``(3,)``, :func:`_per_voxel`) may be passed in, so that a loop on a GPU copies
+    nothing from the host.
     """
     shape = tuple(field.shape[2:])
     step = field[0].permute(1, 2, 3, 0)
     if scale is not None:
         step = step * scale
-    grid = normalise_index(identity + step, shape)[None]
+    if per_voxel is None:
+        per_voxel = _per_voxel(shape, field)
+    # voxel (x, y, z) -> grid_sample's (z, y, x) in [-1, 1] (align_corners=True)
+    grid = ((identity + step) * per_voxel - 1.0).flip(-1)[None]
     padding_mode = {"zeros": 0, "border": 1}[outside]
     warped = F.grid_sample(moving, grid, mode="bilinear", padding_mode=outside,
                            align_corners=True)
@@ -89,12 +94,16 @@ def _data_gradient(
     _, grid_gradient = torch.ops.aten.grid_sampler_3d_backward(
         weighted, moving, grid, 0, padding_mode, True, [False, True])
     # The grid holds (z, y, x) in [-1, 1]: back to voxels along (x, y, z).
-    per_voxel = torch.tensor([2.0 / max(s - 1, 1) for s in shape], dtype=field.dtype,
-                             device=field.device)
     gradient = grid_gradient[0].flip(-1) * per_voxel
     if scale is not None:
         gradient = gradient * scale
     return gradient.permute(3, 0, 1, 2)[None].contiguous()
+
+
+def _per_voxel(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """``(3,)`` normalised grid units per voxel, ``2 / (n - 1)``, along (x, y, z)."""
+    return torch.tensor([2.0 / max(s - 1, 1) for s in shape], dtype=like.dtype,
+                        device=like.device)
 
 
 def _add_diffusion_gradient(gradient: torch.Tensor, field: torch.Tensor,
@@ -261,12 +270,13 @@ def adam_step(
     if coarse_weight is not None:
         share = coarse_weight * share
 
+    per_voxel = _per_voxel(coarse_shape, fixed)  # made once: no host copy in the loop
     parameter = start.clone()
     optimiser = _Adam(parameter, learning_rate)
     for iteration in range(iterations):
         field = apply_axis_matrices(parameter, smoothing)
         gradient = _data_gradient(field, coarse_fixed, coarse_moving, identity, share,
-                                  scale, outside)
+                                  scale, outside, per_voxel)
         _add_diffusion_gradient(gradient, field, regularisation)
         optimiser.step(apply_axis_matrices(gradient, smoothing, transpose=True))
         if progress is not None:
