@@ -25,8 +25,9 @@ def test_steps_equal_torch_adam_to_the_last_bit():
     assert not torch.equal(ours, torch.zeros_like(ours))  # it moved
 
 
-def test_a_registration_imports_no_compiler_stack():
-    """torch.optim.Adam imports torch._dynamo (and sympy): a second of every process."""
+def test_a_registration_imports_no_compiler_stack_and_no_encoder_library():
+    """torch.optim.Adam imports torch._dynamo (and sympy): a second of every process. A
+    MIND registration needs none of the encoders' libraries, nor pandas."""
     code = (
         "import sys, numpy as np\n"
         "from breastlib.volume import Volume\n"
@@ -35,7 +36,8 @@ def test_a_registration_imports_no_compiler_stack():
         "a = Volume.from_array(rng.random((24, 24, 16), dtype=np.float32), np.eye(4))\n"
         "b = Volume.from_array(np.roll(a.array, 1, 0), np.eye(4))\n"
         "register_method(a, b, method='mind', profile='fast', device='cpu', iterations=3)\n"
-        "print(sorted(m for m in ('torch._dynamo', 'sympy') if m in sys.modules))\n"
+        "print(sorted(m for m in ('torch._dynamo', 'sympy', 'timm', 'open_clip',\n"
+        "                         'segment_anything', 'pandas') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=300)

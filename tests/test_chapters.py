@@ -841,3 +841,18 @@ def test_the_answer_in_words_counts_encoder_rows_that_kept_the_start():
     assert ("Of 3 encoder registrations, 2 ended more than 0.1 mm closer to the true "
             "deformation than no registration and 1 farther; 1 kept the starting "
             "alignment") in text
+
+
+def test_the_stage_record_covers_every_profile_and_encoder_and_the_text_reads_it():
+    """benchmarks/results/stages.json: every profile with MIND and both fast profiles with
+    every encoder family on the small pair, and the full-size row the appendix quotes."""
+    stages = chapters.stage_seconds(chapters.benchmark("stages.json", results_dir=BENCHMARKS))
+    assert stages.index.is_unique
+    small = stages.loc["small"]
+    assert {p for p, _ in small.index} == {"fast", "convexadam", "corrected", "paper"}
+    for profile in ("fast", "convexadam"):
+        assert set(small.loc[profile].index) >= {"mind", "dinov2", "sam", "medclip"}
+    assert (small["error"] == "").all()
+    full = stages.loc[("full", "fast", "mind")]
+    text = " ".join((ROOT / "book" / "performance.md").read_text().split())
+    assert f"in {full['total']:.0f} s with a peak of {full['peak_gb']:.1f} GB" in text

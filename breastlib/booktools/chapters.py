@@ -1042,6 +1042,31 @@ def benchmark_runs(pattern: str, *, results_dir: str | os.PathLike = BENCHMARK_R
                       for p in paths], ignore_index=True)
 
 
+#: The stages a registration times, in pipeline order (RegistrationResult.seconds).
+STAGE_COLUMNS = ("init", "features", "convex", "adam", "guard", "total")
+
+
+def stage_seconds(rows: pd.DataFrame) -> pd.DataFrame:
+    """Seconds of every stage per (size, profile, method), from the rows of
+    ``benchmarks/bench_stages.py``: the stages, the whole process (``wall_s``), the peak
+    resident memory in GB and, for a run that failed or was given up, why.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``size, profile, method`` in the record's order; not rounded.
+    """
+    table = pd.DataFrame([
+        {"size": r["size"], "profile": r["profile"], "method": r["method"],
+         **{s: (r["seconds"] or {}).get(s) if isinstance(r.get("seconds"), dict) else None
+            for s in STAGE_COLUMNS},
+         "wall_s": r["wall_s"],
+         "peak_gb": r["peak_rss_mib"] / 1024 if pd.notna(r.get("peak_rss_mib")) else None,
+         "error": r.get("error") if isinstance(r.get("error"), str) else ""}
+        for _, r in rows.iterrows()])
+    return table.set_index(["size", "profile", "method"])
+
+
 def scaling_figure(rows: pd.DataFrame) -> matplotlib.figure.Figure:
     """Seconds per stage and peak memory against the number of voxels, per profile, from
     the rows of ``benchmarks/bench_scaling.py`` (log-log; one panel per profile and one for

@@ -90,14 +90,17 @@ def mind_ssc(
     return descriptor.div_(descriptor.amax(dim=1, keepdim=True).clamp_min(1e-12))
 
 
+def mind_volume(array: np.ndarray, params: ConvexAdamParams,
+                device: torch.device) -> torch.Tensor:
+    """MIND-SSC descriptor of one ``(X, Y, Z)`` normalised array with a profile's radius,
+    dilation and background floor: a ``(12, X, Y, Z)`` tensor on ``device``."""
+    image = torch.from_numpy(np.ascontiguousarray(array, np.float32)).to(device)[None, None]
+    return mind_ssc(image, radius=params.mind_radius, dilation=params.mind_dilation,
+                    floor=params.mind_floor)[0]
+
+
 def mind_features(
     fixed: np.ndarray, moving: np.ndarray, params: ConvexAdamParams, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """MIND-SSC descriptors of two ``(X, Y, Z)`` normalised arrays with a profile's radius,
-    dilation and background floor: two ``(12, X, Y, Z)`` tensors on ``device``."""
-    out = []
-    for array in (fixed, moving):
-        image = torch.from_numpy(np.ascontiguousarray(array, np.float32)).to(device)[None, None]
-        out.append(mind_ssc(image, radius=params.mind_radius, dilation=params.mind_dilation,
-                            floor=params.mind_floor)[0])
-    return out[0], out[1]
+    """:func:`mind_volume` of two arrays: two ``(12, X, Y, Z)`` tensors on ``device``."""
+    return mind_volume(fixed, params, device), mind_volume(moving, params, device)

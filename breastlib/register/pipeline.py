@@ -18,7 +18,7 @@ from breastlib._sampling import sample_volume
 from breastlib.device import resolve_device
 from breastlib.displacement import Displacement
 from breastlib.encoders import get_spec
-from breastlib.encoders.mind import mind_features
+from breastlib.encoders.mind import mind_volume
 from breastlib.errors import InputError
 from breastlib.intensity import normalise_intensity
 from breastlib.profiles import get_profile
@@ -99,9 +99,10 @@ def _scale_features(
     return fixed * factor, moving * factor
 
 
-def _feature_factor(method: str, fixed: torch.Tensor, moving: torch.Tensor,
+def _feature_factor(method: str, fixed: torch.Tensor | None, moving: torch.Tensor | None,
                     params: Any) -> float:
-    """The one factor the profile multiplies both ``(C, X, Y, Z)`` feature volumes by.
+    """The one factor the profile multiplies both ``(C, X, Y, Z)`` feature volumes by
+    (for MIND it depends on the profile alone: the volumes may be ``None``).
 
     ``feature_spread="mind"``: encoder features brought to MIND's spread, then every
     method times ``feature_scale``. ``"raw"``: no rescaling; ``feature_scale`` on MIND and
@@ -187,8 +188,20 @@ def register_pair(
         moving_input = moving_norm * foreground_mask(fixed.with_array(moving_norm))
 
     encoder_info = None
+    # Both stages see the features only pooled onto their grids: each volume is pooled as
+    # soon as it exists and its full resolution let go (MIND-SSC of a full-size image is
+    # 12 x 21-46 million voxels, 1-2 GB).
+    released = params.grid == "released"
+
+    def pooled(features: torch.Tensor) -> list[torch.Tensor]:
+        full = features[None].to(dev, torch.float32)
+        return [downsample(full, spacing, floor=released)
+                for spacing in (params.convex_grid, params.adam_grid)]
+
     if method == "mind":
-        fixed_feat, moving_feat = mind_features(fixed_input, moving_input, params, dev)
+        factor = _feature_factor(method, None, None, params)  # the same for every image
+        fixed_pooled = pooled(mind_volume(fixed_input, params, dev))
+        moving_pooled = pooled(mind_volume(moving_input, params, dev))
     else:
         from breastlib.features import feature_pair
 
@@ -197,15 +210,11 @@ def register_pair(
             weights=weights, input_size=input_size, slice_step=slice_step, pca_dims=pca_dims,
             profile=profile, device=str(dev), seed=seed, params=params,
         )
-    factor = _feature_factor(method, fixed_feat, moving_feat, params)
-    # Both stages see the features only pooled onto their grids: pooled here, the
-    # full-resolution volumes (1 GB each for MIND on a full-size image) are let go.
-    released = params.grid == "released"
-    convex_pair, adam_pair = (
-        [downsample(f[None].to(dev, torch.float32), spacing, floor=released).mul_(factor)
-         for f in (fixed_feat, moving_feat)]
-        for spacing in (params.convex_grid, params.adam_grid))
-    del fixed_feat, moving_feat
+        factor = _feature_factor(method, fixed_feat, moving_feat, params)
+        fixed_pooled, moving_pooled = pooled(fixed_feat), pooled(moving_feat)
+        del fixed_feat, moving_feat
+    convex_pair, adam_pair = ([f.mul_(factor), m.mul_(factor)]
+                              for f, m in zip(fixed_pooled, moving_pooled, strict=True))
     t_features = time.perf_counter()
 
     bar = None
