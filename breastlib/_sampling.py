@@ -33,6 +33,26 @@ def normalise_index(index: torch.Tensor, shape: tuple[int, int, int]) -> torch.T
     return (2.0 * index / size - 1.0).flip(-1)
 
 
+def pull_back(volume: torch.Tensor, displacement: torch.Tensor, *,
+              scale: torch.Tensor | None = None, padding: str = "border") -> torch.Tensor:
+    """Sample a ``(1, C, x, y, z)`` volume at ``x + displacement(x)`` (trilinear).
+
+    ``displacement`` is ``(1, 3, x, y, z)`` in voxels of the same grid; ``scale``
+    (``(3,)``) multiplies it before sampling (see :func:`breastlib.smoothing.warp_scale`);
+    ``padding`` is ``grid_sample``'s (``"border"`` or ``"zeros"``). The convex step's
+    composition and the stage guard's warps both sample this way.
+    """
+    shape = tuple(volume.shape[2:])
+    axes = [torch.arange(s, device=volume.device, dtype=volume.dtype) for s in shape]
+    identity = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+    step = displacement[0].permute(1, 2, 3, 0)
+    if scale is not None:
+        step = step * scale.to(step)
+    grid = normalise_index(identity + step, shape)[None]
+    return F.grid_sample(volume, grid, mode="bilinear", padding_mode=padding,
+                         align_corners=True)
+
+
 def sample_volume(
     array: np.ndarray,
     index_map: np.ndarray,

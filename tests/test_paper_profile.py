@@ -46,7 +46,7 @@ from breastlib.register.convex import (
     search_offsets,
     ssd_cost_volume,
 )
-from breastlib.register.pipeline import _scale_features
+from breastlib.register.pipeline import _feature_factor
 from breastlib.smoothing import box_smooth, warp_scale
 from breastlib.volume import Volume
 
@@ -294,9 +294,9 @@ def test_raw_feature_spread_scales_mind_and_sam_only():
     a, b = torch.randn(3, 4, 4, 4) * 5, torch.randn(3, 4, 4, 4) * 5
     for method, factor in (("mind", 10.0), ("sam", 10.0), ("medsam", 10.0), ("dinov2", 1.0),
                            ("biomedclip", 1.0)):
-        fa, fb = _scale_features(method, a, b, params)
-        assert torch.allclose(fa, a * factor) and torch.allclose(fb, b * factor)
-    fa, fb = _scale_features("dinov2", a, b, get_profile("paper+spread"))
+        assert _feature_factor(method, a, b, params) == factor
+    scale = _feature_factor("dinov2", a, b, get_profile("paper+spread"))
+    fa, fb = a * scale, b * scale
     spread = torch.sqrt(0.5 * (fa.var() + fb.var()))
     assert torch.allclose(spread, torch.tensor(3.0), atol=1e-4)  # 0.3, then x10
 

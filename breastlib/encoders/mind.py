@@ -97,10 +97,3 @@ def mind_volume(array: np.ndarray, params: ConvexAdamParams,
     image = torch.from_numpy(np.ascontiguousarray(array, np.float32)).to(device)[None, None]
     return mind_ssc(image, radius=params.mind_radius, dilation=params.mind_dilation,
                     floor=params.mind_floor)[0]
-
-
-def mind_features(
-    fixed: np.ndarray, moving: np.ndarray, params: ConvexAdamParams, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`mind_volume` of two arrays: two ``(12, X, Y, Z)`` tensors on ``device``."""
-    return mind_volume(fixed, params, device), mind_volume(moving, params, device)

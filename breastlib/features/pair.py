@@ -20,7 +20,7 @@ from breastlib.device import resolve_device
 from breastlib.encoders import ENCODERS, MIND, SliceEncoder, get_encoder, get_spec, resolve_weights
 from breastlib.encoders._pca import fit_pca, fit_released_pca, project
 from breastlib.encoders.base import EncoderSpec
-from breastlib.encoders.mind import mind_features
+from breastlib.encoders.mind import mind_volume
 from breastlib.errors import InputError
 from breastlib.features.cache import cache_path, read_cache, write_cache
 from breastlib.features.layout import (
@@ -282,7 +282,9 @@ def _mind_pair(
     start: float,
 ) -> FeaturePair:
     """MIND-SSC descriptors of both volumes with the profile's radius and dilation."""
-    out = mind_features(fixed.array, moving.array, params, dev)
+    # One image at a time, as the registration pipeline does: each volume's intermediate
+    # buffers are freed before the next one is computed.
+    out = (mind_volume(fixed.array, params, dev), mind_volume(moving.array, params, dev))
     info = {
         "name": MIND, "weights": None, "weights_sha256": None, "input_size": None,
         "slice_step": None, "pca_dims": None, "profile": profile, "radius": params.mind_radius,

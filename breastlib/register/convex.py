@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from breastlib._sampling import normalise_index
+from breastlib._sampling import pull_back
 from breastlib.smoothing import box_smooth, downsample, resize_field, upsample_field, warp_scale
 
 
@@ -159,14 +159,7 @@ def compose_sample(
     :func:`breastlib.smoothing.warp_scale`); ``padding`` is ``grid_sample``'s
     (``"border"`` or ``"zeros"``).
     """
-    shape = tuple(field.shape[2:])
-    axes = [torch.arange(s, device=field.device, dtype=field.dtype) for s in shape]
-    identity = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
-    step = displacement[0].permute(1, 2, 3, 0)
-    if scale is not None:
-        step = step * scale.to(step)
-    grid = normalise_index(identity + step, shape)[None]
-    return F.grid_sample(field, grid, mode="bilinear", padding_mode=padding, align_corners=True)
+    return pull_back(field, displacement, scale=scale, padding=padding)
 
 
 def make_inverse_consistent(

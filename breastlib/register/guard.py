@@ -43,9 +43,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from breastlib._sampling import normalise_index
+from breastlib._sampling import pull_back
 from breastlib.displacement import FOLDING_LIMIT_PCT
 from breastlib.encoders.mind import mind_ssc
 from breastlib.smoothing import downsample
@@ -150,16 +149,6 @@ def _filled_body(foreground: np.ndarray) -> np.ndarray:
     return filled
 
 
-def _warp(features: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
-    """Pull a ``(1, C, x, y, z)`` volume back through a ``(1, 3, x, y, z)`` voxel field."""
-    shape = tuple(features.shape[2:])
-    axes = [torch.arange(s, device=features.device, dtype=features.dtype) for s in shape]
-    identity = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
-    grid = normalise_index(identity + field[0].permute(1, 2, 3, 0), shape)[None]
-    return F.grid_sample(features, grid, mode="bilinear", padding_mode="border",
-                         align_corners=True)
-
-
 def check_stages(
     fixed: torch.Tensor,
     aligned_moving: torch.Tensor,
@@ -248,7 +237,7 @@ def check_stages(
         if stage in fields:
             # The image is warped at full resolution and its descriptors computed after:
             # warping coarse descriptors instead blurs away the millimetres that Adam adds.
-            warped = _warp(aligned_moving[None, None].float(), fields[stage].float())[0, 0]
+            warped = pull_back(aligned_moving[None, None].float(), fields[stage].float())[0, 0]
             checks.append(check(stage, judge(warped), _folding_pct(fields[stage], body)))
     return checks
 

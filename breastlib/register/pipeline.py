@@ -90,15 +90,6 @@ def _joint_std(fixed: torch.Tensor, moving: torch.Tensor) -> float:
     return max(float(torch.sqrt(0.5 * (fixed.var() + moving.var()))), 1e-12)
 
 
-def _scale_features(
-    method: str, fixed: torch.Tensor, moving: torch.Tensor, params: Any
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The profile's feature scaling of two ``(C, X, Y, Z)`` feature volumes (both times
-    :func:`_feature_factor`)."""
-    factor = _feature_factor(method, fixed, moving, params)
-    return fixed * factor, moving * factor
-
-
 def _feature_factor(method: str, fixed: torch.Tensor | None, moving: torch.Tensor | None,
                     params: Any) -> float:
     """The one factor the profile multiplies both ``(C, X, Y, Z)`` feature volumes by
