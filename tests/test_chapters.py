@@ -856,3 +856,44 @@ def test_the_stage_record_covers_every_profile_and_encoder_and_the_text_reads_it
     full = stages.loc[("full", "fast", "mind")]
     text = " ".join((ROOT / "book" / "performance.md").read_text().split())
     assert f"in {full['total']:.0f} s with a peak of {full['peak_gb']:.1f} GB" in text
+
+
+def test_the_appendix_reads_the_convexadam_ablation():
+    """benchmarks/results/convexadam_ablation.json: the sentences of the performance
+    appendix on what each departure from the package does; rerunning the benchmark means
+    reading them again."""
+    rows = chapters.benchmark("convexadam_ablation.json", results_dir=BENCHMARKS)
+    dense = rows.pivot(index="switch", columns="task", values="dense_mm")
+    folded = rows.pivot(index="switch", columns="task", values="folded_pct")
+    package = chapters.benchmark("convexadam_package.json", results_dir=BENCHMARKS)
+    package = package[package["tool"] == "convexadam 0.2.0"].set_index("task")
+    text = " ".join((ROOT / "book" / "performance.md").read_text().split())
+    profile, grid = "the profile", "released grid (n/(n-1) warps, zeros outside)"
+    both, zeros = "released grid + zero-padded Adam smoothing", "zero-padded Adam smoothing"
+    switches = [s for s in dense.index if s != profile]
+    # on the lesion pair every switch alone helps; on sequence and modality every one hurts
+    keep = "background kept (no body mask)"
+    alone = [s for s in switches if "+" not in s and s != "every released behaviour"]
+    assert (dense.loc[alone, "lesion"] < dense.loc[profile, "lesion"]).all()
+    solver = ["released cost smoothing", "released coupling"]
+    for task in ("sequence", "modality"):
+        assert (dense.loc[[keep, grid, zeros], task] > dense.loc[profile, task]).all(), task
+        assert (dense.loc[solver, task] - dense.loc[profile, task]).abs().max() <= 0.07
+    assert dense.loc[alone, "lesion"].idxmin() == grid
+    assert (f"2.72 to {dense.loc[grid, 'lesion']:.2f} mm, below the package's "
+            f"{package.loc['lesion', 'field_error_mean_mm']:.2f}") in text
+    sequence = dense["sequence"]
+    assert f"from {sequence[profile]:.2f} to {sequence[zeros]:.2f} mm" in text
+    assert (f"from {dense.loc[profile, 'modality']:.2f} to {dense.loc[keep, 'modality']:.2f} mm "
+            f"with {folded.loc[keep, 'modality']:.1f} % of the body folded") in text
+    assert (f"from {folded.loc[profile, 'longitudinal']:.1f} to "
+            f"{folded.loc[both, 'longitudinal']:.2f} % on the longitudinal pair and from "
+            f"{folded.loc[profile, 'lesion']:.2f} to {folded.loc[both, 'lesion']:.2f} %") in text
+    assert f"dense error to {dense.loc[both, 'sequence']:.2f} mm" in text
+    gain = dense.loc[switches, "sequence"].max() - dense.loc[profile, "sequence"]
+    mask = dense.loc[keep, "modality"] - dense.loc[profile, "modality"]
+    assert (f"by up to {gain:.2f} mm on the sequence pair, and the body mask by {mask:.2f} "
+            "mm") in text
+    loss = max(dense.loc[profile, t] - dense.loc[switches, t].min()
+               for t in ("lesion", "longitudinal"))
+    assert f"lose by at most {loss:.2f} mm" in text
