@@ -897,3 +897,11 @@ def test_the_appendix_reads_the_convexadam_ablation():
     loss = max(dense.loc[profile, t] - dense.loc[switches, t].min()
                for t in ("lesion", "longitudinal"))
     assert f"lose by at most {loss:.2f} mm" in text
+
+
+def test_ablation_table_keeps_the_records_order():
+    rows = chapters.benchmark("convexadam_ablation.json", results_dir=BENCHMARKS)
+    table = chapters.ablation_table(rows)
+    assert list(table.index) == list(dict.fromkeys(rows["switch"]))
+    assert table.loc["the profile", ("dense_mm", "lesion")] == round(
+        rows.set_index(["switch", "task"]).loc[("the profile", "lesion"), "dense_mm"], 2)

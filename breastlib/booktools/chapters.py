@@ -1033,6 +1033,13 @@ def realism_difficulty(rows: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def ablation_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The ``convexadam`` ablation record (``convexadam_ablation.json``) as switch x task
+    tables of dense error (mm) and folded body (%), switches in the record's order."""
+    table = rows.pivot(index="switch", columns="task", values=["dense_mm", "folded_pct"])
+    return table.loc[rows["switch"].unique()].round(2)
+
+
 def benchmark_runs(pattern: str, *, results_dir: str | os.PathLike = BENCHMARK_RESULTS
                    ) -> pd.DataFrame:
     """Every record matching ``pattern`` (sorted by name) as one table, with a ``run``
