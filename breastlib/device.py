@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 import sys
+from pathlib import Path
 
 import torch
 
@@ -42,7 +43,6 @@ def memory_limit_gib(cgroup_files: tuple[str, ...] = _CGROUP_LIMITS) -> float:
         Limit files to read, first found wins (for tests).
     """
     import os
-    from pathlib import Path
 
     physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     for name in cgroup_files:
@@ -57,6 +57,18 @@ def memory_limit_gib(cgroup_files: tuple[str, ...] = _CGROUP_LIMITS) -> float:
 
 
 def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far, in MiB."""
+    """Peak resident memory of this process so far, in MiB.
+
+    On Linux this is ``VmHWM`` of ``/proc/self/status``, the high-water mark of this
+    program's own memory, which starts again at ``exec``. ``ru_maxrss`` does not: it keeps
+    the parent's resident size at the fork, so a worker started by a large process (a
+    study runner, a notebook) would report the parent's memory as its own peak.
+    Elsewhere ``ru_maxrss`` is all there is.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -48,3 +49,21 @@ def test_memory_limit_reads_the_container_limit(tmp_path, monkeypatch):
     huge.write_text(str(2**63 - 4096))  # cgroup v1's "no limit"
     assert memory_limit_gib(cgroup_files=(str(huge),)) == 4.0
     assert memory_limit_gib(cgroup_files=(str(tmp_path / "absent"),)) == 4.0
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="Linux /proc only")
+def test_peak_memory_of_a_worker_is_its_own_not_its_parents():
+    """ru_maxrss survives fork and exec, so a worker started by a large process reports the
+    parent's size; peak_rss_mib is the worker's own high-water mark."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    ballast = np.ones(160 * 2**20 // 8)  # 160 MiB held by this process while it forks
+    probe = ("import resource; from breastlib.device import peak_rss_mib; "
+             "print(peak_rss_mib(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    own, inherited = map(float, subprocess.run([sys.executable, "-c", probe], check=True,
+                                               capture_output=True, text=True).stdout.split())
+    assert ballast.sum() > 0
+    assert inherited >= 160 and own < inherited - 100, (own, inherited)
