@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -206,3 +207,23 @@ def test_mask_and_grid_checks(tmp_path):
     other = Volume.from_array(moving.array, np.diag([1.0, 1.0, 1.0, 1.0]))
     with pytest.raises(InputError, match="same grid"):
         feature_pair("sam", fixed, other, **kw)
+
+
+def test_a_feature_cache_that_cannot_be_written_warns_and_loses_nothing(tmp_path, monkeypatch):
+    """A full disk under the feature cache (torch.save's short write is a RuntimeError)
+    must not fail the registration that computed the features: the entry is skipped with a
+    warning and no partial file is left behind."""
+    import breastlib.features.cache as cache
+
+    def full_disk(obj, target):
+        Path(target).write_bytes(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")
+
+    monkeypatch.setattr(cache.torch, "save", full_disk)
+    path = tmp_path / "entry.pt"
+    with pytest.warns(UserWarning, match="feature cache entry not written"):
+        written = cache.write_cache(path, torch.zeros(2, 3, 3, 3), torch.zeros(2, 3, 3, 3), {})
+    assert written is False and list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    assert cache.write_cache(path, torch.zeros(2, 3, 3, 3), torch.ones(2, 3, 3, 3), {})
+    assert torch.equal(cache.read_cache(path)[1], torch.ones(2, 3, 3, 3))

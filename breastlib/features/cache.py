@@ -108,10 +108,27 @@ def read_cache(path: Path) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]] 
         return None
 
 
-def write_cache(path: Path, fixed: torch.Tensor, moving: torch.Tensor, info: dict) -> None:
+def write_cache(path: Path, fixed: torch.Tensor, moving: torch.Tensor, info: dict) -> bool:
     """Write both ``(C, X, Y, Z)`` feature tensors and the shape/timing part of ``info``
-    atomically (a reader never sees half an entry)."""
+    atomically (a reader never sees half an entry).
+
+    The cache only saves time: when the entry cannot be written (a full disk, a read-only
+    folder), a warning says so and the features are used all the same.
+
+    Returns
+    -------
+    bool
+        Whether the entry was written.
+    """
     keep = {k: v for k, v in info.items() if k in _KEPT_INFO}
     keep = {f"original_{k}" if k.startswith("seconds") else k: v for k, v in keep.items()}
-    with atomic_path(path) as tmp:
-        torch.save({"fixed": fixed.cpu(), "moving": moving.cpu(), "info": json.dumps(keep)}, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save({"fixed": fixed.cpu(), "moving": moving.cpu(),
+                        "info": json.dumps(keep)}, tmp)
+    except (OSError, RuntimeError) as exc:  # torch.save reports a short write as RuntimeError
+        import warnings
+
+        warnings.warn(f"feature cache entry not written ({path}): {exc}", stacklevel=2)
+        return False
+    return True
