@@ -31,8 +31,8 @@ OUT = Path(__file__).parent / "results" / "scaling.json"
 
 # One registration in its own process: the peak memory is then this registration's.
 RUN = """
-import json, resource, sys, torch
-from pathlib import Path
+import json, sys, torch
+from breastlib.device import peak_rss_mib
 from breastlib.register import register_method
 from breastlib.volume import load_volume
 fixed, moving = load_volume(sys.argv[1]), load_volume(sys.argv[2])
@@ -40,12 +40,7 @@ result = register_method(fixed, moving, method="mind", profile=sys.argv[3], devi
 row = {"seconds": {k: round(v, 3) for k, v in result.seconds.items()},
        "device": str(result.device), "voxels": int(fixed.array.size),
        "shape": list(fixed.shape),
-       "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-status = Path("/proc/self/status")  # VmHWM restarts at exec; ru_maxrss keeps the parent's
-if status.is_file():
-    for line in status.read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            row["peak_rss_mib"] = round(int(line.split()[1]) / 1024, 1)
+       "peak_rss_mib": round(peak_rss_mib(), 1)}  # this process's own peak (VmHWM)
 if torch.cuda.is_available():
     row["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
 print(json.dumps(row))

@@ -41,7 +41,7 @@ RUN = """
 import json, sys, time
 start = time.perf_counter()
 import torch
-from pathlib import Path
+from breastlib.device import peak_rss_mib
 from breastlib.register import register_method
 from breastlib.volume import load_volume
 fixed, moving = load_volume(sys.argv[1]), load_volume(sys.argv[2])
@@ -49,10 +49,8 @@ result = register_method(fixed, moving, method=sys.argv[3], profile=sys.argv[4],
                          device=sys.argv[5], weights=sys.argv[6])
 row = {"seconds": {k: round(v, 3) for k, v in result.seconds.items()},
        "process_s": round(time.perf_counter() - start, 3), "device": str(result.device),
-       "stage": result.stage, "voxels": int(fixed.array.size), "shape": list(fixed.shape)}
-for line in Path("/proc/self/status").read_text().splitlines():
-    if line.startswith("VmHWM:"):
-        row["peak_rss_mib"] = round(int(line.split()[1]) / 1024, 1)
+       "stage": result.stage, "voxels": int(fixed.array.size), "shape": list(fixed.shape),
+       "peak_rss_mib": round(peak_rss_mib(), 1)}  # this process's own peak (VmHWM)
 if torch.cuda.is_available():
     row["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
 print(json.dumps(row))
