@@ -23,7 +23,12 @@ measured size with the transformer FLOP model ``depth * (24 N D^2 + 4 N^2 D)`` a
 row says ``"extrapolated": true``.
 
 ``--sweep`` instead times the same slices at each listed batch size (fast input sizes,
-best of two runs each), to see whether and where a larger batch pays on a machine.
+or ``--only``'s, best of two runs each), to see whether and where a larger batch pays on a
+machine.
+
+``--device`` (default ``auto``: the fastest device present) picks where the encoders run;
+on a GPU the timings wait for the device to finish and each row adds its peak device
+memory, so a GPU user runs the same commands and gets the same tables.
 
 Writes ``<out>.json`` and ``<out>.csv``.
 """
@@ -55,53 +60,61 @@ VOLUME = (512, 512, 160)
 STEP = 6
 
 
-def _random_encoder(name: str, size: int):
+def _random_encoder(name: str, size: int, device: str):
     """The encoder at ``size`` px with seeded random weights (timings ignore the weights)."""
     import torch
 
+    from breastlib.device import resolve_device
     from breastlib.encoders import get_encoder
 
     torch.manual_seed(0)
-    return get_encoder(name, input_size=size, device="cpu")
+    return get_encoder(name, input_size=size, device=resolve_device(device))
 
 
-def _measure(name: str, size: int, n: int) -> dict:
-    """Runs inside the subprocess: time batched and single encoding, report peak RSS."""
+def _timed(enc, x, batch: int) -> float:
+    """Seconds to encode ``x`` in batches of ``batch``, waiting for the device to finish."""
     import torch
 
-    enc = _random_encoder(name, size)
+    t0 = time.perf_counter()
+    for start in range(0, len(x), batch):
+        enc.encode(x[start : start + batch])
+    if x.device.type == "cuda":  # kernels run asynchronously: time their end, not their launch
+        torch.cuda.synchronize(x.device)
+    return time.perf_counter() - t0
+
+
+def _measure(name: str, size: int, n: int, device: str) -> dict:
+    """Runs inside the subprocess: time batched and single encoding, report peak memory."""
+    import torch
+
+    enc = _random_encoder(name, size, device)
+    on = next(enc.parameters()).device
     rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    x = torch.rand(n, 1, size, size)
-    enc.encode(x[:1])  # warm-up
-    t0 = time.perf_counter()
-    enc.encode(x)
-    batched = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for i in range(n):
-        enc.encode(x[i : i + 1])
-    single = time.perf_counter() - t0
+    x = torch.rand(n, 1, size, size, device=on)
+    _timed(enc, x[:1], 1)  # warm-up
+    batched = _timed(enc, x, n)
+    single = _timed(enc, x, 1)
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     params = sum(p.numel() for p in enc.parameters()) * 4
-    return {"batched_s": batched, "single_s": single, "rss_model": rss_model,
-            "rss_peak": rss_peak, "param_bytes": params}
+    out = {"batched_s": batched, "single_s": single, "rss_model": rss_model,
+           "rss_peak": rss_peak, "param_bytes": params, "device": str(on)}
+    if on.type == "cuda":
+        out["peak_gpu_mib"] = torch.cuda.max_memory_allocated(on) / 2**20
+        out["gpu"] = torch.cuda.get_device_name(on)
+    return out
 
 
-def _sweep(name: str, size: int, n: int, batches: list[int]) -> dict:
+def _sweep(name: str, size: int, n: int, batches: list[int], device: str) -> dict:
     """Runs inside the subprocess: slices/s of ``n`` slices at each batch size."""
     import torch
 
-    enc = _random_encoder(name, size)
-    x = torch.rand(n, 1, size, size)
-    enc.encode(x[:1])  # warm-up
+    enc = _random_encoder(name, size, device)
+    x = torch.rand(n, 1, size, size, device=next(enc.parameters()).device)
+    _timed(enc, x[:1], 1)  # warm-up
     out = {}
     for batch in batches:
-        best = math.inf
-        for _ in range(2):  # best of two: the machine's other load only slows a run down
-            t0 = time.perf_counter()
-            for start in range(0, n, batch):
-                enc.encode(x[start : start + batch])
-            best = min(best, time.perf_counter() - t0)
-        out[str(batch)] = n / best
+        # best of two: the machine's other load only slows a run down
+        out[str(batch)] = n / min(_timed(enc, x, batch) for _ in range(2))
     return out
 
 
@@ -109,16 +122,16 @@ def run_sweep(args: argparse.Namespace) -> list[dict]:
     batches = [int(b) for b in args.sweep.split(",")]
     n = max(args.slices, max(batches))
     rows = []
-    for name, sizes in QUICK.items():
+    for name, sizes in _sizes(args, QUICK).items():
         for size in sizes:
             cmd = [sys.executable, __file__, "--sweep-child", name, str(size), str(n),
-                   args.sweep]
+                   args.sweep, args.device]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True,
                                  env={**os.environ, "HF_HUB_OFFLINE": "1"})
             speeds = json.loads(out.stdout.strip().splitlines()[-1])
             single = speeds["1"] if "1" in speeds else None
             for batch, per_s in speeds.items():
-                rows.append({"encoder": name, "input_size": size,
+                rows.append({"encoder": name, "input_size": size, "device": args.device,
                              "tokens": (size // ARCH[name][2]) ** 2, "slices": n,
                              "batch": int(batch), "slices_per_s": per_s,
                              "vs_batch_1": per_s / single if single else None})
@@ -130,21 +143,27 @@ def _flops(depth: int, width: int, tokens: int) -> float:
     return depth * (24 * tokens * width**2 + 4 * tokens**2 * width)
 
 
+def _sizes(args: argparse.Namespace, default: dict[str, list[int]]) -> dict[str, list[int]]:
+    """Input sizes per encoder: ``--only``'s list where given, else ``default``."""
+    if not args.only:
+        return default
+    sizes: dict[str, list[int]] = {}
+    for item in args.only.split(","):
+        name, size = item.split(":")
+        sizes.setdefault(name, []).append(int(size))
+    return sizes
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     rows = []
-    sizes = QUICK if args.quick else {k: v[-1] for k, v in ARCH.items()}
-    if args.only:
-        sizes = {}
-        for item in args.only.split(","):
-            name, size = item.split(":")
-            sizes.setdefault(name, []).append(int(size))
+    sizes = _sizes(args, QUICK if args.quick else {k: v[-1] for k, v in ARCH.items()})
     for name, (depth, width, patch, channels, published, _) in ARCH.items():
         if name not in sizes:
             continue
         measured = []
         for size in sizes[name]:
             n = args.slices if (size // patch) ** 2 <= 1024 else 1
-            cmd = [sys.executable, __file__, "--child", name, str(size), str(n)]
+            cmd = [sys.executable, __file__, "--child", name, str(size), str(n), args.device]
             t0 = time.perf_counter()
             out = subprocess.run(cmd, capture_output=True, text=True, check=True,
                                  env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -159,6 +178,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                 "activation_gb_per_slice": max(0.0, res["rss_peak"] - res["rss_model"]) / n / 1e9,
                 "param_gb": res["param_bytes"] / 1e9,
                 "extrapolated": False, "wall_s": time.perf_counter() - t0,
+                "device": res["device"], "gpu": res.get("gpu"),
+                "peak_gpu_gb": res.get("peak_gpu_mib", 0) / 1024 or None,
             }
             rows.append(row)
             measured.append(row)
@@ -188,12 +209,14 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 
 def main() -> None:
-    if len(sys.argv) == 5 and sys.argv[1] == "--child":
-        print(json.dumps(_measure(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
+    if len(sys.argv) == 6 and sys.argv[1] == "--child":
+        name, size, n, device = sys.argv[2:]
+        print(json.dumps(_measure(name, int(size), int(n), device)))
         return
-    if len(sys.argv) == 6 and sys.argv[1] == "--sweep-child":
-        batches = [int(b) for b in sys.argv[5].split(",")]
-        print(json.dumps(_sweep(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), batches)))
+    if len(sys.argv) == 7 and sys.argv[1] == "--sweep-child":
+        name, size, n, batches, device = sys.argv[2:]
+        print(json.dumps(_sweep(name, int(size), int(n), [int(b) for b in batches.split(",")],
+                                device)))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/results/encoders")
@@ -201,11 +224,13 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=8, help="slices per measurement")
     parser.add_argument("--only", help="e.g. 'sam:1024,dinov2:448' (replaces the size list)")
     parser.add_argument("--sweep", help="batch sizes to compare, e.g. '1,2,4,8'")
+    parser.add_argument("--device", default="auto",
+                        help="cpu, cuda, mps or auto (the fastest this machine has)")
     args = parser.parse_args()
     rows = run_sweep(args) if args.sweep else run(args)
     meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
             "threads": os.environ.get("OMP_NUM_THREADS", "default"), "quick": args.quick,
-            "date": time.strftime("%Y-%m-%d")}
+            "date": time.strftime("%Y-%m-%d"), "device": args.device}
     if args.sweep:
         meta["sweep"] = args.sweep
     out = Path(args.out)

@@ -10,9 +10,10 @@ is one), so a GPU user runs it as it is and gets the same table::
 
 ``--full`` adds the ``full``-size phantom pair (448 x 448 x 106 voxels), the size the
 performance target of the `fast` profile is set for (under 3 minutes and 6 GB on 2 cores).
-Writes ``benchmarks/results/scaling.json``: one row per (profile, size) with the voxel
-count, the seconds of every stage (``init, features, convex, adam, guard, total``), the
-process's peak resident memory (MiB) and, on a GPU, its peak allocated device memory.
+Writes ``benchmarks/results/scaling.json`` (``--out`` to change): one row per (profile,
+size) with the voxel count, the seconds of every stage (``init, features, convex, adam,
+guard, total``), the process's peak resident memory (MiB) and, on a GPU, its peak
+allocated device memory.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ row = {"seconds": {k: round(v, 3) for k, v in result.seconds.items()},
        "peak_rss_mib": round(peak_rss_mib(), 1)}  # this process's own peak (VmHWM)
 if torch.cuda.is_available():
     row["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    row["gpu"] = torch.cuda.get_device_name()
 print(json.dumps(row))
 """
 
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profiles", nargs="+", default=["fast", "convexadam"])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--full", action="store_true", help="add the full-size pair")
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     from breastlib.phantom import make_pair
     from breastlib.phantom.realism import Realism
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
                        **json.loads(out.stdout.strip().splitlines()[-1])}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    OUT.write_text(json.dumps({
+    args.out.write_text(json.dumps({
         "benchmark": "scaling", "method": "mind", "task": "longitudinal", "seed": 0,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "date": time.strftime("%Y-%m-%d"),

@@ -53,6 +53,7 @@ row = {"seconds": {k: round(v, 3) for k, v in result.seconds.items()},
        "peak_rss_mib": round(peak_rss_mib(), 1)}  # this process's own peak (VmHWM)
 if torch.cuda.is_available():
     row["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    row["gpu"] = torch.cuda.get_device_name()
 print(json.dumps(row))
 """
 

@@ -905,3 +905,45 @@ def test_ablation_table_keeps_the_records_order():
     assert list(table.index) == list(dict.fromkeys(rows["switch"]))
     assert table.loc["the profile", ("dense_mm", "lesion")] == round(
         rows.set_index(["switch", "task"]).loc[("the profile", "lesion"), "dense_mm"], 2)
+
+
+def test_the_gpu_record_is_compared_with_the_cpu_record_stage_by_stage():
+    """benchmarks/results/gpu_stages.json against stages.json: the ratios are CPU seconds
+    over GPU seconds of the rows both hold, and the appendix's sentence reads them."""
+    cpu = chapters.benchmark("stages.json", results_dir=BENCHMARKS)
+    gpu = chapters.benchmark("gpu_stages.json", results_dir=BENCHMARKS)
+    ratio = chapters.gpu_speedup(cpu, gpu)
+    on_cpu, on_gpu = chapters.stage_seconds(cpu), chapters.stage_seconds(gpu)
+    assert "peak_gpu_gb" in on_gpu.columns and "peak_gpu_gb" not in on_cpu.columns
+    assert ("full", "fast", "mind") in ratio.index and len(ratio) >= 5
+    key = ("full", "fast", "mind")
+    slow, quick = on_cpu.loc[key], on_gpu.loc[key]
+    assert ratio.loc[key, "adam"] == pytest.approx(slow["adam"] / quick["adam"])
+    words = chapters.gpu_speedup_words(cpu, gpu)
+    assert f"{ratio['total'].min():.1f} to {ratio['total'].max():.1f} times" in words
+    assert f"took {quick['total']:.1f} s against {slow['total']:.0f} s" in words
+    text = " ".join((ROOT / "book" / "performance.md").read_text().split())
+    assert f"needs {on_gpu.loc[key, 'peak_gpu_gb']:.1f} GB of GPU memory" in text
+
+
+def test_gpu_speedup_leaves_out_rows_that_failed_on_either_machine():
+    def rows(total: float, error: str = "") -> dict:
+        seconds = dict.fromkeys(chapters.STAGE_COLUMNS, total)
+        return {"size": "small", "profile": "fast", "method": "mind", "seconds": seconds,
+                "wall_s": total + 1, "peak_rss_mib": 100.0, "error": error}
+    cpu = pd.DataFrame([rows(10.0), {**rows(20.0), "method": "sam"}])
+    gpu = pd.DataFrame([rows(2.0), {**rows(0.0, "gave up after 60 s"), "method": "sam"}])
+    ratio = chapters.gpu_speedup(cpu, gpu)
+    assert list(ratio.index) == [("small", "fast", "mind")]
+    assert ratio.loc[("small", "fast", "mind"), "total"] == pytest.approx(5.0)
+    assert ratio.loc[("small", "fast", "mind"), "wall_s"] == pytest.approx(11 / 3)
+
+
+def test_sweep_verdict_names_the_encoders_that_reach_the_target():
+    sweep = pd.DataFrame({"encoder": ["a", "a", "b", "b"], "input_size": [224, 224, 1024, 1024],
+                          "batch": [1, 8, 1, 8], "slices_per_s": [1.0, 2.0, 1.0, 1.2],
+                          "vs_batch_1": [1.0, 2.0, 1.0, 1.2]})
+    assert chapters.sweep_verdict(sweep) == (
+        "best speed relative to one slice: a at 224 px 2.00x (batch 8); b at 1024 px 1.20x "
+        "(batch 8). The 1.5x target is reached by 1 of 2 encoders (a).")
+    assert chapters.sweep_verdict(sweep, target=3.0).endswith("reached by 0 of 2 encoders (none).")

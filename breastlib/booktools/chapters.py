@@ -1056,7 +1056,8 @@ STAGE_COLUMNS = ("init", "features", "convex", "adam", "guard", "total")
 def stage_seconds(rows: pd.DataFrame) -> pd.DataFrame:
     """Seconds of every stage per (size, profile, method), from the rows of
     ``benchmarks/bench_stages.py``: the stages, the whole process (``wall_s``), the peak
-    resident memory in GB and, for a run that failed or was given up, why.
+    resident memory in GB, the peak GPU memory in GB where a row ran on a GPU (the column
+    is left out when none did) and, for a run that failed or was given up, why.
 
     Returns
     -------
@@ -1069,9 +1070,69 @@ def stage_seconds(rows: pd.DataFrame) -> pd.DataFrame:
             for s in STAGE_COLUMNS},
          "wall_s": r["wall_s"],
          "peak_gb": r["peak_rss_mib"] / 1024 if pd.notna(r.get("peak_rss_mib")) else None,
+         "peak_gpu_gb": (r["peak_gpu_mib"] / 1024 if pd.notna(r.get("peak_gpu_mib", None))
+                         else None),
          "error": r.get("error") if isinstance(r.get("error"), str) else ""}
         for _, r in rows.iterrows()])
+    if table["peak_gpu_gb"].isna().all():
+        table = table.drop(columns="peak_gpu_gb")
     return table.set_index(["size", "profile", "method"])
+
+
+def _measured_stages(rows: pd.DataFrame) -> pd.DataFrame:
+    """:func:`stage_seconds` of the rows that ran without an error, the last of repeats."""
+    table = stage_seconds(rows)
+    return table[(table["error"] == "") & ~table.index.duplicated(keep="last")]
+
+
+def gpu_speedup(cpu: pd.DataFrame, gpu: pd.DataFrame) -> pd.DataFrame:
+    """CPU seconds over GPU seconds, stage by stage, for every (size, profile, method) that
+    both ``bench_stages.py`` records measured without an error.
+
+    Parameters
+    ----------
+    cpu, gpu
+        The rows of the two records (:func:`benchmark`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``size, profile, method``; the columns of :data:`STAGE_COLUMNS` and
+        ``wall_s`` (the whole process), each a ratio (> 1: the GPU was faster); not rounded.
+    """
+    columns = [*STAGE_COLUMNS, "wall_s"]
+    on_cpu, on_gpu = _measured_stages(cpu), _measured_stages(gpu)
+    shared = on_cpu.index.intersection(on_gpu.index)
+    return on_cpu.loc[shared, columns].astype(float) / on_gpu.loc[shared, columns].astype(float)
+
+
+def gpu_speedup_words(cpu: pd.DataFrame, gpu: pd.DataFrame) -> str:
+    """The range of :func:`gpu_speedup` for the whole registration and for Adam, and the
+    seconds of the registration that took the CPU longest, in a sentence."""
+    speedup = gpu_speedup(cpu, gpu)
+    on_cpu, on_gpu = _measured_stages(cpu), _measured_stages(gpu)
+    longest = on_cpu.loc[speedup.index, "total"].astype(float).idxmax()
+    size, profile, method = longest
+    slow, quick = on_cpu.loc[longest], on_gpu.loc[longest]
+    return (f"Over the {len(speedup)} registrations both machines ran, the GPU machine "
+            f"registered {speedup['total'].min():.1f} to {speedup['total'].max():.1f} times "
+            f"faster (stage `total`) and ran Adam {speedup['adam'].min():.0f} to "
+            f"{speedup['adam'].max():.0f} times faster. The registration that took the CPU "
+            f"longest, {method} with `{profile}` on the {size} pair, took {quick['total']:.1f} s "
+            f"against {slow['total']:.0f} s ({quick['wall_s']:.0f} s against "
+            f"{slow['wall_s']:.0f} s for the whole process).")
+
+
+def sweep_verdict(sweep: pd.DataFrame, target: float = 1.5) -> str:
+    """Per encoder, the best speed relative to one slice of a ``bench_encoders.py --sweep``
+    record, and which reach ``target`` (compared as printed, to two decimals)."""
+    best = best_batch_sizes(sweep)
+    reached = best[best["vs_batch_1"] >= target]
+    parts = "; ".join(f"{r.encoder} at {r.input_size} px {r.vs_batch_1:.2f}x (batch {r.batch})"
+                      for r in best.itertuples())
+    names = ", ".join(reached["encoder"]) or "none"
+    return (f"best speed relative to one slice: {parts}. The {target}x target is reached by "
+            f"{len(reached)} of {len(best)} encoders ({names}).")
 
 
 def scaling_figure(rows: pd.DataFrame) -> matplotlib.figure.Figure:
@@ -1128,7 +1189,9 @@ def batching_verdict(measured: pd.DataFrame, target: float = 1.5) -> str:
             f"{verdict}.")
 
 
-def batch_sweep_figure(sweep: pd.DataFrame, target: float = 1.5) -> matplotlib.figure.Figure:
+def batch_sweep_figure(sweep: pd.DataFrame, target: float = 1.5,
+                       title: str = "Batch size on a 2-core CPU (fast input sizes)",
+                       ) -> matplotlib.figure.Figure:
     """Speed relative to one slice per forward pass, per encoder and batch size (the
     ``bench_encoders.py --sweep`` record), with the ``target`` line."""
     import matplotlib.pyplot as plt
@@ -1140,10 +1203,11 @@ def batch_sweep_figure(sweep: pd.DataFrame, target: float = 1.5) -> matplotlib.f
     ax.text(1, target + 0.02, f"{target}x target", color="grey", fontsize=8)
     ax.axhline(1.0, color="black", linewidth=0.5)
     ax.set_xscale("log", base=2)
-    ax.set_xticks([1, 2, 4, 8], labels=["1", "2", "4", "8"])
+    batches = sorted(int(b) for b in sweep["batch"].unique())
+    ax.set_xticks(batches, labels=[str(b) for b in batches])
     ax.set_xlabel("slices per forward pass")
     ax.set_ylabel("speed relative to one slice")
-    ax.set_title("Batch size on a 2-core CPU (fast input sizes)")
+    ax.set_title(title)
     return figure
 
 
