@@ -236,3 +236,32 @@ def test_profile_overrides_reach_the_worker_and_name_the_row(tiny_cohort, tmp_pa
     assert set(table["status"]) == {"ok"} and set(table["profile"]) == {"paper"}
     params = json.loads(table["params"].iloc[0])
     assert params["iterations"] == 2 and params["grid"] == "released"
+
+
+def test_random_encoders_run_once_per_seed_and_per_network(tiny_cohort, tmp_path):
+    """Random weights are an architecture: one row per seed, named by its seed (seed 0
+    keeps the old name), and encoders sharing one random network (sam, medsam, sslsam)
+    run once; every other method runs once with --seed."""
+    from breastlib.errors import BreastlibError
+    from breastlib.study.run import plan_jobs
+
+    todo, done = plan_jobs(tiny_cohort, ["identity", "sam", "medsam", "sslsam", "medclip"],
+                           tmp_path, weights="random", seeds=[0, 1, 2], previews="first")
+    assert not done
+    first = str(pd.read_csv(tiny_cohort)["pair_id"].iloc[0])
+    cells = sorted((job.method, job.seed) for job in todo if job.pair_id == first)
+    assert cells == [("identity", 0), ("medclip", 0), ("medclip", 1), ("medclip", 2),
+                     ("sam", 0), ("sam", 1), ("sam", 2)]
+    names = {(job.method, job.seed): Path(job.row_path).name for job in todo
+             if job.pair_id == first}
+    assert "__random__" in names[("sam", 0)] and "__random-seed2__" in names[("sam", 2)]
+    previews = {(job.method, job.seed) for job in todo if job.preview}
+    assert previews == {("identity", 0), ("sam", 0), ("medclip", 0)}
+    with pytest.raises(BreastlibError, match="distinct"):
+        plan_jobs(tiny_cohort, ["sam"], tmp_path, seeds=[1, 1])
+
+
+def test_seed_reaches_the_row_and_its_column(tiny_cohort, tmp_path):
+    table = run_study(tiny_cohort, ["identity"], out=tmp_path, seed=3, progress=False)
+    assert set(table["seed"]) == {3.0}
+    assert all("seed" in json.loads(p.read_text()) for p in (tmp_path / "rows").iterdir())

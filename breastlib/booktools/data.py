@@ -18,9 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
-# Pairs per task in the book's small build (the lesion task doubles them: N with a lesion
-# and N matched without).
-TASK_PAIRS = {"longitudinal": 2, "sequence": 2, "modality": 2, "lesion": 1}
+# Subjects per task in the book's small build (the lesion task doubles them: each subject
+# gives a pair with a lesion and a matched pair without). Ten is what the results
+# chapter's power calculation (breastlib.evaluate.power) asks for: see that chapter.
+TASK_PAIRS = {"longitudinal": 10, "sequence": 10, "modality": 10, "lesion": 10}
+#: Seeds of every encoder with random weights: each architecture is a distribution.
+RANDOM_SEEDS = (0, 1, 2)
 # The paper's five encoders and its baselines.
 BOOK_METHODS = ("identity", "affine", "ants", "elastix", "mind", "sam", "medsam", "sslsam",
                 "dinov2", "medclip")
@@ -33,15 +36,18 @@ class BookBuild:
     """What one build of the book runs: phantom size, ConvexAdam profile, pairs per task.
 
     ``small`` is what CI and the default build run (about 2.7 mm voxels, the ``fast``
-    profile, a handful of pairs); ``full`` reproduces the study at real resolution with
-    the paper's settings (``corrected`` profile) and enough pairs for the claim checks
-    (8 per task: hours of GPU time). Paths are relative to the ``book/`` folder the chapters run in.
+    profile, 10 subjects per task, 3 seeds per random-weight architecture); ``full``
+    reproduces the study at real resolution with the paper's settings (``corrected``
+    profile) and the same subjects and seeds (hours of GPU time). Paths are relative to
+    the ``book/`` folder the chapters run in.
     """
 
     name: str
     size: str
     profile: str
     pairs: dict[str, int]
+    #: Seeds of every encoder with random weights (one row each); other methods use 0.
+    seeds: tuple[int, ...] = (0,)
 
     def cohort_root(self, task: str) -> Path:
         """Where the generated cohort of ``task`` lives (regenerated, not committed)."""
@@ -53,8 +59,9 @@ class BookBuild:
 
 
 BUILDS = {
-    "small": BookBuild("small", "small", "fast", TASK_PAIRS),
-    "full": BookBuild("full", "full", "corrected", dict.fromkeys(TASK_PAIRS, 8)),
+    "small": BookBuild("small", "small", "fast", TASK_PAIRS, RANDOM_SEEDS),
+    "full": BookBuild("full", "full", "corrected", dict.fromkeys(TASK_PAIRS, 10),
+                      RANDOM_SEEDS),
 }
 
 
@@ -73,8 +80,16 @@ def current_build() -> BookBuild:
 
 
 def book_cohort(task: str, *, cohort_root: str | os.PathLike | None = None,
-                build: BookBuild | None = None) -> Path:
+                build: BookBuild | None = None,
+                shipped: str | os.PathLike | None = None) -> Path:
     """The manifest of the book's cohort of ``task``, generating it when missing (seed 0).
+
+    The build's committed ``cohort.csv`` (a copy of the manifest beside the study rows,
+    :meth:`BookBuild.results_root`) stands for the whole cohort: when it is current, the
+    manifest is written from it and only the first subject's images are generated (the
+    pairs the chapters show); any other pair is made from its recipe when something
+    loads it (:func:`breastlib.phantom.cohort.restore_missing_pairs`). Without it, the
+    whole cohort is generated and the copy written.
 
     Parameters
     ----------
@@ -84,15 +99,36 @@ def book_cohort(task: str, *, cohort_root: str | os.PathLike | None = None,
         Folder for the generated cohort; default ``build.cohort_root(task)``.
     build
         The book build (size, pairs); default :func:`current_build`.
+    shipped
+        The committed copy of the manifest; default ``build.results_root(task) /
+        "cohort.csv"``.
     """
+    from breastlib._atomic import write_text_atomic
     from breastlib.phantom import make_cohort
+    from breastlib.phantom.cohort import restore_missing_pairs
 
     build = build or current_build()
     cohort_root = Path(cohort_root) if cohort_root is not None else build.cohort_root(task)
     manifest = cohort_root / "manifest.csv"
-    if manifest.is_file() and _is_current(manifest, task, build):
-        return manifest
-    return make_cohort(task, build.pairs[task], size=build.size, seed=0, out_dir=cohort_root)
+    shipped = Path(shipped) if shipped is not None else build.results_root(task) / "cohort.csv"
+    if not (manifest.is_file() and _is_current(manifest, task, build)):
+        if shipped.is_file() and _is_current(shipped, task, build):
+            cohort_root.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(manifest, shipped.read_text())
+        else:
+            make_cohort(task, build.pairs[task], size=build.size, seed=0, out_dir=cohort_root)
+            shipped.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(shipped, manifest.read_text())
+    restore_missing_pairs(manifest, first_subject(manifest))
+    return manifest
+
+
+def first_subject(manifest: Path) -> list[str]:
+    """Pair ids of the cohort's first subject: its first pair (the lesion task: the first
+    lesion pair and its matched control), the pairs the chapters show."""
+    ids = [str(p) for p in pd.read_csv(manifest, dtype={"pair_id": str})["pair_id"]]
+    subject = ids[0].removesuffix("_lesion").removesuffix("_control")
+    return [p for p in ids if p == subject or p.startswith(f"{subject}_")] or ids[:1]
 
 
 def _is_current(manifest: Path, task: str, build: BookBuild) -> bool:
@@ -116,6 +152,7 @@ def book_results(
     methods: tuple[str, ...] = BOOK_METHODS,
     weights: str = "auto",
     progress: bool = False,
+    workers: int = 1,
 ) -> tuple[Path, pd.DataFrame]:
     """Cohort manifest and results table of one task, computing only what is missing.
 
@@ -131,12 +168,22 @@ def book_results(
         The book build (size, profile, pairs); default :func:`current_build`.
     weights
         ``"auto"``: pretrained where the checkpoint is in the weights cache, else random.
+    workers
+        Rows computed in parallel (single-threaded worker processes each).
     """
-    from breastlib.study.run import run_study
+    from breastlib.phantom.cohort import restore_missing_pairs
+    from breastlib.study.run import plan_jobs, run_study
 
     build = build or current_build()
-    manifest = book_cohort(task, cohort_root=cohort_root, build=build)
     out = Path(results_root) if results_root is not None else build.results_root(task)
+    manifest = book_cohort(task, cohort_root=cohort_root, build=build,
+                           shipped=out / "cohort.csv")
+    # Pairs with rows still to compute are made here, one at a time, before the workers
+    # start (else parallel workers could each make the same pair).
+    todo, _ = plan_jobs(manifest, list(methods), out, weights=weights,
+                        profile=build.profile, seeds=build.seeds)
+    restore_missing_pairs(manifest, sorted({job.pair_id for job in todo}))
     table = run_study(manifest, list(methods), out=out, weights=weights,
-                      profile=build.profile, previews="first", progress=progress)
+                      profile=build.profile, previews="first", progress=progress,
+                      seeds=build.seeds, workers=workers)
     return manifest, table

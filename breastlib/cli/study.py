@@ -24,7 +24,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", default="random", help="pretrained, random or a path")
     add_profile_option(p)
     p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of every method (default 0)")
+    p.add_argument("--seeds", default=None,
+                   help="comma-separated seeds for encoders with random weights, one row "
+                   "each (e.g. 0,1,2; default: --seed). Encoders sharing one random network "
+                   "(sam, medsam, sslsam) run once, under the first one listed")
     p.add_argument("--retry-failed", action="store_true", help="rerun rows that failed")
     p.add_argument("--executor", default="local", choices=("local", "dask"))
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
@@ -42,7 +46,20 @@ def run(args: argparse.Namespace) -> int:
         profile=args.profile, device=args.device, seed=args.seed,
         retry_failed=args.retry_failed, executor=args.executor, scheduler=args.scheduler,
         workers=args.workers, progress=sys.stderr.isatty(), timeout=args.timeout,
+        seeds=_seeds(args.seeds),
     )
     failed = int((table["status"] == "failed").sum())
     print(f"{len(table)} rows ({failed} failed) in {args.out / 'results.csv'}")
     return 0
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; a clear error for anything else."""
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        from breastlib.errors import BreastlibError
+
+        raise BreastlibError(f"--seeds takes comma-separated integers, got {text!r}") from None

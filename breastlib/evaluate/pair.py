@@ -68,6 +68,9 @@ class CohortPair:
 def load_cohort_pair(manifest: str | os.PathLike, pair_id: str) -> CohortPair:
     """Load one pair of a cohort ``manifest.csv`` (paths relative to the manifest).
 
+    A phantom pair whose files are missing is first made again from its recipe
+    (:func:`breastlib.phantom.cohort.restore_missing_pairs`).
+
     Raises
     ------
     InputError
@@ -84,6 +87,13 @@ def load_cohort_pair(manifest: str | os.PathLike, pair_id: str) -> CohortPair:
     if rows.empty:
         raise InputError(f"pair '{pair_id}' is not listed in the manifest", manifest)
     entry = rows.iloc[0]
+    recipe = entry.get("recipe")
+    fixed_image = root / str(entry.get("fixed_image"))
+    if isinstance(recipe, str) and recipe.startswith("phantom-") and not fixed_image.is_file():
+        # A phantom cohort shipped as its manifest: make the pair from its recipe.
+        from breastlib.phantom.cohort import restore_missing_pairs
+
+        restore_missing_pairs(manifest, [str(pair_id)])
 
     def path(column: str) -> Path | None:
         value = entry.get(column)

@@ -191,3 +191,54 @@ def make_cohort(
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
     return write_text_atomic(out_dir / "manifest.csv", buffer.getvalue())
+
+
+def restore_missing_pairs(manifest: str | os.PathLike,
+                          pair_ids: list[str] | None = None) -> list[str]:
+    """Regenerate the files of phantom pairs that a cohort's manifest lists but that are
+    missing on disk, from their recipes; return the pair ids written.
+
+    A phantom pair is named by its recipe (:func:`pair_recipe`), so a manifest alone
+    (``task``, ``size``, ``seed``, ``has_lesion``, ``recipe``) is enough to rebuild it:
+    a cohort can be shipped or cached as its manifest and its images made when a pair is
+    first needed. Only pairs with the default acquisition and clinical effects can be
+    rebuilt that way (their recipe is checked).
+
+    Parameters
+    ----------
+    manifest
+        The cohort's ``manifest.csv``.
+    pair_ids
+        Pairs to check (default: all listed).
+
+    Raises
+    ------
+    BreastlibError
+        A listed pair is missing and its recipe is not one this function can rebuild.
+    """
+    manifest = Path(manifest)
+    root = manifest.parent
+    table = pd.read_csv(manifest, dtype={"pair_id": str, "recipe": str})
+    if pair_ids is not None:
+        table = table[table["pair_id"].isin([str(p) for p in pair_ids])]
+    file_columns = ("fixed_image", "moving_image", "fixed_labels", "moving_labels",
+                    "fixed_landmarks", "moving_landmarks", "gt_displacement",
+                    "gt_inverse_displacement")
+    written = []
+    for _, entry in table.iterrows():
+        if all((root / str(entry[c])).is_file() for c in file_columns if c in entry):
+            continue
+        task, size, seed = str(entry["task"]), str(entry["size"]), int(entry["seed"])
+        has_lesion = bool(str(entry["has_lesion"]) == "True") if task == "lesion" else None
+        recipe = pair_recipe(task, size, seed, has_lesion=has_lesion)
+        if recipe != str(entry.get("recipe")):
+            raise BreastlibError(
+                f"the files of pair '{entry['pair_id']}' are missing under {root} and its "
+                f"recipe {entry.get('recipe')!r} is not a default phantom pair's: generate "
+                "the cohort again with the options it was made with")
+        if not (root / "labels.json").is_file():
+            write_text_atomic(root / "labels.json", json.dumps(LABELS, indent=2) + "\n")
+        write_pair(make_pair(task, size, seed, has_lesion=has_lesion), root,
+                   str(entry["pair_id"]), recipe=recipe)
+        written.append(str(entry["pair_id"]))
+    return written

@@ -63,6 +63,11 @@ class RegistrationResult:
     stage_checks
         With the guard on, every stage's judge cost and folding
         (:class:`breastlib.register.guard.StageCheck` as dicts); otherwise empty.
+    adam_displacement
+        With ``keep_adam=True`` and a guard that kept an earlier stage: the Adam stage's
+        field all the same (the method's own result, initial alignment included), which
+        a study measures to judge the features rather than the guard; otherwise ``None``
+        (then :attr:`displacement` is that field, or there is none).
     """
 
     displacement: Displacement
@@ -76,6 +81,14 @@ class RegistrationResult:
     convex_displacement: Displacement | None = field(default=None)
     stage: str = ""
     stage_checks: list[dict[str, Any]] = field(default_factory=list)
+    adam_displacement: Displacement | None = field(default=None)
+
+    @property
+    def own_displacement(self) -> Displacement:
+        """The method's own result: the Adam stage's field even where the guard kept an
+        earlier stage (when it was kept, ``keep_adam=True``), else :attr:`displacement`."""
+        return self.adam_displacement if self.adam_displacement is not None else (
+            self.displacement)
 
 
 # Standard deviation of MIND-SSC descriptors on breast MRI (about 0.3). PCA features of
@@ -125,6 +138,7 @@ def register_pair(
     seed: int = 0,
     progress: bool = False,
     keep_convex: bool = False,
+    keep_adam: bool = False,
     **overrides: Any,
 ) -> RegistrationResult:
     """Register ``moving`` to ``fixed`` with features + ConvexAdam.
@@ -152,6 +166,9 @@ def register_pair(
     keep_convex
         Also return the convex step's field (:attr:`RegistrationResult.convex_displacement`),
         so one run shows what each stage contributes; costs one more full-size field.
+    keep_adam
+        Where the guard keeps an earlier stage, also return the Adam stage's field
+        (:attr:`RegistrationResult.adam_displacement`): what the features themselves did.
     **overrides
         Any :class:`ConvexAdamParams` field, e.g. ``iterations=300``.
     """
@@ -262,6 +279,7 @@ def register_pair(
         displacement = to_displacement(convex_field if stage == "convex" else field)
     convex_displacement = (to_displacement(convex_field)
                            if keep_convex and convex_field is not None else None)
+    adam_displacement = (to_displacement(field) if keep_adam and stage != "adam" else None)
     end = time.perf_counter()
     return RegistrationResult(
         displacement=displacement,
@@ -283,6 +301,7 @@ def register_pair(
         convex_displacement=convex_displacement,
         stage=stage,
         stage_checks=[c.to_dict() for c in checks],
+        adam_displacement=adam_displacement,
     )
 
 

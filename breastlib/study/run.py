@@ -6,9 +6,14 @@ A finished row is a JSON file under ``DIR/rows/``, written atomically by the wor
 ``DIR/results.csv`` and ``DIR/results.parquet`` are regenerated from the rows after every
 row. A run that is killed and restarted skips the rows it finished and loses none.
 
-Rows are keyed by pair, method, profile and weights, so the rows folder doubles as the
-cache of results: asking for pretrained weights after a random-weight run computes new
+Rows are keyed by pair, method, profile, weights and seed, so the rows folder doubles as
+the cache of results: asking for pretrained weights after a random-weight run computes new
 rows and keeps the old ones.
+
+An encoder with random weights is an architecture, not a model: the study runs it once per
+seed of ``seeds`` (a distribution over initialisations), and encoders that share one
+network with random weights (SAM, MedSAM and SSLSAM are all SAM ViT-B; MedCLIP is the
+BiomedCLIP ViT-B/16) are run once per pair and seed, under the first of them listed.
 """
 
 from __future__ import annotations
@@ -34,17 +39,19 @@ from breastlib.manifest import read_manifest
 from breastlib.register.baselines import BASELINES
 
 RESULT_COLUMNS = [
-    "task", "pair_id", "method", "encoder", "weights", "weights_sha256", "profile",
+    "task", "pair_id", "method", "encoder", "weights", "weights_sha256", "profile", "seed",
     "field_error_mean_mm", "field_error_p95_mm", "field_error_lesion_mm",
     "dice_breast", "dice_fgt", "dice_lesion", "hd95_breast_mm", "hd95_fgt_mm",
     "tre_mean_before_mm", "tre_mean_after_mm", "tre_median_after_mm", "tre_p90_after_mm",
     *GROUP_TRE_COLUMNS,
     "jac_nonpos_pct", "sdlogj", "seconds_features", "seconds_optimisation", "peak_rss_mib",
-    "device", "versions", "params", "verdict", "stage_kept", "status", "error",
+    "device", "versions", "params", "verdict", "stage_kept",
+    "guarded_field_error_mean_mm", "guarded_tre_mean_after_mm", "status", "error",
 ]
 #: Columns holding numbers (float64, NaN when missing); the others hold text (``str``).
-NUMERIC_COLUMNS = tuple(RESULT_COLUMNS[RESULT_COLUMNS.index("field_error_mean_mm"):
-                                       RESULT_COLUMNS.index("peak_rss_mib") + 1])
+NUMERIC_COLUMNS = ("seed", *RESULT_COLUMNS[RESULT_COLUMNS.index("field_error_mean_mm"):
+                                            RESULT_COLUMNS.index("peak_rss_mib") + 1],
+                   "guarded_field_error_mean_mm", "guarded_tre_mean_after_mm")
 # Part of every row's key. Bump it with any change that alters results (a new initial
 # alignment, new profile defaults), so cached rows of the old code are never reused.
 # 4: slices reach the encoders radiologically (the patient's right on the image's left).
@@ -55,7 +62,13 @@ NUMERIC_COLUMNS = tuple(RESULT_COLUMNS[RESULT_COLUMNS.index("field_error_mean_mm
 # 7: affine initial alignment, background masked before the features, Adam matching only
 #    where the moving image has data, the guard judging the interior at full resolution;
 #    the dense error counted only where the true field lands inside the moving image.
-RESULTS_VERSION = "7"
+# 8: a ConvexAdam row measures the Adam stage even where the stage guard kept an earlier
+#    one (columns stage_kept and guarded_*: what the guard chose and delivered); the
+#    faster engine (Adam's gradient by hand, chunked convex step, affine start on
+#    2 mm copies and the guard on the Adam grid for fine images), rows gain ``seed``
+#    (random-weight encoders run once per seed), a phantom pair is keyed by its recipe
+#    alone.
+RESULTS_VERSION = "8"
 
 
 @dataclass(frozen=True)
@@ -80,10 +93,13 @@ class Job:
 
 
 def row_filename(pair_id: str, method: str, profile: str, weights: str, data_key: str,
-                 overrides: str = "") -> str:
+                 overrides: str = "", seed: int = 0) -> str:
     """File name of a finished row: everything that changes the result is in the name
-    (profile overrides, when there are any, as ``profile@<hash>``)."""
+    (profile overrides, when there are any, as ``profile@<hash>``; a seed other than 0 as
+    ``<weights>-seed<n>``, so that the rows of seed 0 keep the names they always had)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in weights)
+    if int(seed) != 0:
+        safe = f"{safe}-seed{int(seed)}"
     if overrides:
         import hashlib
 
@@ -106,9 +122,11 @@ def pair_fingerprint(root: Path, entry: pd.Series) -> str:
     """Short hash of what a pair's images are (not of file bytes or names).
 
     A phantom pair (manifest column ``recipe``, see
-    :func:`breastlib.phantom.cohort.pair_recipe`) is named by its recipe and its image
-    shapes: regenerated on another CPU its voxels differ in the last bits, and its results
-    must still be found. Any other pair is named by its voxel values and affines.
+    :func:`breastlib.phantom.cohort.pair_recipe`) is named by its recipe alone, which
+    fixes how it is generated (phantom version, task, size, seed, options): regenerated
+    on another CPU its voxels differ in the last bits, and its results must still be
+    found, and a cohort shipped as its manifest is planned without its images. Any other
+    pair is named by its voxel values and affines.
     """
     import hashlib
 
@@ -119,11 +137,6 @@ def pair_fingerprint(root: Path, entry: pd.Series) -> str:
     recipe = entry.get("recipe")
     if isinstance(recipe, str) and recipe:
         digest.update(f"recipe:{recipe}".encode())
-        for column in ("fixed_image", "moving_image"):
-            try:
-                digest.update(str(nib.load(str(root / str(entry[column]))).shape).encode())
-            except Exception:  # unreadable: the worker will record the error
-                digest.update(str(entry[column]).encode())
         return digest.hexdigest()[:12]
     for column in ("fixed_image", "moving_image"):
         path = root / str(entry[column])
@@ -148,11 +161,15 @@ def plan_jobs(
     retry_failed: bool = False,
     previews: str = "none",
     overrides: dict[str, Any] | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> tuple[list[Job], list[Path]]:
     """Split the grid into jobs still to run and rows already finished.
 
     ``overrides`` (profile parameters, e.g. ``{"iterations": 80}``) go into every
     ConvexAdam job and into its row's name; the classical baselines ignore them.
+    ``seeds`` (default ``[seed]``) are the seeds of every encoder that runs with random
+    weights, one row each; every other method runs once, with ``seed``. See
+    :func:`random_weight_jobs` for encoders that share a network.
 
     Returns
     -------
@@ -167,22 +184,62 @@ def plan_jobs(
     todo: list[Job] = []
     done: list[Path] = []
     changed = overrides_key(overrides)
+    cells = method_cells(methods, weights, seed=seed, seeds=seeds)
+    first_seed = {method: cell_seed for method, _, cell_seed in reversed(cells)}
     for index, (_, entry) in enumerate(table.iterrows()):
         pair_id = str(entry["pair_id"])
         data_key = pair_fingerprint(root, entry)
-        for method in methods:
-            resolved = weights_setting(method, weights)
+        for method, resolved, cell_seed in cells:
             own = "" if method in BASELINES else changed  # baselines keep their own
-            path = rows_dir / row_filename(pair_id, method, profile, resolved, data_key, own)
+            path = rows_dir / row_filename(pair_id, method, profile, resolved, data_key, own,
+                                           cell_seed)
             if path.is_file():
                 status = _read_row(path).get("status")
                 if not (retry_failed and status == "failed"):
                     done.append(path)
                     continue
-            preview = previews == "all" or (previews == "first" and index == 0)
+            # One preview per method: of the first seed of a random-weight encoder.
+            preview = (previews == "all" or (previews == "first" and index == 0)) and (
+                cell_seed == first_seed[method])
             todo.append(Job(str(root / Path(manifest).name), pair_id, method, resolved,
-                            profile, device, seed, str(path.resolve()), preview, own))
+                            profile, device, cell_seed, str(path.resolve()), preview, own))
     return todo, done
+
+
+def method_cells(methods: Sequence[str], weights: str, *, seed: int = 0,
+                 seeds: Sequence[int] | None = None) -> list[tuple[str, str, int]]:
+    """The ``(method, weights, seed)`` cells a study runs on every pair, in order.
+
+    An encoder whose weights resolve to ``"random"`` runs once per seed of ``seeds``
+    (default ``[seed]``), and only the first of the listed encoders sharing one random
+    network (:attr:`~breastlib.encoders.base.EncoderSpec.twin`) runs: with random weights
+    ``sam``, ``medsam`` and ``sslsam`` are the same SAM ViT-B, computed once under the
+    name ``sam``. Every other method (baselines, MIND, pretrained encoders) runs once with
+    ``seed``.
+
+    >>> method_cells(["mind", "sam", "medsam", "dinov2"], "random", seeds=[0, 1])
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [('mind', 'random', 0), ('sam', 'random', 0), ('sam', 'random', 1),
+     ('dinov2', 'random', 0), ('dinov2', 'random', 1)]
+    """
+    from breastlib.encoders import ENCODERS
+
+    random_seeds = [int(s) for s in (seeds if seeds is not None else [seed])]
+    if not random_seeds or len(set(random_seeds)) != len(random_seeds):
+        raise BreastlibError(f"seeds must be distinct and at least one, got {random_seeds}")
+    cells: list[tuple[str, str, int]] = []
+    networks: set[str] = set()
+    for method in methods:
+        resolved = weights_setting(method, weights)
+        spec = ENCODERS.get(method)
+        if spec is None or resolved != "random":
+            cells.append((method, resolved, int(seed)))
+            continue
+        if spec.twin in networks:
+            continue
+        networks.add(spec.twin)
+        cells += [(method, resolved, s) for s in random_seeds]
+    return cells
 
 
 def _read_row(path: Path) -> dict[str, Any]:
@@ -248,7 +305,7 @@ def collect_results(paths: Iterable[Path]) -> pd.DataFrame:
         else:
             table[column] = table[column].astype("str")
     if len(table):
-        table = table.sort_values(["task", "pair_id", "method"], kind="stable")
+        table = table.sort_values(["task", "pair_id", "method", "seed"], kind="stable")
     return table.reset_index(drop=True)
 
 
@@ -278,6 +335,7 @@ def run_study(
     timeout: float | None = None,
     previews: str = "none",
     overrides: dict[str, Any] | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """Run every method on every pair of a cohort; return the results table.
 
@@ -309,13 +367,16 @@ def run_study(
         Profile parameters for every ConvexAdam method (e.g. ``{"iterations": 80}`` to
         run a profile at a smaller scale); they are part of each row's name, and its
         ``params`` column records the values used.
+    seeds
+        Seeds of the encoders that run with random weights (default ``[seed]``): one row
+        per seed; see :func:`method_cells`.
     """
     methods = _check_methods(methods)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     todo, done = plan_jobs(cohort, methods, out, weights=weights, profile=profile,
                            device=device, seed=seed, retry_failed=retry_failed,
-                           previews=previews, overrides=overrides)
+                           previews=previews, overrides=overrides, seeds=seeds)
     finished = list(done)
     bar = None
     if progress and todo:
