@@ -13,9 +13,13 @@ from breastlib.evaluate.statistics import (
     MIN_PAIRS,
     bootstrap_ci,
     holm,
+    lesion_effect,
     min_pairs,
-    paired_tests,
+    pooled_effect,
+    seed_spread,
+    subject_values,
     summarise,
+    task_tests,
 )
 
 
@@ -60,42 +64,62 @@ def test_holm_matches_hand_computation():
     assert np.isnan(adjusted[3])
 
 
-def test_summary_and_paired_tests():
-    # 16 comparisons per task are Holm-corrected together: 12 pairs let p reach 0.05.
+def test_summary_counts_subjects_with_intervals():
     results = table(12, MEANS)
     summary = summarise(results, metrics=("dice_breast",))
-    sam = summary[(summary["method"] == "sam") & (summary["task"] == "longitudinal")].iloc[0]
+    sam = summary[(summary["arm"] == "sam (pretrained)") &
+                  (summary["task"] == "longitudinal")].iloc[0]
     assert sam["n"] == 12 and sam["ci_low"] < sam["mean"] < sam["ci_high"]
-    tests = paired_tests(results, "dice_breast")
-    vs_identity = tests[(tests["reference_is"] == "identity") & (tests["method"] == "sam")]
-    assert (vs_identity["p_holm"] < 0.05).all() and (vs_identity["mean_difference"] > 0).all()
-    assert set(tests.loc[tests["reference_is"] == "best", "reference"]) == {"sam"}
+    lesion = summarise(lesion_table(), metrics=("field_error_mean_mm",))
+    assert set(lesion["n"]) == {10}  # subjects, not pairs or seeds
+
+
+def verdicts_of(claims: pd.DataFrame, task: str = "modality") -> dict:
+    """``{claim: verdict}`` in one task."""
+    return claims[claims["task"] == task].set_index("claim")["verdict"].to_dict()
 
 
 def test_claims_held_on_data_built_to_hold_them():
-    verdicts = check_claims(table(8, MEANS, fgt=FGT)).set_index("claim")["verdict"]
-    assert verdicts.to_dict() == {1: "held", 2: "held", 3: "held", 4: "held"}
+    claims = check_claims(table(8, MEANS, fgt=FGT))
+    for task in ("longitudinal", "modality"):
+        assert verdicts_of(claims, task) == {1: "held", 2: "held", 3: "held", 4: "held",
+                                             "R": "not testable"}
+    pooled = claims[(claims["claim"] == 2) & (claims["task"] == "all")].iloc[0]
+    assert pooled["verdict"] == "held" and "largest margin in task 'modality'" in pooled["reason"]
+    assert pooled["numbers"]["pooled"]["subjects"] == 16
 
 
 def test_claims_not_held_when_data_contradicts_them():
     means = MEANS | {"medsam": 0.95}  # MedSAM beats SAM
-    verdicts = check_claims(table(8, means, fgt={"sam": 0.7, "mind": 0.5})).set_index("claim")
-    assert verdicts.loc[1, "verdict"] == "not held"
-    assert verdicts.loc[3, "verdict"] == "not held"
-    assert verdicts.loc[4, "verdict"] == "not held"
+    claims = check_claims(table(8, means, fgt={"sam": 0.7, "mind": 0.5}))
+    verdicts = verdicts_of(claims, "longitudinal")
+    assert verdicts[1] == verdicts[3] == verdicts[4] == "not held"
 
 
 @pytest.mark.parametrize("n_pairs", [1, MIN_PAIRS // 2 - 1])
-def test_too_few_pairs_is_not_testable(n_pairs):
-    verdicts = check_claims(table(n_pairs, MEANS, fgt=FGT))
-    assert set(verdicts["verdict"]) == {"not testable"}
-    assert "0.0625" in verdicts.loc[0, "reason"]
+def test_too_few_subjects_is_not_testable(n_pairs):
+    claims = check_claims(table(n_pairs, MEANS, fgt=FGT))
+    assert set(claims["verdict"]) == {"not testable"}
+    assert "0.0625" in claims.loc[0, "reason"]
 
 
-def test_random_weights_are_not_testable():
-    verdicts = check_claims(table(8, MEANS, weights="random", fgt=FGT))
-    assert set(verdicts["verdict"]) == {"not testable"}
-    assert "pretrained" in verdicts.loc[0, "reason"]
+def test_random_weights_are_not_testable_but_the_control_is():
+    results = table(10, MEANS, weights="random", fgt=FGT)  # 10: a family of 8 needs 9
+    results["field_error_mean_mm"] = 10 - 8 * results["dice_breast"]  # MIND beats random SAM
+    results.loc[results["method"] == "sam", "field_error_mean_mm"] += 1.0
+    claims = check_claims(results)
+    paper = claims[claims["claim"] != "R"]
+    assert set(paper["verdict"]) == {"not testable"}
+    assert "without pretrained weights" in claims.loc[0, "reason"]
+    control = claims[claims["claim"] == "R"].set_index("task")
+    # dinov2 (0.87) equals MIND (0.87) up to noise: not significantly worse, so not held
+    assert set(control["verdict"]) == {"not held"}
+    assert "dinov2 (random)" in control.loc["modality", "reason"]
+    better = results.copy()
+    better.loc[better["method"].isin(["dinov2", "medclip", "medsam", "sslsam"]),
+               "field_error_mean_mm"] += 1.0
+    control = check_claims(better).set_index(["claim", "task"]).loc["R"]
+    assert set(control["verdict"]) == {"held"}, control["reason"].tolist()
 
 
 @pytest.mark.parametrize(("comparisons", "expected"), [(1, 6), (2, 7), (3, 7), (4, 8), (10, 9)])
@@ -108,30 +132,108 @@ def test_min_pairs_is_where_holm_corrected_wilcoxon_can_first_succeed(comparison
     assert MIN_PAIRS == 6
 
 
-def test_claim_families_need_more_pairs_than_single_comparisons():
-    # 2 tasks x 4 pairs = 8 pooled cases: enough for claims 1-4 (built to hold) ...
-    verdicts = check_claims(table(4, MEANS, fgt=FGT)).set_index("claim")
-    assert set(verdicts["verdict"]) == {"held"}, verdicts["reason"].tolist()
-    # ... 2 x 3 = 6: enough for one comparison (claims 2, 3), not for Holm over four
-    # (claim 1) or two (claim 4), where even perfect data could not reach p < 0.05.
-    verdicts = check_claims(table(3, MEANS, fgt=FGT)).set_index("claim")
-    assert verdicts["verdict"].to_dict() == {1: "not testable", 2: "held", 3: "held",
-                                             4: "not testable"}
-    assert "4 Holm-corrected" in verdicts.loc[1, "reason"]
-    assert verdicts.loc[1, "numbers"]["min_pairs"] == 8
-    assert verdicts.loc[4, "numbers"]["min_pairs"] == 7
+def test_claim_families_need_more_subjects_than_single_comparisons():
+    # 8 subjects per task: enough for claims 1-4 (built to hold) ...
+    assert verdicts_of(check_claims(table(8, MEANS, fgt=FGT)))[1] == "held"
+    # ... 6: enough for one comparison (claims 2, 3), not for Holm over four (claim 1) or
+    # two (claim 4), where even perfect data could not reach p < 0.05.
+    claims = check_claims(table(6, MEANS, fgt=FGT))
+    verdicts = verdicts_of(claims)
+    assert [verdicts[k] for k in (1, 2, 3, 4)] == ["not testable", "held", "held",
+                                                   "not testable"]
+    by_claim = claims[claims["task"] == "modality"].set_index("claim")
+    assert "4 Holm-corrected" in by_claim.loc[1, "reason"]
+    assert by_claim.loc[1, "numbers"]["min_pairs"] == 8
+    assert by_claim.loc[4, "numbers"]["min_pairs"] == 7
 
 
-def test_claim_2_needs_the_cross_modality_task():
-    verdicts = check_claims(table(8, MEANS, fgt=FGT, tasks=("longitudinal", "sequence")))
-    claim_2 = verdicts.set_index("claim").loc[2]
-    assert claim_2["verdict"] == "not testable" and "modality" in claim_2["reason"]
+def test_claim_2_pooled_needs_the_cross_modality_task():
+    claims = check_claims(table(8, MEANS, fgt=FGT, tasks=("longitudinal", "sequence")))
+    pooled = claims[(claims["claim"] == 2) & (claims["task"] == "all")].iloc[0]
+    assert pooled["verdict"] == "not testable" and "modality" in pooled["reason"]
+    assert verdicts_of(claims, "sequence")[2] == "held"  # per task it is testable
 
 
 def test_duplicate_rows_are_refused_not_silently_paired():
     results = table(8, MEANS)
     doubled = pd.concat([results, results[results["method"] == "sam"]], ignore_index=True)
-    with pytest.raises(InputError, match="relabel"):
-        paired_tests(doubled, "dice_breast")
-    with pytest.raises(InputError, match="relabel"):
+    with pytest.raises(InputError, match="share a"):
         check_claims(doubled)
+
+
+def lesion_table(subjects: int = 10, *, seeds: int = 3, lesion_penalty: float = 0.8,
+                 seed: int = 0) -> pd.DataFrame:
+    """The lesion task: each subject a lesion pair and a control pair; MIND and identity
+    once, a random SAM architecture per seed; the lesion costs MIND ``lesion_penalty`` mm."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(subjects):
+        subject = rng.normal(0, 1.0)  # shared by the subject's two pairs
+        for condition in ("lesion", "control"):
+            pair = f"lesion_{k:03d}_{condition}"
+            extra = lesion_penalty if condition == "lesion" else 0.0
+            common = dict(task="lesion", pair_id=pair, status="ok", dice_breast=0.9,
+                          dice_fgt=0.5)
+            rows.append(common | dict(method="identity", weights=None, seed=0,
+                                      field_error_mean_mm=9 + subject))
+            rows.append(common | dict(method="mind", weights=None, seed=0,
+                                      field_error_mean_mm=2 + subject + extra
+                                      + rng.normal(0, 0.05)))
+            for s in range(seeds):
+                rows.append(common | dict(method="sam", weights="random", seed=s,
+                                          field_error_mean_mm=11 + subject + 0.3 * s))
+    return pd.DataFrame(rows)
+
+
+def test_subjects_not_pairs_are_the_unit_and_seeds_are_averaged():
+    results = lesion_table()
+    values = subject_values(results, "field_error_mean_mm")
+    assert values.shape == (10, 3)  # 10 subjects, not 20 pairs; 3 arms, not 5 rows
+    assert values.index.get_level_values("subject")[0] == "lesion_000"
+    lesion_pairs = results[(results["method"] == "sam") &
+                           results["pair_id"].str.endswith("_lesion")]
+    np.testing.assert_allclose(values["sam (random)"].mean(),
+                               lesion_pairs["field_error_mean_mm"].mean())
+    tests = task_tests(results, "field_error_mean_mm")
+    assert set(tests["arm"]) == {"identity", "sam (random)"} and set(tests["family"]) == {2}
+    sam = tests.set_index("arm").loc["sam (random)"]
+    assert sam["n"] == 10 and sam["significant"] and sam["difference"] > 8
+    assert sam["ci_low"] < sam["difference"] < sam["ci_high"]
+    assert 0 < sam["detectable"] < 1  # differences spread by ~0.05 mm
+
+
+def test_lesion_effect_compares_each_subjects_two_pairs():
+    effect = lesion_effect(lesion_table(lesion_penalty=0.8), "field_error_mean_mm")
+    mind = effect.set_index("arm").loc["mind"]
+    assert mind["n"] == 10 and abs(mind["difference"] - 0.8) < 0.1 and mind["significant"]
+    none = lesion_effect(lesion_table(lesion_penalty=0.0), "field_error_mean_mm")
+    assert not none.set_index("arm").loc["mind", "significant"]
+
+
+def test_seed_spread_shows_each_seed():
+    spread = seed_spread(lesion_table(), "field_error_mean_mm").set_index("arm")
+    row = spread.loc["sam (random)"]
+    assert row["seeds"] == 3 and row["seed_max"] - row["seed_min"] == pytest.approx(0.6)
+
+
+def test_pooled_effect_counts_subjects_and_recovers_a_known_difference():
+    results = pd.concat([lesion_table(), table(8, MEANS, tasks=("modality",))
+                         .assign(field_error_mean_mm=lambda t: 10 - 8 * t["dice_breast"])],
+                        ignore_index=True)
+    pooled = pooled_effect(results, "field_error_mean_mm", "sam (random)", "mind")
+    # lesion task: random SAM +9 mm (+0.3 s averaged over seeds, minus the lesion's +0.4
+    # on MIND's mean of both pairs) ; only the lesion task has both arms
+    assert pooled["subjects"] == 10 and pooled["observations"] == 40
+    assert pooled["ci_low"] < 9.3 - 0.4 < pooled["ci_high"] and pooled["p"] < 1e-6
+
+
+def test_detectable_effect_and_subjects_needed_agree_with_a_simulated_wilcoxon():
+    from breastlib.evaluate.power import detectable_effect, subjects_needed
+
+    assert detectable_effect(20) < detectable_effect(10) < detectable_effect(5)
+    assert detectable_effect(10, comparisons=8) > detectable_effect(10)
+    n = subjects_needed(1.0, 1.0, comparisons=4)
+    rng = np.random.default_rng(0)
+    hits = [stats.wilcoxon(rng.normal(1.0, 1.0, n)).pvalue < 0.05 / 4 for _ in range(400)]
+    assert 0.72 <= np.mean(hits) <= 0.95, (n, np.mean(hits))
+    assert subjects_needed(100.0, 1.0) == MIN_PAIRS  # never below what Wilcoxon can reach

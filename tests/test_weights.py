@@ -10,6 +10,7 @@ import urllib.request
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import pandas as pd
 import pytest
 import torch
 from checkpoints import checkpoint_from_manifest
@@ -313,3 +314,36 @@ def test_a_folder_mirror_serves_hand_fetched_checkpoints(weights_home, tmp_path,
     monkeypatch.setenv(w.MIRROR_ENV, folder.as_uri())
     assert _cli("weights", "download", "sslsam") == 0
     assert (weights_home / ckpt.filename).read_bytes() == (folder / ckpt.filename).read_bytes()
+
+
+@pytest.mark.slow  # a phantom pair and two encoder runs: about 2 minutes on 2 cores
+def test_pretrained_study_downloads_verifies_and_adds_pretrained_rows(
+        weights_home, mirror, tmp_path, monkeypatch, capsys):
+    """The pretrained study command up to the network: the checkpoint comes from the
+    127.0.0.1 mirror, is verified, and the book's study (here one pair, one encoder)
+    gains pretrained rows beside the random ones it keeps."""
+    from breastlib.booktools import data as bookdata
+    from breastlib.booktools.pretrained import run_pretrained_study
+
+    tiny = bookdata.BookBuild("small", "small", "fast", {"longitudinal": 1}, (0,))
+    monkeypatch.setattr(bookdata, "BUILDS", {"small": tiny})
+    monkeypatch.setattr(bookdata, "BOOK_METHODS", ("identity", "medclip"))
+    (tmp_path / "book").mkdir()
+    assert run_pretrained_study(tmp_path, build="small", book=False,
+                                encoders=("medclip",)) == 0
+    assert "medclip_samv2" in capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "book/data/small/longitudinal/results.csv")
+    cells = sorted(zip(table["method"], table["weights"].fillna(""), table["status"], strict=True))
+    assert cells == [("identity", "", "ok"), ("medclip", "pretrained", "ok"),
+                     ("medclip", "random", "ok")], table["error"].tolist()
+
+
+def test_download_and_verify_reports_what_is_ready(weights_home, mirror, capsys):
+    """The pretrained study's first step: served checkpoints are downloaded and verified,
+    one the mirror lacks is reported with where it belongs, and the study goes on."""
+    from breastlib.booktools.pretrained import download_and_verify
+
+    assert download_and_verify(("medclip", "sslsam")) == ["medclip"]
+    captured = capsys.readouterr()
+    assert "medclip_samv2" in captured.out
+    assert str(weights_home / w.CHECKPOINTS["sslsam_vit_b"].filename) in captured.err

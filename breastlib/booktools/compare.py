@@ -14,9 +14,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from breastlib.booktools.figures import FLAG_MARKS, METRICS, method_label, primary_metric
+from breastlib.booktools.figures import (
+    FLAG_MARKS,
+    METRICS,
+    method_label,
+    preview_file,
+    primary_metric,
+)
 from breastlib.intensity import normalise_intensity
-from breastlib.study.run import RESULTS_VERSION
 from breastlib.viz.compare import NOT_REGISTERED
 from breastlib.volume import load_volume
 
@@ -75,9 +80,8 @@ def comparison_grid_inputs(
     unit = METRICS[metric].split(" (")[0]
     found = []
     for _, row in rows.iterrows():
-        pattern = f"{pair_id}__{row['method']}__{row['profile']}__*__v{RESULTS_VERSION}.npz"
-        matches = sorted(previews.glob(pattern))
-        if not matches:
+        preview = preview_file(previews, row)
+        if preview is None:
             continue
         mark = FLAG_MARKS.get(str(row.get("verdict", "")), "")
         label = NOT_REGISTERED if row["method"] == "identity" else method_label(row)
@@ -85,7 +89,7 @@ def comparison_grid_inputs(
         value = pd.to_numeric(pd.Series([row.get(metric)]), errors="coerce").iloc[0]
         note = f"{unit} {value:.2f} mm" if pd.notna(value) else ""
         rank = (row["method"] != "identity", value if pd.notna(value) else np.inf)
-        with np.load(matches[-1]) as data:
+        with np.load(preview) as data:
             found.append((rank, label, note, {k: data[k] for k in data.files}))
     if not found:
         raise FileNotFoundError(f"no previews under {previews} for {pair_id}")

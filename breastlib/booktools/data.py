@@ -167,23 +167,39 @@ def book_results(
     build
         The book build (size, profile, pairs); default :func:`current_build`.
     weights
-        ``"auto"``: pretrained where the checkpoint is in the weights cache, else random.
+        ``"auto"``: random weights for every encoder (one row per seed of the build), and
+        pretrained ones too for each encoder whose checkpoint is in the weights cache;
+        ``"random"``, ``"pretrained"`` or a checkpoint path: that setting only.
     workers
         Rows computed in parallel (single-threaded worker processes each).
     """
+    from breastlib.encoders import ENCODERS, weights_setting
     from breastlib.phantom.cohort import restore_missing_pairs
-    from breastlib.study.run import plan_jobs, run_study
+    from breastlib.study.run import plan_jobs, run_study, write_results
 
     build = build or current_build()
     out = Path(results_root) if results_root is not None else build.results_root(task)
     manifest = book_cohort(task, cohort_root=cohort_root, build=build,
                            shipped=out / "cohort.csv")
+    # Random weights for every encoder, always (the architectures, seed by seed); with
+    # weights="auto", pretrained rows too for the encoders whose checkpoint is cached, so
+    # the chapters show both side by side.
+    runs = [(list(methods), "random" if weights == "auto" else weights)]
+    if weights == "auto":
+        cached = [m for m in methods if m in ENCODERS and weights_setting(m, "auto") ==
+                  "pretrained"]
+        if cached:
+            runs.append((cached, "pretrained"))
     # Pairs with rows still to compute are made here, one at a time, before the workers
     # start (else parallel workers could each make the same pair).
-    todo, _ = plan_jobs(manifest, list(methods), out, weights=weights,
-                        profile=build.profile, seeds=build.seeds)
+    todo = [job for names, setting in runs for job in plan_jobs(
+        manifest, names, out, weights=setting, profile=build.profile, seeds=build.seeds)[0]]
     restore_missing_pairs(manifest, sorted({job.pair_id for job in todo}))
-    table = run_study(manifest, list(methods), out=out, weights=weights,
-                      profile=build.profile, previews="first", progress=progress,
-                      seeds=build.seeds, workers=workers)
+    tables = [run_study(manifest, names, out=out, weights=setting, profile=build.profile,
+                        previews="first", progress=progress, seeds=build.seeds,
+                        workers=workers)
+              for names, setting in runs]
+    table = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
+    if len(tables) > 1:
+        write_results(table, out)  # each run wrote only its own rows
     return manifest, table

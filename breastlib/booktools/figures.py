@@ -77,6 +77,21 @@ def method_label(row: pd.Series) -> str:
     return str(row["method"])
 
 
+def preview_file(previews: Path, row: pd.Series) -> Path | None:
+    """The preview saved for a study row (``None`` when there is none: only the first
+    pair has previews, and of a random-weight encoder only its first seed)."""
+    seed = pd.to_numeric(pd.Series([row.get("seed", 0)]), errors="coerce").fillna(0).iloc[0]
+    if int(seed) != 0:
+        return None
+    weights = row.get("weights")
+    weights = weights if isinstance(weights, str) and weights not in ("", "nan", "None") \
+        else "*"
+    pattern = (f"{row['pair_id']}__{row['method']}__{row['profile']}__{weights}__*"
+               f"__v{RESULTS_VERSION}.npz")
+    matches = sorted(Path(previews).glob(pattern))
+    return matches[-1] if matches else None
+
+
 def ran_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The rows that ran (``status == "ok"``), their ``method`` replaced by its
     :func:`method_label` (``sam (random)``); a copy, in the table's order."""
@@ -366,9 +381,8 @@ def comparison_volumes(
     rows = table[(table["pair_id"] == pair_id) & (table["status"] == "ok")]
     loaded = {}
     for _, row in rows.iterrows():
-        pattern = f"{pair_id}__{row['method']}__{row['profile']}__*__v{RESULTS_VERSION}.npz"
-        matches = sorted(previews.glob(pattern))
-        if matches:
+        if (found := preview_file(previews, row)) is not None:
+            matches = [found]
             mark = FLAG_MARKS.get(str(row.get("verdict", "")), "")
             label = method_label(row) + (f" [{mark}]" if mark else "")
             with np.load(matches[-1]) as data:
