@@ -228,6 +228,7 @@ def book_grid_inputs(tmp_path_factory):
     """:func:`comparison_grid_inputs` on the book's committed longitudinal previews, with
     the cohort's first pair (the book's own cohort when built, else generated alike)."""
     from breastlib.booktools import compare as booktools_compare
+    from breastlib.booktools import figures as booktools_figures
     from breastlib.phantom import make_cohort
 
     table = pd.read_csv(LONGITUDINAL / "results.csv")
@@ -241,7 +242,7 @@ def book_grid_inputs(tmp_path_factory):
                           for p in (LONGITUDINAL / "previews").glob("*.npz")])
     version = str(versions.value_counts().idxmax())
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(booktools_compare, "RESULTS_VERSION", version)
+        patch.setattr(booktools_figures, "RESULTS_VERSION", version)  # preview_file
         inputs = booktools_compare.comparison_grid_inputs(manifest, LONGITUDINAL, table)
     return table, version, inputs
 
