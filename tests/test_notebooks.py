@@ -240,3 +240,24 @@ def test_setup_cell_pins_colabs_versions_exactly(recorder, monkeypatch, has_torc
     run_cell(setup_source())
     expected = ["torch==2.5.1+cu121"] + ["torchvision==0.20.1+cu121"] * has_torchvision
     assert recorder.constraints == expected
+
+
+def test_the_colab_pretrained_study_notebook_asks_for_a_gpu_and_runs_the_command():
+    """book/colab/pretrained-study: kept in sync like a chapter, left out of the book, with
+    Colab's GPU runtime in its metadata, the set-up cell first, and the documented command
+    called as the book's appendix names it."""
+    sources = booktools.colab_notebooks(ROOT)
+    assert [p.name for p in sources] == ["pretrained-study.md"]
+    ipynb = sources[0].with_suffix(".ipynb")
+    assert ipynb.read_text() == booktools.notebook_text(sources[0].read_text())
+    notebook = json.loads(ipynb.read_text())
+    assert notebook["metadata"]["accelerator"] == "GPU"
+    assert "gpuType" in notebook["metadata"]["colab"]
+    assert "".join(first_code_cell(ipynb)["source"]) == setup_source()
+    code = "\n".join("".join(c["source"]) for c in notebook["cells"]
+                     if c["cell_type"] == "code")
+    assert "run_pretrained_study(\"..\", build=BUILD)" in code
+    assert "book/colab" in CONFIG["exclude_patterns"]
+    appendix = (ROOT / "book" / "reproducibility.md").read_text()
+    assert "colab/pretrained-study.ipynb" in appendix
+    assert "python -m breastlib.booktools pretrained-study" in appendix

@@ -121,6 +121,16 @@ def _front_matter(text: str) -> dict[str, Any] | None:
     return loaded if isinstance(loaded, dict) else None
 
 
+#: Notebooks made for Colab only (not chapters of the book): MyST sources under
+#: ``book/colab/``, each with its ``.ipynb`` twin, set-up cell and GPU runtime metadata.
+COLAB_FOLDER = Path("book") / "colab"
+
+
+def colab_notebooks(root: str | Path = ".") -> list[Path]:
+    """The MyST sources of the Colab-only notebooks (``book/colab/*.md``), sorted."""
+    return sorted((Path(root) / COLAB_FOLDER).glob("*.md"))
+
+
 def notebook_chapters(root: str | Path = ".") -> list[Path]:
     """The chapters of ``_toc.yml`` that are notebooks, in table-of-contents order.
 
@@ -293,7 +303,7 @@ def sync(root: str | Path = ".", *, check: bool = False) -> list[Path]:
     """
     cell_source = render_setup_cell(root)
     stale = []
-    for md_path in notebook_chapters(root):
+    for md_path in [*notebook_chapters(root), *colab_notebooks(root)]:
         text = md_path.read_text(encoding="utf-8")
         updated = with_setup_cell(text, cell_source)
         if updated != text:

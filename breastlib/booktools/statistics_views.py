@@ -89,3 +89,27 @@ def claims_view(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     claims = check_claims(rows)
     reasons = claims.set_index(["claim", "task"])[["verdict", "reason"]]
     return verdict_grid(claims), reasons
+
+
+def cost_view(rows: pd.DataFrame) -> pd.DataFrame:
+    """What the study cost on the machine that computed its rows: per method and weights,
+    the rows, the mean and total seconds of a row (a fresh worker process: imports, the
+    features, the registration and every metric) and its peak memory."""
+    ok = rows[rows["status"] == "ok"].copy()
+    if ok.empty or "seconds_total" not in ok:
+        return pd.DataFrame()
+    weights = ok["weights"].where(ok["weights"].astype(str).isin(["random", "pretrained"]))
+    ok["arm"] = [m if not isinstance(w, str) else f"{m} ({w})"
+                 for m, w in zip(ok["method"], weights, strict=True)]
+    groups = ok.groupby("arm")
+    table = pd.DataFrame({
+        "rows": groups.size(),
+        "seconds per row": groups["seconds_total"].mean(),
+        "of which features (s)": groups["seconds_features"].mean(),
+        "total (min)": groups["seconds_total"].sum() / 60,
+        "peak memory (MiB)": groups["peak_rss_mib"].max(),
+    }).sort_values("total (min)", ascending=False)
+    table.loc["all"] = [table["rows"].sum(), ok["seconds_total"].mean(),
+                        ok["seconds_features"].mean(), table["total (min)"].sum(),
+                        table["peak memory (MiB)"].max()]
+    return table.round(1)

@@ -45,12 +45,13 @@ RESULT_COLUMNS = [
     "tre_mean_before_mm", "tre_mean_after_mm", "tre_median_after_mm", "tre_p90_after_mm",
     *GROUP_TRE_COLUMNS,
     "jac_nonpos_pct", "sdlogj", "seconds_features", "seconds_optimisation", "peak_rss_mib",
+    "seconds_total",
     "device", "versions", "params", "verdict", "stage_kept",
     "guarded_field_error_mean_mm", "guarded_tre_mean_after_mm", "status", "error",
 ]
 #: Columns holding numbers (float64, NaN when missing); the others hold text (``str``).
 NUMERIC_COLUMNS = ("seed", *RESULT_COLUMNS[RESULT_COLUMNS.index("field_error_mean_mm"):
-                                            RESULT_COLUMNS.index("peak_rss_mib") + 1],
+                                            RESULT_COLUMNS.index("seconds_total") + 1],
                    "guarded_field_error_mean_mm", "guarded_tre_mean_after_mm")
 # Part of every row's key. Bump it with any change that alters results (a new initial
 # alignment, new profile defaults), so cached rows of the old code are never reused.
