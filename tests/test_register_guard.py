@@ -106,6 +106,13 @@ def test_a_registration_with_nothing_to_match_falls_back_instead_of_folding():
     assert guarded.seconds["guard"] > 0.0
     if guarded.stage == "identity":
         assert np.all(guarded.displacement.field == 0.0)
+    # A study keeps the Adam stage all the same (keep_adam): the method's own result,
+    # the very field the unguarded run returns, beside what the guard delivers.
+    kept = register_pair(fixed, moving, method="mind", guard=True, keep_adam=True, **loose)
+    assert kept.stage == guarded.stage and kept.adam_displacement is not None
+    np.testing.assert_array_equal(kept.own_displacement.field, unguarded.displacement.field)
+    np.testing.assert_array_equal(kept.displacement.field, guarded.displacement.field)
+    assert guarded.adam_displacement is None  # only when asked for
 
 
 def test_the_guard_keeps_a_registration_that_works(shifted_blobs):
@@ -114,3 +121,7 @@ def test_the_guard_keeps_a_registration_that_works(shifted_blobs):
     assert result.params["guard"] is True
     assert result.stage == "adam"
     assert [c["stage"] for c in result.stage_checks] == ["initial", "convex", "adam"]
+    kept = register_pair(fixed, moving, method="mind", profile="fast", init="none",
+                         keep_adam=True)
+    assert kept.adam_displacement is None  # the guard kept Adam: nothing more to return
+    np.testing.assert_array_equal(kept.own_displacement.field, result.displacement.field)

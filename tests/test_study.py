@@ -264,4 +264,6 @@ def test_random_encoders_run_once_per_seed_and_per_network(tiny_cohort, tmp_path
 def test_seed_reaches_the_row_and_its_column(tiny_cohort, tmp_path):
     table = run_study(tiny_cohort, ["identity"], out=tmp_path, seed=3, progress=False)
     assert set(table["seed"]) == {3.0}
+    # nothing guards a baseline: what it delivers is its own result
+    assert table["guarded_field_error_mean_mm"].equals(table["field_error_mean_mm"])
     assert all("seed" in json.loads(p.read_text()) for p in (tmp_path / "rows").iterdir())

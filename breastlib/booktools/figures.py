@@ -139,15 +139,17 @@ def provenance(table: pd.DataFrame, *, size: str | None = None) -> str:
 
 
 def summary_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean of each metric per method (ok rows), ranked by the primary metric
-    (:func:`primary_metric`), with the landmark error before, the number of flagged rows
+    """Mean of each metric per method (ok rows, every seed of a random-weight encoder),
+    ranked by the primary metric (:func:`primary_metric`), with its pairs and rows (pairs
+    times seeds), the landmark error before, the number of flagged rows
     (``flagged``, :data:`FLAG_MARKS`) and of rows where the stage guard kept an earlier
     stage than Adam (``guard``)."""
     ok = ran_rows(table)
     columns = ["tre_mean_before_mm", *(m for m in METRICS if m in ok)]
     means = ok.groupby("method")[columns].mean()
     means = means.dropna(axis=1, how="all")
-    means.insert(0, "pairs", ok.groupby("method").size())
+    means.insert(0, "pairs", ok.groupby("method")["pair_id"].nunique())
+    means.insert(1, "rows", ok.groupby("method").size())  # pairs x seeds
     means["flagged"] = ok.groupby("method").apply(flag_counts, include_groups=False)
     if "stage_kept" in ok:
         fell_back = ok["stage_kept"].fillna("").isin(("identity", "initial", "convex"))
