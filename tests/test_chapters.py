@@ -756,22 +756,30 @@ def test_the_cohort_chapter_says_how_hard_each_task_is(committed):
     assert (mind["verdict"] == "ok").all()  # "MIND ... no longer pulls tissue into the air"
 
 
-def test_the_longitudinal_chapter_says_what_random_encoders_did(committed):
-    """book/task-longitudinal.md and task-sequence.md: the guard keeps the random-weight
-    encoders at the initial affine alignment on every pair, so their rows are `affine`'s."""
-    encoders = ["sam", "medsam", "sslsam", "dinov2", "medclip"]
+def test_random_encoder_words_read_own_and_guarded_results():
+    """The task chapters' paragraph on random-weight encoders is computed: each
+    architecture's own result over pairs and seeds, the references, and the guard."""
+    rows = []
+    for pair in ("p0", "p1"):
+        rows += [dict(pair_id=pair, method="identity", weights=None, seed=0,
+                      field_error_mean_mm=9.0, stage_kept="", status="ok"),
+                 dict(pair_id=pair, method="affine", weights=None, seed=0,
+                      field_error_mean_mm=4.0, stage_kept="", status="ok"),
+                 dict(pair_id=pair, method="mind", weights=None, seed=0,
+                      field_error_mean_mm=2.0, stage_kept="adam", status="ok")]
+        rows += [dict(pair_id=pair, method="sam", weights="random", seed=s,
+                      field_error_mean_mm=7.0 + s, guarded_field_error_mean_mm=4.0,
+                      stage_kept="initial" if s else "adam", status="ok") for s in range(3)]
+    text = chapters.random_encoder_words(pd.DataFrame(rows))
+    assert "(2 pairs, 3 seed(s) each)" in text
+    assert "ended on average sam 8.0 mm from the true deformation" in text
+    assert ("against 4.0 mm after the affine start alone, 9.0 mm with no registration, "
+            "2.0 mm with MIND") in text
+    assert "earlier stage on 4 of their 6 rows" in text and "averages 4.0 mm" in text
+    assert chapters.random_encoder_words(pd.DataFrame(rows[:3])) == ""
     for task in ("longitudinal", "sequence"):
-        rows = committed[(committed["task"] == task) & (committed["status"] == "ok")]
-        ran = rows[rows["method"].isin(encoders)]
-        assert (ran["stage_kept"] == "initial").all(), task
-        affine = rows[rows["method"] == "affine"].set_index("pair_id")["field_error_mean_mm"]
-        assert np.allclose(ran["field_error_mean_mm"], affine.loc[ran["pair_id"]]), task
-    rows = committed[(committed["task"] == "longitudinal") & (committed["status"] == "ok")]
-    means = rows.groupby("method")["field_error_mean_mm"].mean()
-    text = " ".join((ROOT / "book" / "task-longitudinal.md").read_text().split())
-    assert (f"rows equal `affine`'s: {means['affine']:.1f} mm of dense error on average, "
-            f"against {means['identity']:.1f} mm with no registration and "
-            f"{means['mind']:.1f} mm with MIND") in text
+        chapter = (ROOT / "book" / f"task-{task}.md").read_text()
+        assert "Markdown(chapter.random_encoders_in_words())" in chapter
 
 
 def test_the_appendix_says_how_long_a_phantom_pair_takes():

@@ -320,6 +320,10 @@ class TaskChapter:
         """The best methods and those worse than none (:func:`highlights`)."""
         return highlights(self.summary())
 
+    def random_encoders_in_words(self) -> str:
+        """What the random-weight encoders did on this task (:func:`random_encoder_words`)."""
+        return random_encoder_words(self.results)
+
     def lesion_split(self) -> pd.DataFrame:
         """Per method, the lesion pairs beside their matched control pairs (same subject
         and motion, no lesion; the manifest's ``has_lesion``): mean dense error (or TRE
@@ -351,6 +355,35 @@ class TaskChapter:
             table["dense error near the lesion (mm)"] = (
                 lesion_rows.groupby("method")["field_error_lesion_mm"].mean())
         return table.sort_values(table.columns[0]).round(2)
+
+
+def random_encoder_words(results: pd.DataFrame) -> str:
+    """One paragraph (Markdown) on the random-weight encoders of one task's rows: their own
+    results (the Adam stage) per architecture over pairs and seeds, against the affine start,
+    no registration and MIND, and how often the stage guard would have kept an earlier stage
+    (with what that delivers). Empty when no encoder ran with random weights."""
+    ok = results[results["status"] == "ok"]
+    metric = "field_error_mean_mm"
+    encoders = ok[ok["weights"].astype(str).eq("random")]
+    if encoders.empty or metric not in ok:
+        return ""
+    means = ok[~ok["weights"].astype(str).eq("random")].groupby("method")[metric].mean()
+    per_arch = encoders.groupby("method")[metric].mean().sort_values()
+    seeds = pd.to_numeric(encoders.get("seed", pd.Series(0, index=encoders.index)),
+                          errors="coerce").fillna(0)
+    kept = encoders["stage_kept"].astype(str).isin(["identity", "initial", "convex"])
+    delivered = pd.to_numeric(encoders.get("guarded_" + metric, encoders[metric]),
+                              errors="coerce").fillna(encoders[metric]).mean()
+    archs = ", ".join(f"{m} {v:.1f} mm" for m, v in per_arch.items())
+    reference = ", ".join(f"{v:.1f} mm {label}" for key, label in (
+        ("affine", "after the affine start alone"), ("identity", "with no registration"),
+        ("mind", "with MIND")) if (v := means.get(key)) is not None and pd.notna(v))
+    return (f"In this build the encoders ran with random weights ({encoders['pair_id'].nunique()} "
+            f"pairs, {seeds.nunique()} seed(s) each). Their own results, the field Adam "
+            f"reached from their features, ended on average {archs} from the true "
+            f"deformation, against {reference}. The stage guard would have kept an earlier "
+            f"stage on {int(kept.sum())} of their {len(encoders)} rows; what breastlib "
+            f"delivers with the guard averages {delivered:.1f} mm.")
 
 
 def task_chapter(task: str, *, build: BookBuild | None = None) -> TaskChapter:
