@@ -133,5 +133,9 @@ def test_provenance_says_what_ran_with_which_weights(monkeypatch):
     assert "2 synthetic phantom pair(s) of task 'sequence', small size" in text
     assert "pretrained weights: dinov2." in text
     assert "RANDOM weights (architecture only, no pretraining): medsam, sam." in text
-    assert "medsam, sam are one and the same network" in text
+    assert ("sam, medsam, sslsam are one and the same network (their pretrained weights "
+            "are what tells them apart): it ran once per pair and seed, shown as medsam, "
+            "sam.") in text
+    only_sam = provenance(table[table["method"] != "medsam"])
+    assert "shown as sam." in " ".join(only_sam.split())
     assert "full size" in provenance(table, size="full")

@@ -9,12 +9,11 @@ from scipy import stats
 
 from breastlib.errors import InputError
 from breastlib.evaluate.claims import check_claims
+from breastlib.evaluate.power import MIN_PAIRS, min_pairs
 from breastlib.evaluate.statistics import (
-    MIN_PAIRS,
     bootstrap_ci,
     holm,
     lesion_effect,
-    min_pairs,
     pooled_effect,
     seed_spread,
     subject_values,

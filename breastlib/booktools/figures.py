@@ -38,6 +38,8 @@ METRICS = {
 PRIMARY_METRICS = ("field_error_mean_mm", "tre_mean_after_mm")
 ENCODER_METHODS = ("sam", "medsam", "sslsam", "dinov2", "dinov2-s", "dinov2-b", "medclip",
                    "biomedclip")
+#: The paper's five encoders (the book's study runs these).
+STUDY_ENCODERS = ("sam", "medsam", "sslsam", "dinov2", "medclip")
 #: How a flagged row is marked in tables and figures (see breastlib.evaluate.verdict).
 FLAG_MARKS = {"folded": "F", "worse_than_identity": "W"}
 FLAG_COLOURS = {"ok": "#1f4e79", "folded": "#c0392b", "worse_than_identity": "#e67e22"}
@@ -127,10 +129,13 @@ def provenance(table: pd.DataFrame, *, size: str | None = None) -> str:
     twins: dict[str, list[str]] = {}
     for method in random:
         twins.setdefault(ENCODERS[method].twin, []).append(method)
-    for group in (g for g in twins.values() if len(g) > 1):
+    for twin, present in twins.items():
+        group = [m for m in STUDY_ENCODERS if ENCODERS[m].twin == twin]
+        if len(group) < 2:
+            continue
         lines.append(f"With random weights {', '.join(group)} are one and the same network "
-                     "(their pretrained weights are what tells them apart), so their features "
-                     "were computed once and their rows are identical.")
+                     "(their pretrained weights are what tells them apart): it ran once per "
+                     f"pair and seed, shown as {', '.join(present)}.")
     if len(failed):
         lines.append(f"Failed rows: {len(failed)} ({', '.join(sorted(set(failed['method'])))}).")
     # Wrapped to the width of a book page's output box (76 characters of its monospace

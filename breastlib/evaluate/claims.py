@@ -12,7 +12,7 @@ two-sided Wilcoxon, Holm-corrected within the claim's family in that task. A ver
 ``held``, ``not held`` or ``not testable`` with the reason and the numbers behind it. A
 claim about pretrained encoders is not testable on rows computed with random weights, and
 no claim is testable on fewer subjects than its family needs to reach significance
-(:func:`~breastlib.evaluate.statistics.min_pairs`: 6 for one comparison, 7 for two, 8 for
+(:func:`~breastlib.evaluate.power.min_pairs`: 6 for one comparison, 7 for two, 8 for
 the four of claim 1).
 
 Claim ``R`` is this study's control, not the paper's: if frozen encoders with random weights
@@ -25,13 +25,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from breastlib.evaluate.power import min_pairs
 from breastlib.evaluate.statistics import (
     ALPHA,
     FOUNDATION,
     REFERENCE,
     TRADITIONAL,
     holm,
-    min_pairs,
     pooled_effect,
     subject_values,
     task_tests,

@@ -16,6 +16,39 @@ import math
 import numpy as np
 import pandas as pd
 
+
+def min_pairs(comparisons: int = 1, *, alpha: float = 0.05) -> int:
+    """Fewest pairs with which ``comparisons`` Holm-corrected Wilcoxon tests can succeed.
+
+    The smallest two-sided exact Wilcoxon signed-rank p-value with ``n`` pairs is
+    ``2 / 2**n`` (all differences of one sign); Holm's first step compares the smallest
+    p-value with ``alpha / comparisons``. So a verdict needs the smallest ``n`` with
+    ``comparisons * 2 / 2**n < alpha``: 6 pairs for one test (p >= 0.031), 7 for two or
+    three, 8 for four to six. Below it no data could give a significant result.
+
+    Parameters
+    ----------
+    comparisons
+        Size of the Holm family (>= 1).
+    alpha
+        Significance level, in (0, 1).
+
+    Returns
+    -------
+    int
+        The minimum number of paired cases.
+    """
+    if comparisons < 1 or not 0.0 < alpha < 1.0:
+        raise ValueError(f"need comparisons >= 1 and 0 < alpha < 1, got {comparisons}, {alpha}")
+    n = 1
+    while comparisons * 2.0 / 2.0**n >= alpha:
+        n += 1
+    return n
+
+
+MIN_PAIRS = min_pairs(1)  # 6: with 5 pairs the smallest two-sided p is 0.0625
+
+
 #: Asymptotic relative efficiency of the Wilcoxon signed-rank test to the t-test under
 #: normal differences: n subjects tested by Wilcoxon are worth about 0.955 n by t-test.
 WILCOXON_ARE = 3.0 / math.pi
@@ -54,10 +87,8 @@ def subjects_needed(difference: float, sd_difference: float, *, comparisons: int
                     alpha: float = 0.05, power: float = POWER) -> int:
     """Subjects needed to detect a mean paired ``difference`` (metric units) when the
     per-subject differences spread by ``sd_difference``; at least the
-    :func:`~breastlib.evaluate.statistics.min_pairs` of the family, below which no
+    :func:`min_pairs` of the family, below which no
     Wilcoxon test of ``comparisons`` Holm-corrected ones can be significant."""
-    from breastlib.evaluate.statistics import min_pairs
-
     if difference == 0 or not np.isfinite(sd_difference) or sd_difference <= 0:
         return min_pairs(comparisons, alpha=alpha)
     solver = _power_solver()

@@ -7,8 +7,9 @@ Wilcoxon signed-rank tests, Holm-corrected within each task's pre-declared famil
 (:func:`task_tests`: every arm against MIND). Statements across tasks come from a mixed
 model with the subject as a random effect (:func:`pooled_effect`), never from stacked
 rows. With ``n`` subjects the smallest possible two-sided exact p-value is ``2 / 2**n``
-(0.0625 for 5), so no verdict is given below :data:`MIN_PAIRS` subjects for one
-comparison, more for a Holm family (:func:`min_pairs`).
+(0.0625 for 5), so no verdict is given below
+:data:`~breastlib.evaluate.power.MIN_PAIRS` subjects for one comparison, more for a Holm
+family (:func:`~breastlib.evaluate.power.min_pairs`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from breastlib.errors import InputError
+from breastlib.evaluate.power import detectable_difference
 from breastlib.landmark_groups import GROUP_TRE_COLUMNS
 
 ALPHA = 0.05
@@ -34,36 +36,6 @@ HIGHER_IS_BETTER = {"field_error_mean_mm": False, "field_error_p95_mm": False,
                     "jac_nonpos_pct": False, "sdlogj": False}
 
 
-def min_pairs(comparisons: int = 1, *, alpha: float = ALPHA) -> int:
-    """Fewest pairs with which ``comparisons`` Holm-corrected Wilcoxon tests can succeed.
-
-    The smallest two-sided exact Wilcoxon signed-rank p-value with ``n`` pairs is
-    ``2 / 2**n`` (all differences of one sign); Holm's first step compares the smallest
-    p-value with ``alpha / comparisons``. So a verdict needs the smallest ``n`` with
-    ``comparisons * 2 / 2**n < alpha``: 6 pairs for one test (p >= 0.031), 7 for two or
-    three, 8 for four to six. Below it no data could give a significant result.
-
-    Parameters
-    ----------
-    comparisons
-        Size of the Holm family (>= 1).
-    alpha
-        Significance level, in (0, 1).
-
-    Returns
-    -------
-    int
-        The minimum number of paired cases.
-    """
-    if comparisons < 1 or not 0.0 < alpha < 1.0:
-        raise ValueError(f"need comparisons >= 1 and 0 < alpha < 1, got {comparisons}, {alpha}")
-    n = 1
-    while comparisons * 2.0 / 2.0**n >= alpha:
-        n += 1
-    return n
-
-
-MIN_PAIRS = min_pairs(1)  # 6: with 5 pairs the smallest two-sided p is 0.0625
 
 
 def bootstrap_ci(values: Sequence[float], *, level: float = 0.95, resamples: int = 2000,
@@ -245,8 +217,6 @@ def task_tests(results: pd.DataFrame, metric: str, *, reference: str = REFERENCE
         family could detect with ``power``, from the spread of the differences:
         :func:`breastlib.evaluate.power.detectable_difference`).
     """
-    from breastlib.evaluate.power import detectable_difference
-
     values = subject_values(results, metric)
     records = []
     for task, wide in values.groupby(level="task", sort=True):
