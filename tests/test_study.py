@@ -201,7 +201,8 @@ def test_dask_local_cluster_gives_the_same_table(tiny_cohort, grid, tmp_path):
     dask = run_study(tiny_cohort, ["identity"], out=tmp_path, progress=False,
                      executor="dask", workers=2)
     assert len(list((tmp_path / "rows").glob("*.json"))) == 2
-    machine = ["seconds_features", "seconds_optimisation", "peak_rss_mib", "versions"]
+    machine = ["seconds_features", "seconds_optimisation", "seconds_total", "peak_rss_mib",
+               "versions"]
     pd.testing.assert_frame_equal(local.drop(columns=machine), dask.drop(columns=machine))
 
 
