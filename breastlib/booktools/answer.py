@@ -29,7 +29,8 @@ def _cohort_words(rows: pd.DataFrame) -> str:
     n_seeds = int(seeds[random].nunique()) if random.any() else 0
     count = (f"{int(subjects.min())}" if subjects.min() == subjects.max()
              else f"{int(subjects.min())}-{int(subjects.max())}")
-    words = (f"{count} synthetic subjects per task ({len(subjects)} tasks; the lesion task "
+    words = (f"{count} synthetic subjects per task ({len(subjects)} task"
+             f"{'s' if len(subjects) != 1 else ''}; the lesion task "
              "gives each subject a pair with a lesion and a matched pair without)")
     if n_seeds:
         words += f", every random-weight encoder architecture with {n_seeds} seed(s)"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from breastlib.encoders import ENCODERS
 from breastlib.evaluate.power import min_pairs
 from breastlib.evaluate.statistics import (
     ALPHA,
@@ -85,6 +86,9 @@ def _blocked(claim: int, task: str, values: pd.DataFrame, methods: tuple[str, ..
     if not lacking:
         return None
     ran = set(results.loc[(results["status"] == "ok") & (results["task"] == task), "method"])
+    # With random weights medsam and sslsam are sam's network, run once under one name.
+    ran |= {m for m in FOUNDATION for r in ran if r in ENCODERS and m in ENCODERS
+            and ENCODERS[m].twin == ENCODERS[r].twin}
     random_only = [m for m in lacking if m in ran]
     missing = [m for m in lacking if m not in ran]
     reasons = []
