@@ -19,8 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 # Subjects per task in the book's small build (the lesion task doubles them: each subject
-# gives a pair with a lesion and a matched pair without). Ten is what the results
-# chapter's power calculation (breastlib.evaluate.power) asks for: see that chapter.
+# gives a pair with a lesion and a matched pair without). With ten, a family of up to 25
+# Holm-corrected Wilcoxon tests can reach p < 0.05 at all; what ten subjects can detect is
+# computed in the results chapter (breastlib.evaluate.power), from the rows themselves.
 TASK_PAIRS = {"longitudinal": 10, "sequence": 10, "modality": 10, "lesion": 10}
 #: Seeds of every encoder with random weights: each architecture is a distribution.
 RANDOM_SEEDS = (0, 1, 2)
@@ -126,9 +127,10 @@ def book_cohort(task: str, *, cohort_root: str | os.PathLike | None = None,
 def first_subject(manifest: Path) -> list[str]:
     """Pair ids of the cohort's first subject: its first pair (the lesion task: the first
     lesion pair and its matched control), the pairs the chapters show."""
+    from breastlib.evaluate.statistics import subject_id
+
     ids = [str(p) for p in pd.read_csv(manifest, dtype={"pair_id": str})["pair_id"]]
-    subject = ids[0].removesuffix("_lesion").removesuffix("_control")
-    return [p for p in ids if p == subject or p.startswith(f"{subject}_")] or ids[:1]
+    return [p for p in ids if subject_id(p) == subject_id(ids[0])]
 
 
 def _is_current(manifest: Path, task: str, build: BookBuild) -> bool:
