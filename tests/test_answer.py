@@ -65,3 +65,8 @@ def test_power_in_words_reads_the_power_table():
     text = power_in_words(study())
     assert "With 10 subjects and 3 Holm-corrected two-sided Wilcoxon tests" in text
     assert "- **modality**: 10 subjects, 3 comparisons" in text
+    tests = task_tests(study(), "field_error_mean_mm")
+    modality = tests[tests["task"] == "modality"]
+    above = int((modality["difference"].abs() > modality["detectable"]).sum())
+    assert above >= 2  # identity (+7 mm) and random SAM (+6 mm) clear it by far
+    assert f"{above} of the 3 observed differences from MIND exceed" in text

@@ -133,14 +133,19 @@ def power_in_words(rows: pd.DataFrame, *, effect: float = 0.5) -> str:
     detectable difference in mm at the observed spread of per-subject differences."""
     if PRIMARY not in rows or not pd.to_numeric(rows[PRIMARY], errors="coerce").notna().any():
         return "No dense error in these rows, so no power calculation."
-    table = power_table(task_tests(rows, PRIMARY), effect=effect)
+    tests = task_tests(rows, PRIMARY)
+    table = power_table(tests, effect=effect)
     n = int(table["subjects"].min())
     family = int(table["family"].max())
     d = detectable_effect(n, comparisons=family)
+    # Each comparison against its own detectable difference (its own spread).
+    above = (tests["difference"].abs() > tests["detectable"]).groupby(tests["task"]).sum()
     lines = [f"- **{r.task}**: {r.subjects} subjects, {r.family} comparisons; the "
              f"per-subject differences spread by {r.sd_difference:.2f} mm (median SD), so "
              f"a difference of {r.detectable:.2f} mm is detected; {effect:g} mm would need "
-             f"{r.subjects_for_effect} subjects." for r in table.itertuples()]
+             f"{r.subjects_for_effect} subjects. {int(above.get(r.task, 0))} of the "
+             f"{r.family} observed differences from {REFERENCE.upper()} exceed what their "
+             "own test could detect." for r in table.itertuples()]
     return (f"Each task's family compares every method with {REFERENCE.upper()} over the "
             f"same subjects. With {n} subjects and {family} Holm-corrected two-sided "
             f"Wilcoxon tests, a comparison has {POWER:.0%} power to detect a mean "
