@@ -82,7 +82,7 @@ def test_claims_held_on_data_built_to_hold_them():
     claims = check_claims(table(8, MEANS, fgt=FGT))
     for task in ("longitudinal", "modality"):
         assert verdicts_of(claims, task) == {1: "held", 2: "held", 3: "held", 4: "held",
-                                             "R": "not testable"}
+                                             "R": "not testable", "P": "not testable"}
     pooled = claims[(claims["claim"] == 2) & (claims["task"] == "all")].iloc[0]
     assert pooled["verdict"] == "held" and "largest margin in task 'modality'" in pooled["reason"]
     assert pooled["numbers"]["pooled"]["subjects"] == 16
@@ -247,3 +247,31 @@ def test_a_random_twin_counts_for_the_encoders_it_stands_for():
     reason = claims[(claims["claim"] == 4)].iloc[0]["reason"]
     assert "sam, medsam, sslsam ran without pretrained weights" in reason
     assert "no results" not in reason
+
+
+def test_pretraining_is_judged_against_every_seed_of_its_architecture():
+    """Claim P: pretrained SAM against the random SAM network (which also stands for
+    medsam and sslsam), seeds averaged per subject and each seed's mean as a bar."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(10):
+        base = rng.normal(0, 0.3)
+        cells = [("mind", None, 0, 2.0), ("identity", None, 0, 9.0)]
+        cells += [("sam", "random", s, 6.0 + s) for s in range(3)]  # seed means 6, 7, 8
+        cells += [("sam", "pretrained", 0, 3.0), ("medsam", "pretrained", 0, 6.5)]
+        for method, weights, s, error in cells:
+            rows.append({"task": "sequence", "pair_id": f"sequence_{k:03d}", "method": method,
+                         "weights": weights, "seed": s, "status": "ok",
+                         "field_error_mean_mm": error + base + rng.normal(0, 0.05),
+                         "dice_breast": 0.9, "dice_fgt": 0.5})
+    claims = check_claims(pd.DataFrame(rows)).set_index(["claim", "task"])
+    verdict = claims.loc[("P", "sequence")]
+    # medsam (6.5 mm) beats the seeds' average (7 mm) but not the best seed (6 mm)
+    assert verdict["verdict"] == "not held" and "medsam (pretrained)" in verdict["reason"]
+    assert "sam (pretrained)," not in verdict["reason"]
+    only_sam = pd.DataFrame([r for r in rows if r["method"] != "medsam"])
+    assert check_claims(only_sam).set_index(["claim", "task"]).loc[
+        ("P", "sequence"), "verdict"] == "held"
+    random_only = pd.DataFrame([r for r in rows if r["weights"] != "pretrained"])
+    assert check_claims(random_only).set_index(["claim", "task"]).loc[
+        ("P", "sequence"), "verdict"] == "not testable"

@@ -48,8 +48,8 @@ def _verdicts_by_task(claims: pd.DataFrame, claim: object) -> str:
 def _claim_paragraph(claims: pd.DataFrame, claim: object) -> str:
     part = claims[claims["claim"] == claim]
     statement = CLAIMS[claim]
-    label = "Control" if claim == "R" else f"Claim {claim}"
-    statement = statement.removeprefix("Control (this study's): ")
+    label = {"R": "Control", "P": "Pretraining"}.get(str(claim), f"Claim {claim}")
+    statement = statement.split("(this study's): ", 1)[-1]
     head = f"**{label}**: {statement} — {_verdicts_by_task(claims, claim)}."
     verdicts = set(part["verdict"])
     if verdicts == {"not testable"}:
@@ -105,7 +105,7 @@ def answer_in_words(rows: pd.DataFrame) -> str:
     paragraphs = [f"This build ran {_cohort_words(rows)}. Every verdict below is computed "
                   "from those rows (per task, paired over subjects, Holm-corrected; the "
                   "results chapter has the tables)."]
-    paragraphs += [_claim_paragraph(claims, claim) for claim in (1, 2, 3, 4, "R")]
+    paragraphs += [_claim_paragraph(claims, claim) for claim in (1, 2, 3, 4, "R", "P")]
     lines = _task_lines(rows)
     if lines:
         paragraphs.append(f"Dense error inside the breast ({'mean over subjects'}), the "

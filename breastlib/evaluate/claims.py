@@ -17,7 +17,9 @@ the four of claim 1).
 
 Claim ``R`` is this study's control, not the paper's: if frozen encoders with random weights
 drove registration as well as MIND, a benchmark of pretrained features against MIND could not
-tell what pretraining adds. It is testable on any build.
+tell what pretraining adds. It is testable on any build. Claim ``P`` compares each pretrained
+encoder with the distribution of its own architecture over random seeds: what the weights,
+not the network, contribute.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from breastlib.evaluate.statistics import (
     TRADITIONAL,
     holm,
     pooled_effect,
+    seed_spread,
     subject_values,
     task_tests,
     wilcoxon_p,
@@ -48,6 +51,8 @@ CLAIMS = {
     4: "Extra medical or breast pretraining (MedSAM, SSLSAM) does not improve on SAM.",
     "R": "Control (this study's): with random weights no encoder architecture registers as "
          "well as MIND (dense error inside the breast).",
+    "P": "Pretraining (this study's): every pretrained encoder registers better than its own "
+         "architecture with random weights, on every seed (dense error inside the breast).",
 }
 PRIMARY = "field_error_mean_mm"
 
@@ -242,14 +247,45 @@ def check_control(results: pd.DataFrame, task: str, tests: pd.DataFrame) -> dict
                     **comparisons, p_holm=rows["p_holm"].tolist())
 
 
+def check_pretraining(results: pd.DataFrame, task: str,
+                      errors: pd.DataFrame) -> dict[str, object]:
+    """Claim P in one task: each pretrained encoder against its random-weight architecture
+    (the arm that ran its network, seeds averaged per subject), Holm over the encoders; it
+    holds only if each is significantly better and its mean beats every seed's mean."""
+    if task not in errors.index.get_level_values("task"):
+        return _verdict("P", task, "not testable", "no dense error in these rows")
+    wide = errors.loc[task].dropna(axis=1, how="all")
+    random_arms = {ENCODERS[a.split(" ")[0]].twin: a for a in wide.columns
+                   if a.endswith("(random)") and a.split(" ")[0] in ENCODERS}
+    pairs = {a: random_arms[ENCODERS[a.split(" ")[0]].twin] for a in wide.columns
+             if a.endswith("(pretrained)") and a.split(" ")[0] in ENCODERS
+             and ENCODERS[a.split(" ")[0]].twin in random_arms}
+    if not pairs:
+        return _verdict("P", task, "not testable",
+                        "no encoder ran both pretrained and with random weights")
+    comparisons = {a: _compare(errors, task, a, r) for a, r in pairs.items()}
+    if (short := _too_few("P", task, comparisons)) is not None:
+        return short
+    spread = seed_spread(results[results["task"] == task], PRIMARY).set_index("arm")
+    adjusted = holm([c["p"] for c in comparisons.values()])
+    failing = [a for (a, c), p_holm in zip(comparisons.items(), adjusted, strict=True)
+               if not (c["mean_a"] < c["mean_b"] and p_holm < ALPHA
+                       and c["mean_a"] < spread.loc[pairs[a], "seed_min"])]
+    return _verdict("P", task, "not held" if failing else "held",
+                    f"not better than their random architecture on every seed: "
+                    f"{', '.join(failing)}" if failing else
+                    "every pretrained encoder beats its random architecture, on every seed",
+                    **comparisons, p_holm=adjusted.tolist())
+
+
 def check_claims(results: pd.DataFrame) -> pd.DataFrame:
     """Every claim in every task of ``results`` (claim 2 also pooled, task ``all``).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``claim, task, statement, verdict, reason, numbers``; claims 1-4 then
-        ``R``, tasks in alphabetical order within a claim.
+        Columns ``claim, task, statement, verdict, reason, numbers``; claims 1-4, then
+        this study's ``R`` and ``P``, tasks in alphabetical order within a claim.
     """
     dice = subject_values(results, "dice_breast")
     fgt = subject_values(results, "dice_fgt")
@@ -263,6 +299,9 @@ def check_claims(results: pd.DataFrame) -> pd.DataFrame:
     rows += [check_claim_3(results, t, fgt) for t in tasks]
     rows += [check_claim_4(results, t, dice) for t in tasks]
     rows += [check_control(results, t, tests) for t in tasks]
+    errors = subject_values(results, PRIMARY) if PRIMARY in results else pd.DataFrame(
+        index=pd.MultiIndex.from_tuples([], names=["task", "subject"]))
+    rows += [check_pretraining(results, t, errors) for t in tasks]
     return pd.DataFrame(rows)
 
 
