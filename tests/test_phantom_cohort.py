@@ -111,3 +111,41 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
     assert cli.main(["phantom", "--task", "lesion", "--pairs", "0", "--out",
                      str(tmp_path)]) == 2
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_missing_pairs_are_made_again_from_their_recipe(cohort, tmp_path, monkeypatch):
+    """A cohort shipped as its manifest: a default pair whose files are missing is made
+    from its recipe when loaded; a pair made with other options is refused, not guessed."""
+    import shutil
+
+    import breastlib.phantom.cohort as cohort_module
+    from breastlib.errors import BreastlibError
+    from breastlib.evaluate.pair import load_cohort_pair
+    from breastlib.phantom.cohort import pair_recipe, restore_missing_pairs
+
+    copy = tmp_path / "shipped"
+    shutil.copytree(cohort.parent, copy)
+    manifest = copy / "manifest.csv"
+    assert restore_missing_pairs(manifest) == []  # nothing missing, nothing made
+    table = pd.read_csv(manifest)
+    lesion = table[table["has_lesion"]].iloc[0]
+    shutil.rmtree(copy / lesion["pair_id"])
+    with pytest.raises(BreastlibError, match="not a default phantom pair"):
+        restore_missing_pairs(manifest)  # made with supersample=1: not rebuildable
+    # the same pair under its default recipe is rebuilt (made fast here, with the call
+    # recorded, since a default small pair takes about 20 s)
+    table.loc[table["pair_id"] == lesion["pair_id"], "recipe"] = pair_recipe(
+        "lesion", "small", int(lesion["seed"]), has_lesion=True)
+    table.to_csv(manifest, index=False)
+    calls = []
+
+    def fast_make_pair(task, size, seed, *, has_lesion):
+        calls.append((task, size, seed, has_lesion))
+        return make_pair(task, size, seed, has_lesion=has_lesion, acquisition=FAST)
+
+    monkeypatch.setattr(cohort_module, "make_pair", fast_make_pair)
+    pair = load_cohort_pair(manifest, lesion["pair_id"])
+    assert calls == [("lesion", "small", int(lesion["seed"]), True)]
+    assert pair.fixed.array.shape == load_volume(
+        cohort.parent / lesion["fixed_image"]).array.shape
+    assert restore_missing_pairs(manifest) == []  # now on disk
