@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from bench_convexadam_package import side_by_side_pair
 
-from breastlib.evaluate.pair import load_cohort_pair, pair_metrics
-from breastlib.phantom import make_cohort
+from breastlib.evaluate.pair import pair_metrics
 from breastlib.register import register_pair
 
 OUT = Path(__file__).parent / "results" / "convexadam_ablation.json"
@@ -63,9 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks:
-            manifest = Path(make_cohort(task, 1, size="small", seed=0,
-                                        out_dir=Path(tmp) / task))
-            pair = load_cohort_pair(manifest, str(pd.read_csv(manifest)["pair_id"].iloc[0]))
+            pair, _, _ = side_by_side_pair(task, 0, Path(tmp))
             moving = pair.moving if pair.moving.grid.same_as(pair.fixed.grid) else (
                 pair.moving.resample_to(pair.fixed))
             for name, switch in SWITCHES.items():

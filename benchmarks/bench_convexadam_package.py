@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,6 +60,22 @@ print(json.dumps({"registration_s": seconds}))
 """
 
 
+def side_by_side_pair(task: str, seed: int, folder: Path) -> tuple[Any, str, str]:
+    """The task's small phantom pair of ``seed`` written under ``folder``: the pair and
+    the paths both tools read. The package needs both images on one grid, so a moving
+    image on another grid is resampled onto the fixed grid through world coordinates
+    (both tools then get that file)."""
+    manifest = Path(make_cohort(task, 1, size="small", seed=seed, out_dir=folder / task))
+    entry = pd.read_csv(manifest).iloc[0]
+    pair = load_cohort_pair(manifest, str(entry["pair_id"]))
+    fixed = str(manifest.parent / entry["fixed_image"])
+    moving = str(manifest.parent / entry["moving_image"])
+    if not pair.moving.grid.same_as(pair.fixed.grid):
+        moving = str(pair.moving.resample_to(pair.fixed).save(
+            folder / f"{task}_moving_on_fixed.nii.gz"))
+    return pair, fixed, moving
+
+
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
     """Wall-clock seconds of a whole process and its standard output; raises on failure."""
     start = time.perf_counter()
@@ -82,17 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks:
-            manifest = Path(make_cohort(task, 1, size="small", seed=args.seed,
-                                        out_dir=Path(tmp) / task))
-            entry = pd.read_csv(manifest).iloc[0]
-            pair = load_cohort_pair(manifest, str(entry["pair_id"]))
-            fixed = str(manifest.parent / entry["fixed_image"])
-            moving = str(manifest.parent / entry["moving_image"])
-            if not pair.moving.grid.same_as(pair.fixed.grid):
-                # The package needs both images on one grid: both tools get the moving
-                # image resampled onto the fixed grid through world coordinates.
-                moving = str(pair.moving.resample_to(pair.fixed).save(
-                    Path(tmp) / f"{task}_moving_on_fixed.nii.gz"))
+            pair, fixed, moving = side_by_side_pair(task, args.seed, Path(tmp))
 
             field_path = Path(tmp) / f"{task}_package.npy"
             wall, out = timed([sys.executable, "-c", PACKAGE_RUN, fixed, moving,
