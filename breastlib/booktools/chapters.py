@@ -324,6 +324,13 @@ class TaskChapter:
         """What the random-weight encoders did on this task (:func:`random_encoder_words`)."""
         return random_encoder_words(self.results)
 
+    def method_in_words(self, method: str) -> str:
+        """One sentence on ``method``'s rows of this task against no registration's
+        (:func:`breastlib.booktools.study_words.method_on_pairs_words`)."""
+        from breastlib.booktools.study_words import method_on_pairs_words
+
+        return method_on_pairs_words(self.results, method)
+
     def lesion_split(self) -> pd.DataFrame:
         """Per method, the lesion pairs beside their matched control pairs (same subject
         and motion, no lesion; the manifest's ``has_lesion``): mean dense error (or TRE
