@@ -781,6 +781,9 @@ def test_the_task_chapters_compute_what_they_say_of_their_rows():
     modality = (ROOT / "book" / "task-modality.md").read_text()
     assert 'Markdown(chapter.method_in_words("mind"))' in modality
     assert "With those switches MIND folds" not in " ".join(modality.split())
+    method = (ROOT / "book" / "method.md").read_text()
+    assert "Markdown(guard_words(study_results(compute=False).rows))" in method
+    assert "On this build's 80 rows" not in method
     for task in BUILDS["small"].pairs:
         assert "Markdown(chapter.random_encoders_in_words())" in (
             ROOT / "book" / f"task-{task}.md").read_text(), task

@@ -83,3 +83,31 @@ def test_method_words_count_rows_of_several_seeds_and_clean_rows():
     assert text.startswith("Over its 2 rows on this pair (seeds and weights together)")
     assert "none of its 2 rows is flagged" in text
     assert method_on_pairs_words(rows, "mind") == ""
+
+
+def test_guard_words_count_stages_flags_and_what_is_delivered():
+    from breastlib.booktools.study_words import guard_words
+
+    def row(method, weights, stage, verdict, own, guarded):
+        return dict(method=method, weights=weights, stage_kept=stage, verdict=verdict,
+                    field_error_mean_mm=own, guarded_field_error_mean_mm=guarded, status="ok")
+
+    rows = pd.DataFrame([
+        row("identity", None, "", "ok", 9.0, 9.0),  # no ConvexAdam: not counted
+        row("mind", None, "adam", "ok", 2.0, 2.0),
+        row("mind", None, "convex", "worse_than_identity", 3.0, 4.0),
+        row("sam", "random", "initial", "folded", 50.0, 5.0),
+        row("dinov2", "random", "identity", "ok", 8.0, 9.0),
+        row("sam", "random", "adam", "failed", 1.0, 1.0) | {"status": "failed"},
+    ])
+    text = guard_words(rows)
+    assert text.startswith("The stage guard in this build's 4 rows that ran ConvexAdam: ")
+    assert ("for MIND (2 rows) it kept Adam's field on 1, the convex step on 1; their own "
+            "fields fold beyond the limit on 0 and end worse than no registration on 1, and "
+            "average 2.5 mm from the true deformation, where what breastlib delivers with "
+            "the guard averages 3.0 mm") in text
+    assert ("for the random-weight encoders (2 rows) it kept the initial alignment on 1, no "
+            "registration on 1; their own fields fold beyond the limit on 1") in text
+    assert "average 29.0 mm" in text and "averages 7.0 mm" in text
+    assert "pretrained" not in text
+    assert guard_words(rows[rows["method"] == "identity"]) == ""

@@ -159,3 +159,48 @@ def method_on_pairs_words(rows: pd.DataFrame, method: str) -> str:
                  f"{_span(own['field_error_mean_mm'])} from the true deformation on average "
                  f"(no registration: {_span(same['field_error_mean_mm'])})")
     return text + "."
+
+
+_STAGE_NAMES = {"adam": "Adam's field", "convex": "the convex step", "initial":
+                "the initial alignment", "identity": "no registration"}
+
+
+def _stages(rows: pd.DataFrame) -> str:
+    counts = rows["stage_kept"].astype(str).value_counts()
+    return ", ".join(f"{_STAGE_NAMES.get(stage, stage)} on {n}"
+                     for stage, n in counts.items() if stage in _STAGE_NAMES)
+
+
+def guard_words(rows: pd.DataFrame) -> str:
+    """A paragraph (Markdown) on what the stage guard did in the study's rows: which stage
+    it kept for MIND and for the random-weight encoders (``stage_kept``), how many of
+    their own fields (the Adam stage, which the rows measure) fold or end worse than no
+    registration (``verdict``), and the mean dense error of what breastlib delivers with
+    the guard (``guarded_field_error_mean_mm``) against their own. Empty without rows
+    that ran ConvexAdam."""
+    ok = rows[(rows["status"] == "ok")
+              & rows.get("stage_kept", pd.Series("", index=rows.index)).astype(str).isin(
+                  list(_STAGE_NAMES))]
+    if ok.empty:
+        return ""
+    random = ok["weights"].astype(str).eq("random")
+    groups = {"MIND": ok[ok["method"] == "mind"], "the random-weight encoders": ok[random],
+              "the pretrained encoders": ok[~random & (ok["method"] != "mind")]}
+    parts = []
+    for label, part in groups.items():
+        if part.empty:
+            continue
+        folded = int((part["verdict"] == "folded").sum())
+        worse = int((part["verdict"] == "worse_than_identity").sum())
+        own = part["field_error_mean_mm"].mean()
+        delivered = pd.to_numeric(part["guarded_field_error_mean_mm"], errors="coerce").fillna(
+            part["field_error_mean_mm"]).mean()
+        parts.append(
+            f"for {label} ({len(part)} rows) it kept {_stages(part)}; their own fields fold "
+            f"beyond the limit on {folded} and end worse than no registration on {worse}, "
+            f"and average {own:.1f} mm from the true deformation, where what breastlib "
+            f"delivers with the guard averages {delivered:.1f} mm")
+    return (f"The stage guard in this build's {len(ok)} rows that ran ConvexAdam: "
+            + "; ".join(parts) + ". The rows measure each method's own field; the guard's "
+            "choice and what it delivers are columns beside it (`stage_kept`, "
+            "`guarded_field_error_mean_mm`).")
