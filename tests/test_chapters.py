@@ -257,6 +257,26 @@ def test_figures_mark_flagged_rows():
                                                           "TRE after (mm)", "Dice breast"]
 
 
+def test_answer_figure_flags_by_position_and_cuts_runaway_bars():
+    """A method missing from one task must not shift its flags onto the next task, and a
+    bar far above every error before registration is cut at the axis with its value."""
+    rows = []
+    for task, before in (("t1", 8.0), ("t2", 9.0)):
+        rows.append(dict(task=task, pair_id=f"{task}p", method="identity", weights=None,
+                         field_error_mean_mm=before, verdict="ok", status="ok"))
+    rows.append(dict(task="t1", pair_id="t1p", method="mind", weights=None,
+                     field_error_mean_mm=2.0, verdict="ok", status="ok"))
+    rows.append(dict(task="t2", pair_id="t2p", method="sam", weights="random",
+                     field_error_mean_mm=60.0, verdict="folded", status="ok"))
+    figure = error_by_task(ran_rows(pd.DataFrame(rows)))
+    ax = figure.axes[0]
+    assert ax.get_ylim()[1] == pytest.approx(1.6 * 9.0)
+    labels = {t.get_text(): t.xy[0] for t in ax.texts}
+    assert list(labels) == ["F\n60"] and labels["F\n60"] > 0.5  # over t2, not t1
+    hatched = [b for c in ax.containers[1:] for b in c if b.get_hatch()]
+    assert len(hatched) == 1 and hatched[0].get_x() > 0.5
+
+
 # --- a task chapter ----------------------------------------------------------------------
 
 

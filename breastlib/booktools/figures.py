@@ -240,6 +240,11 @@ def task_means(ran: pd.DataFrame) -> pd.DataFrame:
     return means
 
 
+#: :func:`error_by_task` cuts its axis at this multiple of the largest error before
+#: registration; a bar above it is drawn to the edge with its value written on it.
+CLIP_OVER_BEFORE = 1.6
+
+
 def error_by_task(ran: pd.DataFrame, metric: str | None = None) -> matplotlib.figure.Figure:
     """Mean error after registration per task and method (bars, best method first), over
     a grey bar per task for the error before registration; bars of a method with a flagged
@@ -270,19 +275,36 @@ def error_by_task(ran: pd.DataFrame, metric: str | None = None) -> matplotlib.fi
                 order=before.index, ax=ax, errorbar=None, palette="tab10")
     verdicts = ran.assign(verdict=ran.get("verdict", pd.Series("ok", index=ran.index))
                           .fillna("ok"))
+    # Bars far above every task's error before registration would flatten the rest:
+    # the axis stops at CLIP_OVER_BEFORE times the largest, and a cut bar carries its value.
+    top = CLIP_OVER_BEFORE * float(before.max()) if len(before) else None
     for container, method in zip(ax.containers[1:], order, strict=False):
-        for bar, task in zip(container, before.index, strict=False):
+        for bar in container:
+            # seaborn leaves out the bar of a task the method has no row in: the bar's
+            # position, not its place in the container, says which task it is.
+            task = before.index[round(bar.get_x() + bar.get_width() / 2)]
             flags = verdicts[(verdicts["method"] == method) & (verdicts["task"] == task)]
-            marks = sorted({FLAG_MARKS[v] for v in flags["verdict"] if v in FLAG_MARKS})
+            marks = "".join(sorted({FLAG_MARKS[v] for v in flags["verdict"]
+                                    if v in FLAG_MARKS}))
+            height = bar.get_height()
+            cut = top is not None and np.isfinite(height) and height > top
             if marks:
                 bar.set_hatch("///")
                 bar.set_edgecolor("black")
-                ax.annotate("".join(marks), (bar.get_x() + bar.get_width() / 2,
-                                             bar.get_height()),
-                            ha="center", va="bottom", fontsize=7)
+            if marks or cut:
+                text = f"{marks}\n{height:.0f}" if cut else marks
+                ax.annotate(text, (bar.get_x() + bar.get_width() / 2,
+                                   top if cut else height),
+                            ha="center", va="top" if cut else "bottom", fontsize=7,
+                            color="white" if cut else "black",
+                            fontweight="bold" if cut else "normal")
+    if top is not None and np.nanmax([b.get_height() for c in ax.containers for b in c]) > top:
+        ax.set_ylim(0, top)
     ax.set_ylabel(label)
     ax.set_xlabel("")
-    ax.legend(ncol=4, fontsize=8, frameon=False)
+    # Below the axes, where it covers no bar.
+    ax.legend(ncol=5, fontsize=8, frameon=False, loc="upper center",
+              bbox_to_anchor=(0.5, -0.08))
     return figure
 
 
