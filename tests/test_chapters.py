@@ -275,6 +275,12 @@ def test_answer_figure_flags_by_position_and_cuts_runaway_bars():
     assert list(labels) == ["F\n60"] and labels["F\n60"] > 0.5  # over t2, not t1
     hatched = [b for c in ax.containers[1:] for b in c if b.get_hatch()]
     assert len(hatched) == 1 and hatched[0].get_x() > 0.5
+    # The distributions put errors spanning more than a decade on a log axis, not Dice.
+    panels = distributions(ran_rows(pd.DataFrame(rows)), ("field_error_mean_mm",))
+    assert panels.axes[0].get_xscale() == "log"
+    assert panels.axes[0].get_xlabel().endswith(", log scale")
+    calm = distributions(ran_rows(pd.DataFrame(rows[:3])), ("field_error_mean_mm",))
+    assert calm.axes[0].get_xscale() == "linear"
 
 
 # --- a task chapter ----------------------------------------------------------------------

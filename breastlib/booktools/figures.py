@@ -185,6 +185,11 @@ def landmark_group_table(table: pd.DataFrame) -> pd.DataFrame:
                                  **GROUP_TRE}).round(2)
 
 
+#: :func:`distributions` draws an error (mm) on a log axis when its largest value exceeds
+#: its smallest positive one by more than this factor.
+LOG_SPREAD = 20.0
+
+
 def distributions(
     table: pd.DataFrame, metrics: tuple[str, ...] | None = None,
 ) -> matplotlib.figure.Figure:
@@ -216,7 +221,15 @@ def distributions(
         sns.stripplot(data=ok, y="method", x=metric, order=order, ax=ax, hue="verdict",
                       palette=FLAG_COLOURS, hue_order=list(FLAG_COLOURS), size=5,
                       legend=False)
-        ax.set_xlabel(METRICS.get(metric, metric))
+        values = pd.to_numeric(ok[metric], errors="coerce")
+        positive = values[values > 0]
+        spread = positive.max() / positive.min() if len(positive) else 1.0
+        if metric.endswith("_mm") and spread > LOG_SPREAD:
+            # Errors spanning more than a decade: on a linear axis the runaway rows would
+            # squeeze every working method into a few pixels.
+            ax.set_xscale("log")
+        ax.set_xlabel(METRICS.get(metric, metric)
+                      + (", log scale" if ax.get_xscale() == "log" else ""))
         ax.set_ylabel("")
     handles = [Line2D([], [], marker="o", linestyle="", color=colour, label=verdict)
                for verdict, colour in FLAG_COLOURS.items()]
