@@ -37,7 +37,7 @@ def test_the_answer_states_each_claim_with_its_numbers():
     rows = study()
     text = answer_in_words(rows)
     assert text.startswith("This build ran 10 synthetic subjects per task (2 tasks")
-    assert "with 3 seed(s)" in text
+    assert "with 3 seeds" in text
     for claim in (1, 2, 3, 4):
         assert f"**Claim {claim}**" in text
     assert "ran without pretrained weights" in text and PRETRAINED_COMMAND in text
@@ -47,7 +47,13 @@ def test_the_answer_states_each_claim_with_its_numbers():
     sam = tests[(tests["task"] == "modality") & (tests["arm"] == "sam (random)")].iloc[0]
     assert f"MIND {sam['reference_mean']:.2f} mm" in text
     assert f"sam (random) {sam['mean']:.2f} mm (seeds" in text
-    assert "the stage guard would have replaced 30 of 30 encoder results" in text
+    assert "the stage guard would have replaced 30 of 30 encoder results by an earlier " \
+           "stage." in text  # no flags: nothing said of them
+    flagged = rows.copy()
+    flagged["verdict"] = np.where((flagged["task"] == "modality")
+                                  & (flagged["method"] == "sam"), "folded", "ok")
+    assert ("30 of 30 encoder results by an earlier stage (their own fields folded on 30 "
+            "and ended worse than no registration on 0).") in answer_in_words(flagged)
 
 
 def test_the_answer_follows_the_rows():

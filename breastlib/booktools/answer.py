@@ -33,7 +33,8 @@ def _cohort_words(rows: pd.DataFrame) -> str:
              f"{'s' if len(subjects) != 1 else ''}; the lesion task "
              "gives each subject a pair with a lesion and a matched pair without)")
     if n_seeds:
-        words += f", every random-weight encoder architecture with {n_seeds} seed(s)"
+        words += (f", every random-weight encoder architecture with {n_seeds} seed"
+                  f"{'s' if n_seeds != 1 else ''}")
     return words
 
 
@@ -86,8 +87,13 @@ def _task_lines(rows: pd.DataFrame) -> list[str]:
             ["random", "pretrained"])]
         guarded = encoders["stage_kept"].astype(str).isin(["identity", "initial", "convex"])
         if len(encoders):
+            verdicts = encoders.get("verdict", pd.Series("ok", index=encoders.index))
+            folded = int((verdicts == "folded").sum())
+            worse = int((verdicts == "worse_than_identity").sum())
+            flags = (f" (their own fields folded on {folded} and ended worse than no "
+                     f"registration on {worse})" if folded or worse else "")
             parts.append(f"the stage guard would have replaced {int(guarded.sum())} of "
-                         f"{len(encoders)} encoder results by an earlier stage")
+                         f"{len(encoders)} encoder results by an earlier stage{flags}")
         lines.append(f"- **{task}**: " + ", ".join(parts) + ".")
     return lines
 
