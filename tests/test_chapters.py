@@ -810,6 +810,9 @@ def test_the_task_chapters_compute_what_they_say_of_their_rows():
     method = (ROOT / "book" / "method.md").read_text()
     assert "Markdown(guard_words(study_results(compute=False).rows))" in method
     assert "On this build's 80 rows" not in method
+    for task in ("longitudinal", "sequence"):
+        assert 'Markdown(chapter.method_in_words("mind"))' in (
+            ROOT / "book" / f"task-{task}.md").read_text(), task
     for task in BUILDS["small"].pairs:
         assert "Markdown(chapter.random_encoders_in_words())" in (
             ROOT / "book" / f"task-{task}.md").read_text(), task
