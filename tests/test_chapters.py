@@ -781,7 +781,12 @@ def test_random_encoder_words_read_own_and_guarded_results():
                       field_error_mean_mm=7.0 + s, guarded_field_error_mean_mm=4.0,
                       stage_kept="initial" if s else "adam", status="ok") for s in range(3)]
     text = chapters.random_encoder_words(pd.DataFrame(rows))
-    assert "(2 pairs, 3 seed(s) each)" in text
+    assert "(2 pairs, 3 seeds each)" in text
+    assert "Of those" not in text  # no verdicts, nothing flagged
+    flagged = pd.DataFrame(rows).assign(verdict=lambda t: np.where(
+        t["seed"].eq(1) & t["method"].eq("sam"), "folded", "ok"))
+    assert ("Of those 6 fields, 2 folded beyond the limit."
+            in chapters.random_encoder_words(flagged))
     assert "ended on average sam 8.0 mm from the true deformation" in text
     assert ("against 4.0 mm after the affine start alone, 9.0 mm with no registration, "
             "2.0 mm with MIND") in text

@@ -385,12 +385,20 @@ def random_encoder_words(results: pd.DataFrame) -> str:
     reference = ", ".join(f"{v:.1f} mm {label}" for key, label in (
         ("affine", "after the affine start alone"), ("identity", "with no registration"),
         ("mind", "with MIND")) if (v := means.get(key)) is not None and pd.notna(v))
+    n_seeds = seeds.nunique()
+    verdicts = encoders.get("verdict", pd.Series("ok", index=encoders.index))
+    flags = [f"{n} {label}" for key, label in (("folded", "folded beyond the limit"),
+                                               ("worse_than_identity",
+                                                "ended worse than no registration"))
+             if (n := int((verdicts == key).sum()))]
+    flagged = (f" Of those {len(encoders)} fields, {' and '.join(flags)}."
+               if flags else "")
     return (f"In this build the encoders ran with random weights ({encoders['pair_id'].nunique()} "
-            f"pairs, {seeds.nunique()} seed(s) each). Their own results, the field Adam "
-            f"reached from their features, ended on average {archs} from the true "
-            f"deformation, against {reference}. The stage guard would have kept an earlier "
-            f"stage on {int(kept.sum())} of their {len(encoders)} rows; what breastlib "
-            f"delivers with the guard averages {delivered:.1f} mm.")
+            f"pairs, {n_seeds} seed{'s' if n_seeds != 1 else ''} each). Their own results, "
+            f"the field Adam reached from their features, ended on average {archs} from the "
+            f"true deformation, against {reference}.{flagged} The stage guard would have "
+            f"kept an earlier stage on {int(kept.sum())} of their {len(encoders)} rows; "
+            f"what breastlib delivers with the guard averages {delivered:.1f} mm.")
 
 
 def task_chapter(task: str, *, build: BookBuild | None = None) -> TaskChapter:
