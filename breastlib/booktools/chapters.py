@@ -387,10 +387,11 @@ def random_encoder_words(results: pd.DataFrame) -> str:
         ("mind", "with MIND")) if (v := means.get(key)) is not None and pd.notna(v))
     n_seeds = seeds.nunique()
     verdicts = encoders.get("verdict", pd.Series("ok", index=encoders.index))
-    flags = [f"{n} {label}" for key, label in (("folded", "folded beyond the limit"),
-                                               ("worse_than_identity",
-                                                "ended worse than no registration"))
-             if (n := int((verdicts == key).sum()))]
+    labels = {"folded": "folded beyond the limit",
+              "worse_than_identity": "ended worse than no registration"}
+    counts = {key: int((verdicts == key).sum()) for key in labels}
+    flags = [f"{'all' if n == len(encoders) else n} {labels[key]}"
+             for key, n in counts.items() if n]
     flagged = (f" Of those {len(encoders)} fields, {' and '.join(flags)}."
                if flags else "")
     return (f"In this build the encoders ran with random weights ({encoders['pair_id'].nunique()} "
