@@ -80,7 +80,8 @@ def task_difficulty_words(table: pd.DataFrame) -> str:
     if {"sequence", "modality"} <= set(table.index):
         # The two tasks share their motion regime: the difference is the change of modality.
         sequence, modality = table.loc["sequence"], table.loc["modality"]
-        change = modality["its dense (mm)"] - sequence["its dense (mm)"]
+        # The difference of the numbers as printed, so the sentence adds up.
+        change = round(modality["its dense (mm)"], 1) - round(sequence["its dense (mm)"], 1)
         text += (f" The modality pairs move as the sequence pairs do, so the change from MRI "
                  f"to CT is what differs: the better classical method ends "
                  f"{modality['its dense (mm)']:.1f} mm from the true deformation on the "
@@ -193,7 +194,8 @@ def guard_words(rows: pd.DataFrame) -> str:
         folded = int((part["verdict"] == "folded").sum())
         worse = int((part["verdict"] == "worse_than_identity").sum())
         own = part["field_error_mean_mm"].mean()
-        delivered = pd.to_numeric(part["guarded_field_error_mean_mm"], errors="coerce").fillna(
+        guarded = part.get("guarded_field_error_mean_mm", part["field_error_mean_mm"])
+        delivered = pd.to_numeric(guarded, errors="coerce").fillna(
             part["field_error_mean_mm"]).mean()
         parts.append(
             f"for {label} ({len(part)} rows) it kept {_stages(part)}; their own fields fold "
