@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from breastlib.booktools.figures import verdict_counts
 from breastlib.evaluate.claims import CLAIMS, PRIMARY, check_claims
 from breastlib.evaluate.power import POWER, detectable_effect, power_table
 from breastlib.evaluate.statistics import REFERENCE, seed_spread, subject_id, task_tests
@@ -87,9 +88,8 @@ def _task_lines(rows: pd.DataFrame) -> list[str]:
             ["random", "pretrained"])]
         guarded = encoders["stage_kept"].astype(str).isin(["identity", "initial", "convex"])
         if len(encoders):
-            verdicts = encoders.get("verdict", pd.Series("ok", index=encoders.index))
-            folded = int((verdicts == "folded").sum())
-            worse = int((verdicts == "worse_than_identity").sum())
+            counts = verdict_counts(encoders)
+            folded, worse = counts["folded"], counts["worse_than_identity"]
             flags = (f" (their own fields folded on {folded} and ended worse than no "
                      f"registration on {worse})" if folded or worse else "")
             parts.append(f"the stage guard would have replaced {int(guarded.sum())} of "

@@ -53,7 +53,9 @@ from breastlib.booktools.figures import (
     ranked_by,
     summary_table,
     task_means,
+    verdict_counts,
 )
+from breastlib.booktools.study_words import delivered_error, method_on_pairs_words
 from breastlib.intensity import normalise_intensity
 from breastlib.viz.panels import Window, draw_slice, view_grid
 
@@ -327,8 +329,6 @@ class TaskChapter:
     def method_in_words(self, method: str) -> str:
         """One sentence on ``method``'s rows of this task against no registration's
         (:func:`breastlib.booktools.study_words.method_on_pairs_words`)."""
-        from breastlib.booktools.study_words import method_on_pairs_words
-
         return method_on_pairs_words(self.results, method)
 
     def lesion_split(self) -> pd.DataFrame:
@@ -379,19 +379,16 @@ def random_encoder_words(results: pd.DataFrame) -> str:
     seeds = pd.to_numeric(encoders.get("seed", pd.Series(0, index=encoders.index)),
                           errors="coerce").fillna(0)
     kept = encoders["stage_kept"].astype(str).isin(["identity", "initial", "convex"])
-    delivered = pd.to_numeric(encoders.get("guarded_" + metric, encoders[metric]),
-                              errors="coerce").fillna(encoders[metric]).mean()
+    delivered = delivered_error(encoders)
     archs = ", ".join(f"{m} {v:.1f} mm" for m, v in per_arch.items())
     reference = ", ".join(f"{v:.1f} mm {label}" for key, label in (
         ("affine", "after the affine start alone"), ("identity", "with no registration"),
         ("mind", "with MIND")) if (v := means.get(key)) is not None and pd.notna(v))
     n_seeds = seeds.nunique()
-    verdicts = encoders.get("verdict", pd.Series("ok", index=encoders.index))
     labels = {"folded": "folded beyond the limit",
               "worse_than_identity": "ended worse than no registration"}
-    counts = {key: int((verdicts == key).sum()) for key in labels}
     flags = [f"{'all' if n == len(encoders) else n} {labels[key]}"
-             for key, n in counts.items() if n]
+             for key, n in verdict_counts(encoders).items() if n]
     flagged = (f" Of those {len(encoders)} fields, {' and '.join(flags)}."
                if flags else "")
     return (f"In this build the encoders ran with random weights ({encoders['pair_id'].nunique()} "

@@ -64,11 +64,16 @@ def ranked_by(table: pd.DataFrame) -> str:
             "registration on the primary metric, breast Dice or breast HD95.")
 
 
+def verdict_counts(rows: pd.DataFrame) -> dict[str, int]:
+    """Rows per flag of :data:`FLAG_MARKS` (``folded``, ``worse_than_identity``), zeros
+    included; rows without a ``verdict`` column count as unflagged."""
+    verdicts = rows["verdict"] if "verdict" in rows else pd.Series([], dtype=object)
+    return {flag: int((verdicts == flag).sum()) for flag in FLAG_MARKS}
+
+
 def flag_counts(rows: pd.DataFrame) -> str:
     """``"1 F, 2 W of 4"`` for a group of rows (``""`` when none was flagged)."""
-    verdicts = rows["verdict"].fillna("") if "verdict" in rows else pd.Series([], dtype=str)
-    parts = [f"{int((verdicts == v).sum())} {mark}" for v, mark in FLAG_MARKS.items()
-             if (verdicts == v).any()]
+    parts = [f"{n} {FLAG_MARKS[flag]}" for flag, n in verdict_counts(rows).items() if n]
     return f"{', '.join(parts)} of {len(rows)}" if parts else ""
 
 
@@ -291,6 +296,7 @@ def error_by_task(ran: pd.DataFrame, metric: str | None = None) -> matplotlib.fi
     # Bars far above every task's error before registration would flatten the rest:
     # the axis stops at CLIP_OVER_BEFORE times the largest, and a cut bar carries its value.
     top = CLIP_OVER_BEFORE * float(before.max()) if len(before) else None
+    any_cut = False
     for container, method in zip(ax.containers[1:], order, strict=False):
         for bar in container:
             # seaborn leaves out the bar of a task the method has no row in: the bar's
@@ -301,6 +307,7 @@ def error_by_task(ran: pd.DataFrame, metric: str | None = None) -> matplotlib.fi
                                     if v in FLAG_MARKS}))
             height = bar.get_height()
             cut = top is not None and np.isfinite(height) and height > top
+            any_cut |= cut
             if marks:
                 bar.set_hatch("///")
                 bar.set_edgecolor("black")
@@ -311,7 +318,7 @@ def error_by_task(ran: pd.DataFrame, metric: str | None = None) -> matplotlib.fi
                             ha="center", va="top" if cut else "bottom", fontsize=7,
                             color="white" if cut else "black",
                             fontweight="bold" if cut else "normal")
-    if top is not None and np.nanmax([b.get_height() for c in ax.containers for b in c]) > top:
+    if any_cut:
         ax.set_ylim(0, top)
     ax.set_ylabel(label)
     ax.set_xlabel("")

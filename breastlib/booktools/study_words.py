@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from breastlib.booktools.figures import verdict_counts
 from breastlib.evaluate.verdict import worse_than_identity
 
 #: The band the phantom's motion was calibrated for: the best classical method's mean
@@ -20,6 +21,10 @@ ALIKE_MM = 0.25
 
 _METHOD_NAMES = {"ants": "ANTs", "elastix": "elastix", "mind": "MIND"}
 _GROUPS = ("interior", "skin", "chest wall", "lesion")
+
+
+def _name(method: str) -> str:
+    return _METHOD_NAMES.get(method, method)
 
 
 def _span(values: pd.Series, digits: int = 1, unit: str = " mm") -> str:
@@ -70,7 +75,7 @@ def task_difficulty_words(table: pd.DataFrame) -> str:
         verdict = (f"inside {band} on {_count(int(inside.sum()), tasks, 'task')}; "
                    f"outside it on {outside}")
     misses = "; ".join(
-        f"on the {task} pairs {_METHOD_NAMES.get(row['best classical'], row['best classical'])}"
+        f"on the {task} pairs {_name(row['best classical'])}"
         f" misses {_where_it_misses(row)}" for task, row in table.iterrows())
     text = (f"Over the {tasks} task{'s' if tasks != 1 else ''}, no registration leaves the "
             f"landmarks {_span(identity)} from their partners on average and the better "
@@ -85,9 +90,9 @@ def task_difficulty_words(table: pd.DataFrame) -> str:
         text += (f" The modality pairs move as the sequence pairs do, so the change from MRI "
                  f"to CT is what differs: the better classical method ends "
                  f"{modality['its dense (mm)']:.1f} mm from the true deformation on the "
-                 f"modality pairs ({_METHOD_NAMES.get(modality['best classical'])}) against "
+                 f"modality pairs ({_name(modality['best classical'])}) against "
                  f"{sequence['its dense (mm)']:.1f} mm on the sequence pairs "
-                 f"({_METHOD_NAMES.get(sequence['best classical'])}), "
+                 f"({_name(sequence['best classical'])}), "
                  f"{abs(change):.1f} mm {'more' if change > 0 else 'less'}.")
     return text
 
@@ -102,11 +107,17 @@ _BEFORE = {"field_error_mean_mm": "field_error_mean_before_mm",
            "dice_breast": "dice_breast_before", "hd95_breast_mm": "hd95_breast_mm_before"}
 
 
+def delivered_error(rows: pd.DataFrame, metric: str = "field_error_mean_mm") -> float:
+    """Mean ``metric`` of what breastlib delivers with the stage guard (``guarded_<metric>``;
+    the row's own value where that is missing, as in rows written before it existed)."""
+    guarded = pd.to_numeric(rows.get(f"guarded_{metric}", rows[metric]), errors="coerce")
+    return float(guarded.fillna(rows[metric]).mean())
+
+
 def _flagged_words(own: pd.DataFrame, identity: pd.DataFrame) -> str:
     """How many of ``own``'s rows (indexed by pair) are flagged, and on which metrics a
     row worse than no registration is worse (against ``identity``'s row of its pair)."""
-    counts = own["verdict"].value_counts()
-    folded = int(counts.get("folded", 0))
+    folded = verdict_counts(own)["folded"]
     worse = own[own["verdict"] == "worse_than_identity"]
     if not folded and worse.empty:
         return f"none of its {len(own)} rows is flagged"
@@ -146,7 +157,7 @@ def method_on_pairs_words(rows: pd.DataFrame, method: str) -> str:
     if own.empty:
         return ""
     same = identity.loc[identity.index.intersection(own.index)]
-    name = _METHOD_NAMES.get(method, method)
+    name = _name(method)
     pairs = own.index.nunique()
     noun = "pair" if pairs == 1 else f"{pairs} pairs"
     where = (f"On {'this' if pairs == 1 else 'these'} {noun}" if pairs == len(own)
@@ -191,12 +202,9 @@ def guard_words(rows: pd.DataFrame) -> str:
     for label, part in groups.items():
         if part.empty:
             continue
-        folded = int((part["verdict"] == "folded").sum())
-        worse = int((part["verdict"] == "worse_than_identity").sum())
-        own = part["field_error_mean_mm"].mean()
-        guarded = part.get("guarded_field_error_mean_mm", part["field_error_mean_mm"])
-        delivered = pd.to_numeric(guarded, errors="coerce").fillna(
-            part["field_error_mean_mm"]).mean()
+        counts = verdict_counts(part)
+        folded, worse = counts["folded"], counts["worse_than_identity"]
+        own, delivered = part["field_error_mean_mm"].mean(), delivered_error(part)
         parts.append(
             f"for {label} ({len(part)} rows) it kept {_stages(part)}; their own fields fold "
             f"beyond the limit on {folded} and end worse than no registration on {worse}, "
