@@ -950,3 +950,25 @@ def test_sweep_verdict_names_the_encoders_that_reach_the_target():
         "best speed relative to one slice: a at 224 px 2.00x (batch 8); b at 1024 px 1.20x "
         "(batch 8). The 1.5x target is reached by 1 of 2 encoders (a).")
     assert chapters.sweep_verdict(sweep, target=3.0).endswith("reached by 0 of 2 encoders (none).")
+
+
+def test_the_appendix_tables_read_the_committed_records():
+    """The table helpers of the performance appendix on the records they are called on:
+    speed rows without the memory estimates, scaling seconds one column per stage, the
+    package ratios one row per task."""
+    speed = chapters.encoder_speed_table(chapters.benchmark("gpu_encoders.json",
+                                                            results_dir=BENCHMARKS))
+    assert speed["slices_per_s_single"].notna().all() and "peak_gpu_gb" in speed.columns
+    cpu_speed = chapters.benchmark_runs("encoders_*.json", results_dir=BENCHMARKS)
+    assert "peak_gpu_gb" not in chapters.encoder_speed_table(cpu_speed).columns
+    memory = chapters.memory_table(cpu_speed)
+    assert memory["memory_512x512x160_gb"].notna().all() and len(memory) >= 4
+    for name in ("scaling.json", "gpu_scaling.json"):
+        rows = chapters.benchmark(name, results_dir=BENCHMARKS)
+        table = chapters.scaling_table(rows)
+        assert {"convex", "adam", "total"} <= set(table.columns) and "seconds" not in table
+        assert table["total"].tolist() == [r["total"] for r in rows["seconds"]]
+    ratios = chapters.benchmark_ratios("convexadam_package.json", results_dir=BENCHMARKS)
+    package = chapters.package_table(chapters.benchmark("convexadam_package.json",
+                                                        results_dir=BENCHMARKS))
+    assert set(ratios.index) == set(package.index)

@@ -997,6 +997,46 @@ def realism_difficulty(rows: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+#: Columns of an encoder speed table, in this order, where a record has them.
+SPEED_COLUMNS = ("run", "encoder", "input_size", "tokens", "slices_per_s_batched",
+                 "slices_per_s_single", "batch_speedup", "extrapolated", "peak_gpu_gb")
+
+
+def encoder_speed_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The speed rows of ``bench_encoders.py`` records (the memory estimates left out),
+    with the columns of :data:`SPEED_COLUMNS` that they have; not rounded."""
+    speed = rows.dropna(subset=["slices_per_s_single"])
+    return speed[[c for c in SPEED_COLUMNS if c in speed.columns]]
+
+
+def memory_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The extrapolated 512 x 512 x 160 memory rows of ``bench_encoders.py`` records (GB)."""
+    memory = rows.dropna(subset=["memory_512x512x160_gb"])
+    return memory[["run", "encoder", "input_size", "encoded_slices", "token_buffers_gb",
+                   "activation_gb", "memory_512x512x160_gb"]]
+
+
+def scaling_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``bench_scaling.py`` with every stage's seconds in a column of its own."""
+    seconds = pd.json_normalize(list(rows["seconds"])).set_index(rows.index)
+    return rows.drop(columns=["seconds", "device", "shape"], errors="ignore").join(seconds)
+
+
+def package_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """``convexadam_package.json``'s rows as task x (metric, tool): errors, overlap,
+    folding and seconds of breastlib and the package side by side."""
+    return rows.pivot(index="task", columns="tool",
+                      values=["field_error_mean_mm", "tre_mean_after_mm", "dice_breast",
+                              "jac_nonpos_pct", "wall_s", "registration_s"])
+
+
+def benchmark_ratios(name: str, *, results_dir: str | os.PathLike = BENCHMARK_RESULTS
+                     ) -> pd.DataFrame:
+    """The ``ratios`` of a benchmark record (``benchmarks/results/NAME``), one row per task."""
+    record = json.loads((Path(results_dir) / name).read_text())
+    return pd.DataFrame(record["ratios"]).set_index("task")
+
+
 def ablation_table(rows: pd.DataFrame) -> pd.DataFrame:
     """The ``convexadam`` ablation record (``convexadam_ablation.json``) as switch x task
     tables of dense error (mm) and folded body (%), switches in the record's order."""
@@ -1085,6 +1125,16 @@ def gpu_speedup_words(cpu: pd.DataFrame, gpu: pd.DataFrame) -> str:
             f"longest, {method} with `{profile}` on the {size} pair, took {quick['total']:.1f} s "
             f"against {slow['total']:.0f} s ({quick['wall_s']:.0f} s against "
             f"{slow['wall_s']:.0f} s for the whole process).")
+
+
+def gpu_stage_report(cpu: pd.DataFrame, gpu: pd.DataFrame) -> pd.DataFrame:
+    """Show the GPU record's stage seconds (rounded to 0.01 s) and print
+    :func:`gpu_speedup_words`; return :func:`gpu_speedup` rounded to 0.1."""
+    from IPython.display import display
+
+    display(stage_seconds(gpu).round(2))
+    print(gpu_speedup_words(cpu, gpu))
+    return gpu_speedup(cpu, gpu).round(1)
 
 
 def sweep_verdict(sweep: pd.DataFrame, target: float = 1.5) -> str:
