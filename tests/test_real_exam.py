@@ -442,7 +442,7 @@ def test_the_chapter_says_what_the_committed_numbers_show(monkeypatch):
     assert list(visit["phantom (mm)"].sort_values().index[:3]) == [
         "mind", "elastix", "ants"]  # "MIND, elastix, ANTs on the phantom's"
     # "the random-weight encoders tie with the affine on both"
-    assert "affine = sam = medsam = sslsam = dinov2 = medclip" in visit.index
+    assert "affine = sam = dinov2 = medclip" in visit.index  # the study runs SAM once
     # the position regime: DINOv2's convex step recovers about half, the rest stay affine
     position = numbers.tables["known_position"]
     dense = position["dense error mean (mm)"]
@@ -456,8 +456,14 @@ def test_the_chapter_says_what_the_committed_numbers_show(monkeypatch):
     # "every deformable method's error is smaller on the real anatomy than on the phantom"
     deformable = visit.loc[list(leaders)]
     assert (deformable["real anatomy (mm)"] < deformable["phantom (mm)"]).all()
-    # "as no method folds on the phantom's pairs"
-    assert (ran["jac_nonpos_pct"] < 1.0).all() and (ran["verdict"] == "ok").all()
+    # "no field that breastlib delivers folds on the phantom's pairs": a row whose guard
+    # kept the start delivers the affine or no field; every other row's own field is kept
+    kept_start = ran["stage_kept"].isin(["initial", "identity"])
+    assert (ran.loc[~kept_start, "jac_nonpos_pct"] < 1.0).all()
+    # "the random encoders' own Adam fields do fold on sequence and modality pairs"
+    for task in ("sequence", "modality"):
+        own = ran[(ran["task"] == task) & ran["method"].astype(str).str.contains("random")]
+        assert (own["verdict"] == "folded").any(), task
     # the DCE series: every ConvexAdam method kept the starting field
     for phase in ("post1", "post5"):
         table = numbers.tables[phase]

@@ -180,7 +180,9 @@ def known_deformation(exam: RealExam, regime: str = "visit", *, seed: int = KNOW
 # -- does the phantom's ranking transfer? ---------------------------------------------------
 def phantom_errors(ran: pd.DataFrame, task: str, metric: str = "field_error_mean_mm"
                    ) -> pd.Series:
-    """Mean dense error (mm) per method over the phantom study's pairs of ``task``.
+    """Mean dense error (mm) per method over the phantom study's pairs of ``task``: of
+    what breastlib delivers with its stage guard (a row's ``guarded_<metric>``, its own
+    value where that is missing), as the real exam's tables report it.
 
     Parameters
     ----------
@@ -199,7 +201,10 @@ def phantom_errors(ran: pd.DataFrame, task: str, metric: str = "field_error_mean
     """
     rows = ran[ran["task"] == task]
     names = rows["method"].astype(str).str.split(" ").str[0]
-    return pd.to_numeric(rows[metric], errors="coerce").groupby(names).mean().sort_values()
+    values = pd.to_numeric(rows[metric], errors="coerce")
+    if f"guarded_{metric}" in rows:  # a row that kept its own field has no guarded value
+        values = pd.to_numeric(rows[f"guarded_{metric}"], errors="coerce").fillna(values)
+    return values.groupby(names).mean().sort_values()
 
 
 def ranking_table(real: pd.DataFrame, phantom: pd.Series,
