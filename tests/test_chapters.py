@@ -972,3 +972,23 @@ def test_the_appendix_tables_read_the_committed_records():
     package = chapters.package_table(chapters.benchmark("convexadam_package.json",
                                                         results_dir=BENCHMARKS))
     assert set(ratios.index) == set(package.index)
+
+
+def test_the_motion_figure_cuts_runaway_fields_and_says_so(monkeypatch):
+    """cohort.md's error-against-motion figure on the committed rows: the axis stops at
+    1.6 times the largest error with no registration, and every panel with points beyond
+    it counts them."""
+    from breastlib.booktools.figures import CLIP_OVER_BEFORE
+
+    monkeypatch.chdir(ROOT / "book")
+    monkeypatch.delenv("BREASTLIB_BOOK_BUILD", raising=False)
+    rows = chapters.study_results(compute=False).rows
+    figure = chapters.motion_error_figure(rows)
+    ok = rows[rows["status"] == "ok"]
+    top = CLIP_OVER_BEFORE * ok.loc[ok["method"] == "identity", "field_error_mean_mm"].max()
+    assert figure.axes[0].get_ylim()[1] == pytest.approx(top)
+    for ax in figure.axes:
+        over = ok[(ok["task"] == ax.get_title()) & (ok["field_error_mean_mm"] > top)]
+        notes = [t.get_text() for t in ax.texts]
+        assert notes == ([f"{len(over)} points above, up to "
+                          f"{over['field_error_mean_mm'].max():.0f} mm"] if len(over) else [])

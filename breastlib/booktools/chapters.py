@@ -958,8 +958,16 @@ def motion_error_figure(rows: pd.DataFrame, build: BookBuild | None = None
     percentile of ``|u|`` in the breast, ``magnitude_mm`` of the cohort's manifest), one
     panel per task, one colour per method family (the encoders with random weights
     together). Reads the build's cohort manifests (:func:`book_cohort`, generated when
-    missing)."""
+    missing).
+
+    The shared axis stops at ``CLIP_OVER_BEFORE`` times the largest error with no
+    registration (as in :func:`~breastlib.booktools.figures.error_by_task`), so that a
+    runaway field does not flatten every other point: a point beyond it is drawn as a
+    triangle on the top edge, and the panel says how many and the largest value.
+    """
     from matplotlib.figure import Figure
+
+    from breastlib.booktools.figures import CLIP_OVER_BEFORE
 
     build = build or current_build()
     ok = rows[rows["status"] == "ok"]
@@ -968,17 +976,33 @@ def motion_error_figure(rows: pd.DataFrame, build: BookBuild | None = None
     axes = figure.subplots(1, max(len(tasks), 1), squeeze=False, sharey=True)[0]
     colours = dict(zip(MOTION_FAMILIES, ("#7f7f7f", "#bcbd22", "#2ca02c", "#1f77b4",
                                          "#d62728", "#9467bd"), strict=True))
+    errors = pd.to_numeric(ok["field_error_mean_mm"], errors="coerce")
+    before = errors[ok["method"] == "identity"]
+    top = CLIP_OVER_BEFORE * float(before.max()) if before.notna().any() else np.inf
+    top = top if errors.max() > top else np.inf
     for ax, task in zip(axes, tasks, strict=False):
         motion = pd.read_csv(book_cohort(task, build=build))[["pair_id", "magnitude_mm"]]
         part = ok[ok["task"] == task].merge(motion, on="pair_id")
         family = part["method"].where(part["method"].isin(MOTION_FAMILIES), "encoder")
+        error = pd.to_numeric(part["field_error_mean_mm"], errors="coerce")
         for key, label in MOTION_FAMILIES.items():
-            chosen = part[family == key]
-            ax.scatter(chosen["magnitude_mm"], chosen["field_error_mean_mm"], s=18,
+            chosen, over = family == key, error > top
+            ax.scatter(part.loc[chosen & ~over, "magnitude_mm"], error[chosen & ~over], s=18,
                        color=colours[key], label=label, alpha=0.8)
+            ax.scatter(part.loc[chosen & over, "magnitude_mm"],
+                       np.full(int((chosen & over).sum()), top), s=30, marker="^",
+                       color=colours[key], alpha=0.8, clip_on=False)
+        if (error > top).any():
+            ax.text(0.98, 0.97, f"{int((error > top).sum())} points above, up to "
+                    f"{error.max():.0f} mm", transform=ax.transAxes, ha="right", va="top",
+                    fontsize=7)
         ax.set(title=task, xlabel="true motion, p95 in the breast (mm)")
+    if np.isfinite(top):
+        axes[0].set_ylim(0, top)
     axes[0].set_ylabel("dense error (mm)")
-    axes[-1].legend(fontsize=7, loc="upper left")
+    handles, labels = axes[-1].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=7,
+                  frameon=False)
     return figure
 
 
