@@ -588,9 +588,24 @@ def test_encoders_fit_says_why_not(monkeypatch, capsys):
 
 def test_profile_comparison_reads_the_benchmark(capsys):
     shown = chapters.profile_comparison(BENCHMARKS / "profiles.json")
-    assert shown.columns[0] == ("tre_before_mm", "")
-    assert {"fast", "published"} <= set(shown["seconds"].columns)
+    assert shown.columns[0] == ("tre_mean_before_mm", "")
+    assert list(shown["seconds"].columns) == ["paper", "corrected", "convexadam", "fast"]
+    assert set(shown["stage"].stack()) <= {"identity", "initial", "convex", "adam"}
+    assert shown["field_error_mean_mm"].notna().all().all()
     assert capsys.readouterr().out.startswith("measured on ")
+
+
+def test_profile_comparison_keeps_the_measured_order(tmp_path, capsys):
+    rows = [{"task": task, "profile": profile, "tre_mean_before_mm": 9.0,
+             "field_error_mean_mm": 2.123, "tre_mean_after_mm": 1.0, "jac_nonpos_pct": 0.0,
+             "stage": "adam", "seconds": 3.0}
+            for task in ("sequence", "lesion") for profile in ("zeta", "alpha")]
+    path = tmp_path / "profiles.json"
+    path.write_text(json.dumps({"machine": "m", "torch_threads": 1, "date": "d",
+                                "command": "c", "rows": rows}))
+    shown = chapters.profile_comparison(path)
+    assert list(shown["stage"].columns) == ["zeta", "alpha"]
+    assert shown.loc["lesion", ("field_error_mean_mm", "alpha")] == 2.12
 
 
 def test_mind_floor_comparison_reads_the_benchmark(capsys):
