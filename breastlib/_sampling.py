@@ -33,6 +33,93 @@ def normalise_index(index: torch.Tensor, shape: tuple[int, int, int]) -> torch.T
     return (2.0 * index / size - 1.0).flip(-1)
 
 
+def cpu_slabs(tensor: torch.Tensor) -> int:
+    """How many slabs :func:`grid_sample_slabs` cuts a grid into on ``tensor``'s device:
+    one per CPU thread, one on a GPU (whose kernels use every core on one volume)."""
+    return torch.get_num_threads() if tensor.device.type == "cpu" else 1
+
+
+def _slab_layout(rows: int, slabs: int) -> tuple[int, int, int]:
+    """``(n, size, pad)``: ``rows`` output rows cut into ``n`` slabs of ``size`` rows,
+    the last one padded by ``pad`` rows."""
+    size = -(-rows // max(1, min(slabs, rows)))
+    n = -(-rows // size)
+    return n, size, n * size - rows
+
+
+def _grid_in_slabs(grid: torch.Tensor, n: int, size: int, pad: int) -> torch.Tensor:
+    """``(1, D, H, W, 3)`` grid -> ``(n, size, H, W, 3)``, the last slab padded with
+    copies of the last row (sampled, then dropped)."""
+    if pad:
+        grid = torch.cat([grid, grid[:, -1:].expand(-1, pad, -1, -1, -1)], dim=1)
+    return grid.reshape(n, size, *grid.shape[2:])
+
+
+def _values_in_slabs(values: torch.Tensor, n: int, size: int, pad: int) -> torch.Tensor:
+    """``(1, C, D, H, W)`` -> ``(n, C, size, H, W)`` (a strided view unless padded)."""
+    if pad:
+        values = F.pad(values, (0, 0, 0, 0, 0, pad))
+    return values[0].unflatten(1, (n, size)).transpose(0, 1)
+
+
+def grid_sample_slabs(volume: torch.Tensor, grid: torch.Tensor, *, padding: str = "border",
+                      mode: str = "bilinear", slabs: int | None = None) -> torch.Tensor:
+    """``F.grid_sample(volume, grid, mode, padding, align_corners=True)`` of one
+    ``(1, C, X, Y, Z)`` volume on a ``(1, D, H, W, 3)`` grid, with the grid cut into
+    ``slabs`` slabs along ``D`` and sampled as a batch.
+
+    PyTorch's CPU kernels for 3-D ``grid_sample`` and its gradient parallelise over the
+    batch only, so one volume is sampled on one core however many threads torch has. The
+    slabs share the volume (a stride-0 batch, no copy) and every output voxel is computed
+    by the same arithmetic as without slabs: the result is the same to the bit.
+    ``slabs`` defaults to :func:`cpu_slabs`.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(1, C, D, H, W)``.
+    """
+    rows = grid.shape[1]
+    n, size, pad = _slab_layout(rows, cpu_slabs(volume) if slabs is None else slabs)
+    if n == 1:
+        return F.grid_sample(volume, grid, mode=mode, padding_mode=padding,
+                             align_corners=True)
+    sampled = F.grid_sample(volume.expand(n, -1, -1, -1, -1), _grid_in_slabs(grid, n, size, pad),
+                            mode=mode, padding_mode=padding, align_corners=True)
+    return sampled.transpose(0, 1).reshape(1, volume.shape[1], n * size,
+                                           *sampled.shape[3:])[:, :, :rows]
+
+
+def grid_gradient_slabs(weights: torch.Tensor, volume: torch.Tensor, grid: torch.Tensor, *,
+                        padding: str = "border", slabs: int | None = None) -> torch.Tensor:
+    """The gradient with respect to ``grid`` of ``sum(weights * grid_sample(volume, grid))``
+    (bilinear, ``align_corners=True``), in slabs as :func:`grid_sample_slabs` samples.
+
+    Parameters
+    ----------
+    weights
+        ``(1, C, D, H, W)``: the gradient with respect to the samples.
+    volume, grid, padding, slabs
+        As for :func:`grid_sample_slabs`.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(1, D, H, W, 3)``, in the grid's normalised ``(z, y, x)`` units.
+    """
+    mode = {"zeros": 0, "border": 1}[padding]
+    rows = grid.shape[1]
+    n, size, pad = _slab_layout(rows, cpu_slabs(volume) if slabs is None else slabs)
+    if n == 1:
+        # interpolation 0: bilinear; output_mask: the gradient of the grid only.
+        return torch.ops.aten.grid_sampler_3d_backward(
+            weights, volume, grid, 0, mode, True, [False, True])[1]
+    _, gradient = torch.ops.aten.grid_sampler_3d_backward(
+        _values_in_slabs(weights, n, size, pad), volume.expand(n, -1, -1, -1, -1),
+        _grid_in_slabs(grid, n, size, pad), 0, mode, True, [False, True])
+    return gradient.reshape(1, n * size, *gradient.shape[2:])[:, :rows]
+
+
 def pull_back(volume: torch.Tensor, displacement: torch.Tensor, *,
               scale: torch.Tensor | None = None, padding: str = "border") -> torch.Tensor:
     """Sample a ``(1, C, x, y, z)`` volume at ``x + displacement(x)`` (trilinear).
@@ -49,8 +136,7 @@ def pull_back(volume: torch.Tensor, displacement: torch.Tensor, *,
     if scale is not None:
         step = step * scale.to(step)
     grid = normalise_index(identity + step, shape)[None]
-    return F.grid_sample(volume, grid, mode="bilinear", padding_mode=padding,
-                         align_corners=True)
+    return grid_sample_slabs(volume, grid, padding=padding)
 
 
 def sample_volume(
@@ -112,9 +198,7 @@ def sample_volume(
             index = index + u.to(torch.float64).permute(1, 2, 3, 0)
         src_index = index @ matrix.T + offset
         grid = normalise_index(src_index, src_shape).to(work_dtype)[None]
-        values = F.grid_sample(
-            source, grid, mode=gs_mode, padding_mode="zeros", align_corners=True
-        )[0]
+        values = grid_sample_slabs(source, grid, padding="zeros", mode=gs_mode)[0]
         values = values.cpu().numpy()
         if integer:
             values = np.rint(values)

@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
+from breastlib._sampling import grid_gradient_slabs, grid_sample_slabs
 from breastlib.smoothing import (
     apply_axis_matrices,
     box_matrices,
@@ -86,13 +86,10 @@ def _data_gradient(
         per_voxel = _per_voxel(shape, field)
     # voxel (x, y, z) -> grid_sample's (z, y, x) in [-1, 1] (align_corners=True)
     grid = ((identity + step) * per_voxel - 1.0).flip(-1)[None]
-    padding_mode = {"zeros": 0, "border": 1}[outside]
-    warped = F.grid_sample(moving, grid, mode="bilinear", padding_mode=outside,
-                           align_corners=True)
+    # In slabs: on a CPU, one grid_sample over one volume runs on one core.
+    warped = grid_sample_slabs(moving, grid, padding=outside)
     weighted = warped.sub_(fixed).mul_(share).mul_(2.0)
-    # interpolation 0: bilinear; output_mask: the gradient of the grid only.
-    _, grid_gradient = torch.ops.aten.grid_sampler_3d_backward(
-        weighted, moving, grid, 0, padding_mode, True, [False, True])
+    grid_gradient = grid_gradient_slabs(weighted, moving, grid, padding=outside)
     # The grid holds (z, y, x) in [-1, 1]: back to voxels along (x, y, z).
     gradient = grid_gradient[0].flip(-1) * per_voxel
     if scale is not None:
