@@ -72,7 +72,8 @@ class Displacement:
     @classmethod
     def from_world_affine(cls, matrix: np.ndarray, grid: Grid) -> Displacement:
         """The field of an affine map ``p -> matrix @ p`` from fixed to moving world (RAS)."""
-        return cls.identity(grid).then_affine(matrix)
+        index_map = np.linalg.inv(grid.affine) @ np.asarray(matrix) @ grid.affine
+        return cls(_affine_step(index_map, grid.shape).astype(np.float32), grid)
 
     # -- geometry -------------------------------------------------------------------
     def millimetres(self) -> np.ndarray:
@@ -93,10 +94,10 @@ class Displacement:
         estimated against the moving image already resampled through ``M``.
         """
         index_map = np.linalg.inv(self.grid.affine) @ np.asarray(matrix) @ self.grid.affine
-        index = _index_grid(self.grid.shape) + self.field.astype(np.float64)
-        mapped = np.einsum("ij,j...->i...", index_map[:3, :3], index)
-        mapped += index_map[:3, 3].reshape(3, 1, 1, 1)
-        return Displacement((mapped - _index_grid(self.grid.shape)).astype(np.float32), self.grid)
+        # L (i + u) + t - i = L u + ((L - I) i + t): no grid of indices is built.
+        mapped = np.einsum("ij,j...->i...", index_map[:3, :3], self.field.astype(np.float64))
+        mapped += _affine_step(index_map, self.grid.shape)
+        return Displacement(mapped.astype(np.float32), self.grid)
 
     def coverage(self, moving: Grid) -> np.ndarray:
         """Where the moving image has data for the warped image: fixed voxels ``x`` whose
@@ -314,8 +315,18 @@ class Displacement:
         return cls(field.astype(np.float32), grid)
 
 
-def _index_grid(shape: tuple[int, int, int]) -> np.ndarray:
-    return np.stack(np.meshgrid(*[np.arange(s, dtype=np.float64) for s in shape], indexing="ij"))
+def _affine_step(index_map: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """``(3, X, Y, Z)`` float64 ``(L - I) i + t`` at every voxel index ``i``, for the 4x4
+    voxel map ``i -> L i + t``: each index axis broadcast, no grid of indices built."""
+    step = np.asarray(index_map, dtype=np.float64)[:3, :3] - np.eye(3)
+    axes = [np.arange(s, dtype=np.float64) for s in shape]
+    out = np.empty((3, *shape))
+    for c in range(3):
+        out[c] = index_map[c, 3]
+        out[c] += step[c, 0] * axes[0][:, None, None]
+        out[c] += step[c, 1] * axes[1][None, :, None]
+        out[c] += step[c, 2] * axes[2][None, None, :]
+    return out
 
 
 def _as_points(points: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -164,62 +165,65 @@ def register_files(
                              device=device, weights=weights, seed=seed,
                              **options)
     displacement = result.displacement
-    warped = displacement.warp(moving, device=result.device)
-    jacobian = displacement.jacobian_determinant()
-
-    # 3. Metrics: the study's evaluation, with every label's Dice and the "before" values.
-    warped_labels = None
-    if fixed_label_map is not None and moving_label_map is not None:
-        warped_labels = displacement.warp_labels(moving_label_map, device=result.device)
-    scored = CohortPair(
-        pair_id=moving_path.name, task=None, fixed=fixed, moving=moving,
-        fixed_labels=fixed_label_map, moving_labels=moving_label_map,
-        fixed_points=fixed_xyz, moving_points=moving_xyz, label_names=names,
-        true_displacement=truth,
-        landmark_kinds=None if fixed_points is None else landmark_kinds(fixed_table))
-    metrics = pair_metrics(displacement, scored, jacobian=jacobian,
-                           warped_labels=warped_labels, detail=True)
-    verdict = metrics.pop("verdict")
-    region = metrics.pop("field_error_region", None)
-    notes = []
-    if region == "body":
-        notes.append("no breast label: the dense field error covers the whole body")
-    if result.stage and result.stage != "adam":
-        notes.append(f"the guard kept the '{result.stage}' stage: later stages folded or "
-                     "did not match the images better (see stage_checks)")
-
-    summary = {
-        "breastlib_version": __version__,
-        "fixed": str(fixed_path),
-        "moving": str(moving_path),
-        "method": result.method,
-        "profile": result.profile,
-        "params": result.params,
-        "encoder": result.encoder,
-        "device": result.device,
-        "initial_matrix_ras": np.round(result.initial_matrix, 6).tolist(),
-        "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
-        "peak_rss_mib": round(peak_rss_mib(), 1),
-        "primary_metric": "field_error_mean_mm" if truth is not None else "tre_mean_after_mm",
-        "verdict": verdict,
-        "stage_kept": result.stage,
-        "stage_checks": result.stage_checks,
-        "notes": notes,
-        "metrics": {k: (None if np.isnan(v) else round(float(v), 5)) for k, v in metrics.items()},
-        "python": platform.python_version(),
-        "conventions": "displacement: fixed->moving pull-back, LPS mm, fixed file grid",
-    }
-
-    # 4. Write (staged, summary last).
-    with staged_output(out) as stage:
-        displacement.save(stage / "displacement.nii.gz")
-        warped.save(stage / "warped.nii.gz")
-        if warped_labels is not None:
-            warped_labels.save(stage / "warped_labels.nii.gz", dtype=np.int32)
+    # 3. Score and write. The files go into a private folder and move into ``out`` only when
+    # all are written (summary last). gzip releases the GIL, so the NIfTI files compress in
+    # a second thread while this one warps, scores and draws the QC figure.
+    with staged_output(out) as stage, ThreadPoolExecutor(max_workers=1) as writer:
+        writes = [writer.submit(displacement.save, stage / "displacement.nii.gz")]
+        warped = displacement.warp(moving, device=result.device)
+        writes.append(writer.submit(warped.save, stage / "warped.nii.gz"))
+        jacobian = displacement.jacobian_determinant()
+        # The study's evaluation, with every label's Dice and the "before" values.
+        warped_labels = None
+        if fixed_label_map is not None and moving_label_map is not None:
+            warped_labels = displacement.warp_labels(moving_label_map, device=result.device)
+            writes.append(writer.submit(warped_labels.save, stage / "warped_labels.nii.gz",
+                                        dtype=np.int32))
+        scored = CohortPair(
+            pair_id=moving_path.name, task=None, fixed=fixed, moving=moving,
+            fixed_labels=fixed_label_map, moving_labels=moving_label_map,
+            fixed_points=fixed_xyz, moving_points=moving_xyz, label_names=names,
+            true_displacement=truth,
+            landmark_kinds=None if fixed_points is None else landmark_kinds(fixed_table))
+        metrics = pair_metrics(displacement, scored, jacobian=jacobian,
+                               warped_labels=warped_labels, detail=True)
+        verdict = metrics.pop("verdict")
+        region = metrics.pop("field_error_region", None)
+        notes = []
+        if region == "body":
+            notes.append("no breast label: the dense field error covers the whole body")
+        if result.stage and result.stage != "adam":
+            notes.append(f"the guard kept the '{result.stage}' stage: later stages folded "
+                         "or did not match the images better (see stage_checks)")
         title = f"{result.method} / {result.profile}: {moving_path.name} -> " \
                 f"{fixed_path.name}"
         save_qc(stage / "qc.png", qc_figure(fixed.array, warped.array, jacobian,
                                             fixed.spacing, title=title))
+        for write in writes:
+            write.result()  # raises what a write raised
+        summary = {
+            "breastlib_version": __version__,
+            "fixed": str(fixed_path),
+            "moving": str(moving_path),
+            "method": result.method,
+            "profile": result.profile,
+            "params": result.params,
+            "encoder": result.encoder,
+            "device": result.device,
+            "initial_matrix_ras": np.round(result.initial_matrix, 6).tolist(),
+            "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
+            "peak_rss_mib": round(peak_rss_mib(), 1),
+            "primary_metric": ("field_error_mean_mm" if truth is not None
+                               else "tre_mean_after_mm"),
+            "verdict": verdict,
+            "stage_kept": result.stage,
+            "stage_checks": result.stage_checks,
+            "notes": notes,
+            "metrics": {k: (None if np.isnan(v) else round(float(v), 5))
+                        for k, v in metrics.items()},
+            "python": platform.python_version(),
+            "conventions": "displacement: fixed->moving pull-back, LPS mm, fixed file grid",
+        }
         (stage / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

@@ -1007,3 +1007,34 @@ def test_the_motion_figure_cuts_runaway_fields_and_says_so(monkeypatch):
         notes = [t.get_text() for t in ax.texts]
         assert notes == ([f"{len(over)} points above, up to "
                           f"{over['field_error_mean_mm'].max():.0f} mm"] if len(over) else [])
+
+
+def test_package_table_takes_each_tools_fastest_repeat():
+    def row(tool, repeat, wall, dense):
+        return {"task": "lesion", "tool": tool, "repeat": repeat, "wall_s": wall,
+                "registration_s": wall - 3.0, "field_error_mean_mm": dense,
+                "tre_mean_after_mm": 1.5, "dice_breast": 0.97, "jac_nonpos_pct": 0.1}
+
+    rows = pd.DataFrame([row("convexadam 0.2.0", 0, 11.0, 2.54),
+                         row("breastlib convexadam", 0, 7.0, 2.72),
+                         row("convexadam 0.2.0", 1, 10.0, 2.54),
+                         row("breastlib convexadam", 1, 7.5, 2.72)])
+    table = chapters.package_table(rows)
+    assert table.loc["lesion", ("wall_s", "convexadam 0.2.0")] == 10.0
+    assert table.loc["lesion", ("wall_s", "breastlib convexadam")] == 7.0
+    assert table.loc["lesion", ("field_error_mean_mm", "breastlib convexadam")] == 2.72
+    assert list(dict.fromkeys(table.columns.get_level_values(0)))[-2:] == [
+        "wall_s", "registration_s"]
+
+
+def test_slab_table_reads_the_benchmark():
+    rows = chapters.benchmark("grid_sample_slabs.json", results_dir=BENCHMARKS)
+    table = chapters.slab_table(rows)
+    assert list(table.columns) == [*chapters.STAGE_COLUMNS, "same field"]
+    assert table["same field"].all()  # slabs change the time, never the field
+    for profile in rows["profile"].unique():
+        assert set(table.loc[profile].index) == {1, int(rows["slabs"].max())}
+    # Two runs of one profile with different fields are reported as such.
+    broken = rows.copy()
+    broken.loc[broken.index[0], "field_sha1"] = "0" * 16
+    assert not chapters.slab_table(broken).loc[rows["profile"].iloc[0], "same field"].all()

@@ -227,3 +227,29 @@ def test_register_runs_a_classical_baseline(tmp_path):
     lps = np.array(field[centre])
     ras = lps * np.array([-1.0, -1.0, 1.0])
     assert np.linalg.norm(ras - shift) < 0.5  # millimetres
+
+
+def test_a_write_that_fails_in_the_writer_thread_is_reported_and_leaves_nothing(
+        tmp_path, monkeypatch):
+    """The NIfTI files compress in a second thread: a failure there (a full disk) must
+    still stop the command with its error, and leave no output and no staging folder."""
+    from breastlib.volume import Volume
+    from breastlib.workflows import register_files
+
+    affine = centred_affine(SHAPE, spacing=(2.0, 2.0, 2.5))
+    blob_volume(SHAPE, affine, seed=1).save(tmp_path / "fixed.nii.gz")
+    blob_volume(SHAPE, affine, shift_mm=np.array([2.0, 0, 0]), seed=1).save(
+        tmp_path / "moving.nii.gz")
+    existing = tmp_path / "out"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("an earlier result")
+
+    def full_disk(self, path, **kwargs):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(Volume, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        register_files(tmp_path / "fixed.nii.gz", tmp_path / "moving.nii.gz", existing,
+                       method="affine")
+    assert sorted(p.name for p in existing.iterdir()) == ["keep.txt"]
+    assert not list(tmp_path.glob(".out.partial-*"))
