@@ -588,10 +588,13 @@ def test_encoders_fit_says_why_not(monkeypatch, capsys):
 
 def test_profile_comparison_reads_the_benchmark(capsys):
     shown = chapters.profile_comparison(BENCHMARKS / "profiles.json")
-    assert shown.columns[0] == ("tre_mean_before_mm", "")
-    assert list(shown["seconds"].columns) == ["paper", "corrected", "convexadam", "fast"]
-    assert set(shown["stage"].stack()) <= {"identity", "initial", "convex", "adam"}
-    assert shown["field_error_mean_mm"].notna().all().all()
+    assert list(shown.columns) == ["tre_mean_before_mm", "field_error_mean_mm",
+                                   "tre_mean_after_mm", "jac_nonpos_pct", "stage", "seconds"]
+    assert list(shown.loc["lesion"].index) == ["paper", "corrected", "convexadam", "fast"]
+    assert set(shown["stage"]) <= {"identity", "initial", "convex", "adam"}
+    assert shown["field_error_mean_mm"].notna().all()
+    # One landmark error before registration per task, whatever the profile.
+    assert (shown.groupby(level="task")["tre_mean_before_mm"].nunique() == 1).all()
     assert capsys.readouterr().out.startswith("measured on ")
 
 
@@ -604,8 +607,9 @@ def test_profile_comparison_keeps_the_measured_order(tmp_path, capsys):
     path.write_text(json.dumps({"machine": "m", "torch_threads": 1, "date": "d",
                                 "command": "c", "rows": rows}))
     shown = chapters.profile_comparison(path)
-    assert list(shown["stage"].columns) == ["zeta", "alpha"]
-    assert shown.loc["lesion", ("field_error_mean_mm", "alpha")] == 2.12
+    assert list(shown.loc["sequence"].index) == ["zeta", "alpha"]
+    assert list(shown.index.get_level_values("task").unique()) == ["sequence", "lesion"]
+    assert shown.loc[("lesion", "alpha"), "field_error_mean_mm"] == 2.12
 
 
 def test_mind_floor_comparison_reads_the_benchmark(capsys):

@@ -699,21 +699,18 @@ def stage_table(runs: Mapping[str, RegistrationResult], pair: Pair, mask: np.nda
 
 def profile_comparison(path: str | os.PathLike = BENCHMARK_RESULTS / "profiles.json"
                        ) -> pd.DataFrame:
-    """The ``benchmarks/bench_profiles.py`` record as task x (metric, profile): the dense
-    error in the breast (the primary metric), the landmark error, folding (% of the body),
-    the stage the guard kept and the seconds per profile, after the landmark error with no
-    registration. Prints where and how it was measured."""
+    """The ``benchmarks/bench_profiles.py`` record as (task, profile) x metric: the
+    landmark error with no registration, then per profile the dense error in the breast
+    (the primary metric), the landmark error, folding (% of the body), the stage the guard
+    kept and the seconds; tasks in the record's order, profiles as measured (``paper`` to
+    ``fast``). Prints where and how it was measured."""
     record = json.loads(Path(path).read_text())
     table = pd.DataFrame(record["rows"])
     print(f"measured on {record['machine']} ({record['torch_threads']} torch threads), "
           f"{record['date']}, with: {record['command']}")
-    shown = table.pivot(index="task", columns="profile",
-                        values=["field_error_mean_mm", "tre_mean_after_mm", "jac_nonpos_pct",
-                                "stage", "seconds"])
-    order = list(dict.fromkeys(table["profile"]))  # as measured: paper -> fast
-    shown = shown.reindex(columns=order, level="profile")
-    shown.insert(0, ("tre_mean_before_mm", ""),
-                 table.groupby("task")["tre_mean_before_mm"].first())
+    columns = ["tre_mean_before_mm", "field_error_mean_mm", "tre_mean_after_mm",
+               "jac_nonpos_pct", "stage", "seconds"]
+    shown = table.set_index(["task", "profile"])[columns]
     return shown.map(lambda v: round(v, 2) if isinstance(v, float) else v)
 
 
