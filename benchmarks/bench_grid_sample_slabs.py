@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from held_out import held_out_pairs
 
 import breastlib._sampling as sampling
-from breastlib.evaluate.pair import load_cohort_pair, pair_metrics
-from breastlib.phantom import make_cohort
+from breastlib.evaluate.pair import pair_metrics
 from breastlib.register import register_pair
 
 OUT = Path(__file__).parent / "results" / "grid_sample_slabs.json"
@@ -69,9 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = Path(make_cohort("longitudinal", 1, size=args.size, seed=0,
-                                    out_dir=Path(tmp)))
-        pair = load_cohort_pair(manifest, str(pd.read_csv(manifest)["pair_id"].iloc[0]))
+        _, _, pair = next(held_out_pairs(["longitudinal"], [0], Path(tmp), size=args.size))
         run(pair, args.profiles[0], True)  # warm-up: first-call allocations, lazy imports
         for profile in args.profiles:
             for repeat in range(args.repeats):

@@ -26,11 +26,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
+from held_out import held_out_pairs
 
-from breastlib.evaluate.pair import load_cohort_pair, pair_metrics
-from breastlib.phantom import make_cohort
+from breastlib.evaluate.pair import pair_metrics
 from breastlib.register import PROFILES, register_pair
 
 TASKS = ("longitudinal", "sequence", "modality", "lesion")
@@ -46,10 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for task in args.tasks:
-            manifest = Path(make_cohort(task, 1, size="small", seed=0,
-                                        out_dir=Path(tmp) / task))
-            pair = load_cohort_pair(manifest, str(pd.read_csv(manifest)["pair_id"].iloc[0]))
+        for task, _, pair in held_out_pairs(args.tasks, [0], Path(tmp)):
             for profile in PROFILES:
                 start = time.perf_counter()
                 result = register_pair(pair.fixed, pair.moving, method="mind", profile=profile)

@@ -21,13 +21,13 @@ from breastlib.evaluate.pair import CohortPair, load_cohort_pair
 from breastlib.phantom import make_cohort
 
 
-def held_out_pairs(tasks: Sequence[str], seeds: Sequence[int], root: Path
-                   ) -> Iterator[tuple[str, int, CohortPair]]:
-    """``(task, seed, pair)``: one small phantom pair per task and seed, written under
-    ``root``."""
+def held_out_pairs(tasks: Sequence[str], seeds: Sequence[int], root: Path, *,
+                   size: str = "small") -> Iterator[tuple[str, int, CohortPair]]:
+    """``(task, seed, pair)``: one phantom pair of ``size`` per task and seed, written
+    under ``root`` (seed 0 gives the first pair of the book's own cohort)."""
     for task in tasks:
         for seed in seeds:
-            manifest = make_cohort(task, n_pairs=1, size="small", seed=seed,
+            manifest = make_cohort(task, n_pairs=1, size=size, seed=seed,
                                    out_dir=root / f"{task}-{seed}")
             pair_id = str(pd.read_csv(manifest)["pair_id"].iloc[0])
             yield task, seed, load_cohort_pair(manifest, pair_id)
