@@ -199,6 +199,41 @@ def warp_scale(shape: tuple[int, ...], *, device: torch.device | None = None,
     return torch.tensor(values, device=device, dtype=dtype)
 
 
+def upsample_blocks(
+    coarse: torch.Tensor, factors: tuple[int, int, int], shape: tuple[int, int, int]
+) -> torch.Tensor:
+    """A displacement on a grid of whole blocks (``factors`` fine voxels per coarse voxel
+    along each axis, block ``p`` centred at fine ``p f + (f - 1) / 2``, as
+    :func:`breastlib.register.initial.block_average` makes it) brought to the fine grid.
+
+    Parameters
+    ----------
+    coarse
+        ``(1, 3, x, y, z)`` displacement in coarse voxels (component k along axis k).
+    factors
+        Fine voxels per coarse voxel along each axis.
+    shape
+        ``(X, Y, Z)`` of the fine grid; fine voxels beyond the last whole block (trailing
+        voxels the blocks dropped) take the last block's values, as do those beyond the
+        first and last block centres.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(1, 3, X, Y, Z)`` trilinear in between, in fine voxels.
+    """
+    covered = tuple(n * f for n, f in zip(coarse.shape[2:], factors, strict=True))
+    fine = F.interpolate(coarse, size=covered, mode="trilinear", align_corners=False)
+    fine = fine[:, :, : shape[0], : shape[1], : shape[2]]
+    pad = []
+    for size, target in zip(reversed(fine.shape[2:]), reversed(shape), strict=True):
+        pad += [0, target - size]
+    if any(pad):
+        fine = F.pad(fine, pad, mode="replicate")
+    scale = torch.tensor(factors, dtype=fine.dtype, device=fine.device).view(1, 3, 1, 1, 1)
+    return fine.mul_(scale)
+
+
 def upsample_field(
     coarse: torch.Tensor, factor: int, shape: tuple[int, int, int]
 ) -> torch.Tensor:

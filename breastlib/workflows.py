@@ -218,6 +218,9 @@ def register_files(
             "verdict": verdict,
             "stage_kept": result.stage,
             "stage_checks": result.stage_checks,
+            # The voxel size ConvexAdam ran at (the profile's work_spacing); null for the
+            # classical baselines.
+            "work_spacing_mm": [round(v, 4) for v in result.work_spacing_mm] or None,
             "notes": notes,
             "metrics": {k: (None if np.isnan(v) else round(float(v), 5))
                         for k, v in metrics.items()},

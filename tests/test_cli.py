@@ -70,12 +70,16 @@ def test_writes_all_outputs_with_fixed_affine(registered):
 
 
 def test_summary_records_run_and_metrics(registered):
-    _, out, _, _points, shift = registered
+    _, out, affine, _points, shift = registered
     summary = json.loads((out / "summary.json").read_text())
     assert summary["method"] == "mind" and summary["profile"] == "fast"
     assert summary["params"]["iterations"] > 0 and summary["device"] == "cpu"
     assert set(summary["seconds"]) >= {"features", "optimisation", "total"}
     assert summary["peak_rss_mib"] > 50
+    # `fast` registers the images' own voxels (work_spacing 0)
+    assert summary["params"]["work_spacing"] == 0.0
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)  # the file's voxel sizes, in its order
+    assert sorted(summary["work_spacing_mm"]) == pytest.approx(sorted(spacing), abs=1e-3)
     metrics = summary["metrics"]
     # TRE before registration is the mean distance between corresponding landmarks.
     assert metrics["tre_mean_before_mm"] == pytest.approx(np.linalg.norm(shift), abs=1e-4)

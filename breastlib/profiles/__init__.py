@@ -65,7 +65,10 @@ PROFILES: dict[str, ConvexAdamParams] = {
     # Default: a small phantom pair in seconds on a laptop CPU, close to `corrected`, with
     # MIND's background floor (benchmarks/bench_mind_floor.py measures what it changes);
     # benchmarks/bench_fixes.py measures its fixes against gross failures (the background
-    # masks, the affine start, the stage guard).
+    # masks, the affine start, the stage guard). Its voxel-unit settings were tuned on
+    # voxels of 2.2-3.5 mm. On a full-size scan, work_spacing=2.5 registers blocks of
+    # about that size instead: 6-21 times faster, but on one full-size phantom pair per
+    # task less accurate on average (benchmarks/bench_work_spacing.py), so not the default.
     "fast": ConvexAdamParams(
         mind_radius=1, mind_dilation=2, mind_floor=0.05, feature_scale=10.0, convex_grid=4,
         half_width=4,

@@ -45,6 +45,12 @@ class ConvexAdamParams:
 
     Attributes
     ----------
+    work_spacing
+        Register on copies of both images block-averaged to voxels of about this size
+        (mm; :func:`breastlib.register.initial.block_factors`), so that the voxel-unit
+        parameters below mean about the same on every scan (an encoder's slices are cut
+        from the blocks too); the fields are interpolated back to the fixed grid. 0: each
+        image's own voxels.
     mind_radius, mind_dilation
         MIND-SSC patch radius and neighbour distance, voxels.
     mind_floor
@@ -132,6 +138,7 @@ class ConvexAdamParams:
         code's (see :func:`breastlib.smoothing.warp_scale`).
     """
 
+    work_spacing: float = 0.0
     mind_radius: int = 1
     mind_dilation: int = 2
     mind_floor: float = 0.0

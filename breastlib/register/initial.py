@@ -55,16 +55,22 @@ def translation(offset_mm: np.ndarray) -> np.ndarray:
     return matrix
 
 
+def block_factors(volume: Volume, min_spacing_mm: float) -> tuple[int, int, int]:
+    """Voxels per block along each axis for voxels of about ``min_spacing_mm`` or larger:
+    ``round(min_spacing_mm / spacing)``, at least 1 and at most what leaves
+    :data:`AFFINE_MIN_VOXELS` voxels (an axis already that short or coarse keeps 1)."""
+    # Never below AFFINE_MIN_VOXELS along an axis, which the affine fit's pyramid shrinks 4x.
+    return tuple(max(1, min(round(min_spacing_mm / float(s)), n // AFFINE_MIN_VOXELS))
+                 for s, n in zip(volume.spacing, volume.shape, strict=True))
+
+
 def block_average(volume: Volume, min_spacing_mm: float = AFFINE_MIN_SPACING_MM) -> Volume:
     """``volume`` with whole blocks of voxels averaged, so that each axis's voxels are
-    about ``min_spacing_mm`` or larger: factor ``round(min_spacing_mm / spacing)``, at
-    least 1 and at most what leaves :data:`AFFINE_MIN_VOXELS` voxels. Trailing voxels
+    about ``min_spacing_mm`` or larger (:func:`block_factors`). Trailing voxels
     that fill no block are dropped; the grid covers the same world positions. Returns
     ``volume`` itself where every factor is 1."""
-    # ... but never below AFFINE_MIN_VOXELS along an axis, which the fit's pyramid shrinks 4x.
-    factors = [max(1, min(round(min_spacing_mm / float(s)), n // AFFINE_MIN_VOXELS))
-               for s, n in zip(volume.spacing, volume.shape, strict=True)]
-    if factors == [1, 1, 1]:
+    factors = block_factors(volume, min_spacing_mm)
+    if factors == (1, 1, 1):
         return volume
     kept = [n // f * f for n, f in zip(volume.shape, factors, strict=True)]
     if min(kept) == 0:

@@ -25,8 +25,13 @@ from breastlib.profiles import get_profile
 from breastlib.register.adam import adam_step, convex_start
 from breastlib.register.convex import convex_step
 from breastlib.register.guard import check_stages, choose_stage
-from breastlib.register.initial import foreground_mask, initial_matrix
-from breastlib.smoothing import downsample
+from breastlib.register.initial import (
+    block_average,
+    block_factors,
+    foreground_mask,
+    initial_matrix,
+)
+from breastlib.smoothing import downsample, upsample_blocks
 from breastlib.volume import Volume
 
 
@@ -68,6 +73,10 @@ class RegistrationResult:
         field all the same (the method's own result, initial alignment included), which
         a study measures to judge the features rather than the guard; otherwise ``None``
         (then :attr:`displacement` is that field, or there is none).
+    work_spacing_mm
+        ``(3,)`` voxel size (mm) of the grid the features, both stages and the guard ran
+        on: the fixed image's own, or its blocks with the profile's ``work_spacing``
+        (every field above is on the fixed grid all the same).
     """
 
     displacement: Displacement
@@ -82,6 +91,7 @@ class RegistrationResult:
     stage: str = ""
     stage_checks: list[dict[str, Any]] = field(default_factory=list)
     adam_displacement: Displacement | None = field(default=None)
+    work_spacing_mm: tuple[float, ...] = ()
 
     @property
     def own_displacement(self) -> Displacement:
@@ -182,6 +192,13 @@ def register_pair(
     torch.manual_seed(seed)
     start = time.perf_counter()
 
+    # With a working spacing, everything below runs on block averages of both images, and
+    # each field comes back to the image grid through to_displacement.
+    image_grid, factors = fixed.grid, (1, 1, 1)
+    if params.work_spacing > 0:
+        factors = block_factors(fixed, params.work_spacing)
+        fixed = block_average(fixed, params.work_spacing)
+        moving = block_average(moving, params.work_spacing)
     matrix = initial_matrix(fixed, moving, init)
     index_map = np.linalg.inv(moving.affine) @ matrix @ fixed.affine
     moving_on_fixed = sample_volume(moving.array, index_map, fixed.shape, device=str(dev))
@@ -263,18 +280,25 @@ def register_pair(
         bar.close()
     t_opt = time.perf_counter()
 
-    def to_displacement(voxels: torch.Tensor) -> Displacement:
-        array = voxels[0].detach().cpu().numpy().astype(np.float32)
-        return Displacement(array, fixed.grid).then_affine(matrix)
+    def to_displacement(voxels: torch.Tensor | None) -> Displacement:
+        """A voxel field on the working grid (``None``: zero) as the image grid's field,
+        the initial alignment included."""
+        if voxels is None:
+            array = np.zeros((3, *image_grid.shape), np.float32)
+        else:
+            if factors != (1, 1, 1):
+                voxels = upsample_blocks(voxels, factors, image_grid.shape)
+            array = voxels[0].detach().cpu().numpy().astype(np.float32, copy=False)
+        return Displacement(array, image_grid).then_affine(matrix)
 
     stage, checks = "adam", []
     if params.guard:
         stage, checks = _guard(fixed, moving, fixed_norm, moving_norm, matrix, covered,
                                {"convex": convex_field, "adam": field}, params.adam_grid, dev)
     if stage == "identity":
-        displacement = Displacement(np.zeros((3, *fixed.shape), np.float32), fixed.grid)
+        displacement = Displacement.identity(image_grid)
     elif stage == "initial":
-        displacement = to_displacement(torch.zeros_like(field))
+        displacement = to_displacement(None)
     else:
         displacement = to_displacement(convex_field if stage == "convex" else field)
     convex_displacement = (to_displacement(convex_field)
@@ -302,6 +326,7 @@ def register_pair(
         stage=stage,
         stage_checks=[c.to_dict() for c in checks],
         adam_displacement=adam_displacement,
+        work_spacing_mm=tuple(float(s) for s in fixed.spacing),
     )
 
 
