@@ -15,7 +15,8 @@ Run by hand; it uses whatever device the machine has (``--device auto``), so a G
 runs it as it is and gets the same table with the device's peak memory added::
 
     .venv/bin/python benchmarks/bench_stages.py [--sizes small full] \\
-        [--profiles fast convexadam corrected paper] [--methods mind dinov2 sam ...]
+        [--profiles fast convexadam corrected paper] [--methods mind dinov2 sam ...] \\
+        [--param work_spacing=2.5]
 
 Writes ``benchmarks/results/stages.json`` (``--out`` to change) and prints one row per
 (size, profile, method).
@@ -33,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from breastlib.cli.register import parse_param
+
 OUT = Path(__file__).parent / "results" / "stages.json"
 STAGES = ("init", "features", "convex", "adam", "guard", "total")
 
@@ -46,10 +49,11 @@ from breastlib.register import register_method
 from breastlib.volume import load_volume
 fixed, moving = load_volume(sys.argv[1]), load_volume(sys.argv[2])
 result = register_method(fixed, moving, method=sys.argv[3], profile=sys.argv[4],
-                         device=sys.argv[5], weights=sys.argv[6])
+                         device=sys.argv[5], weights=sys.argv[6], **json.loads(sys.argv[7]))
 row = {"seconds": {k: round(v, 3) for k, v in result.seconds.items()},
        "process_s": round(time.perf_counter() - start, 3), "device": str(result.device),
        "stage": result.stage, "voxels": int(fixed.array.size), "shape": list(fixed.shape),
+       "work_spacing_mm": [round(s, 3) for s in result.work_spacing_mm],
        "peak_rss_mib": round(peak_rss_mib(), 1)}  # this process's own peak (VmHWM)
 if torch.cuda.is_available():
     row["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
@@ -65,6 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", nargs="+",
                         default=["mind", "dinov2", "sam", "medclip", "biomedclip"])
     parser.add_argument("--weights", default="random")
+    parser.add_argument("--param", action="append", default=[], type=parse_param,
+                        metavar="NAME=VALUE",
+                        help="override a profile parameter of every run, e.g. work_spacing=2.5")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--timeout", type=float, default=3600.0,
                         help="seconds after which one registration is given up (recorded)")
@@ -73,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="keep the rows already in --out and add these")
     args = parser.parse_args(argv)
     from breastlib.phantom import make_pair
+
+    overrides = dict(args.param)
 
     rows, commands = [], []
     if args.append and args.out.is_file():
@@ -89,9 +98,10 @@ def main(argv: list[str] | None = None) -> None:
                 for method in args.methods:
                     env = dict(os.environ, BREASTLIB_CACHE=tempfile.mkdtemp(dir=tmp))
                     command = [sys.executable, "-c", RUN, str(paths[0]), str(paths[1]),
-                               method, profile, args.device, args.weights]
+                               method, profile, args.device, args.weights,
+                               json.dumps(overrides)]
                     row = {"size": size, "profile": profile, "method": method,
-                           "weights": args.weights}
+                           "weights": args.weights, "overrides": overrides}
                     start = time.perf_counter()
                     try:
                         done = subprocess.run(command, capture_output=True, text=True,

@@ -1045,3 +1045,18 @@ def test_slab_table_reads_the_benchmark():
     broken = rows.copy()
     broken.loc[broken.index[0], "field_sha1"] = "0" * 16
     assert not chapters.slab_table(broken).loc[rows["profile"].iloc[0], "same field"].all()
+
+
+def test_work_spacing_table_reads_the_benchmark():
+    rows = chapters.benchmark("work_spacing.json", results_dir=BENCHMARKS)
+    table = chapters.work_spacing_table(rows)
+    assert table.index.names == ["task", "registered on"]
+    assert len(table) == len(rows)
+    grids = table.index.get_level_values("registered on")
+    assert grids.str.startswith("own voxels").sum() == (rows["work_spacing"] == 0).sum()
+    # A full-size pair's own voxels are finer than 1 mm in-plane; its blocks about 2.5 mm.
+    own = rows[rows["work_spacing"] == 0]
+    blocks = rows[rows["work_spacing"] > 0]
+    assert all(s[0] < 1.0 for s in own["work_spacing_mm"])
+    assert all(2.0 <= s[0] <= 3.0 for s in blocks["work_spacing_mm"])
+    assert (table["seconds"] > 0).all() and (table["dense (mm)"] > 0).all()

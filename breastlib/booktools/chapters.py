@@ -1071,6 +1071,27 @@ def slab_table(rows: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def work_spacing_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """``work_spacing.json``'s rows as (task, grid registered on) x measure: the voxel size
+    the registration ran at (``own`` voxels or blocks), the stage the guard kept, the
+    dense error (mean and 95th percentile), the landmark error, breast Dice, folding, the
+    registration's seconds and the process's peak memory (GB)."""
+    def grid(row: pd.Series) -> str:
+        size = " x ".join(f"{v:.2f}" for v in row["work_spacing_mm"])
+        return f"{'own voxels' if row['work_spacing'] == 0 else 'blocks'}, {size} mm"
+
+    table = pd.DataFrame({
+        "task": rows["task"], "registered on": rows.apply(grid, axis=1),
+        "stage kept": rows["stage"],
+        "dense (mm)": rows["field_error_mean_mm"], "dense p95 (mm)": rows["field_error_p95_mm"],
+        "TRE (mm)": rows["tre_mean_after_mm"], "Dice breast": rows["dice_breast"],
+        "folded (%)": rows["jac_nonpos_pct"],
+        "seconds": [seconds["total"] for seconds in rows["seconds"]],
+        "peak (GB)": rows["peak_rss_gb"],
+    })
+    return table.set_index(["task", "registered on"])
+
+
 def benchmark_ratios(name: str, *, results_dir: str | os.PathLike = BENCHMARK_RESULTS
                      ) -> pd.DataFrame:
     """The ``ratios`` of a benchmark record (``benchmarks/results/NAME``), one row per task."""
