@@ -7,6 +7,7 @@ import pytest
 import torch
 from synthetic_volumes import blob_volume, centred_affine
 
+from breastlib.errors import BreastlibError
 from breastlib.register import get_profile, register_pair
 from breastlib.register.initial import block_average, block_factors
 from breastlib.smoothing import upsample_blocks
@@ -113,3 +114,9 @@ def test_blocks_match_simpleitk_bin_shrink(fine_pair):
     array, affine = sitk_to_array_affine(shrunk)
     np.testing.assert_allclose(blocks.affine, affine, atol=1e-6)
     np.testing.assert_allclose(blocks.array, array, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf"), "2.5", True])
+def test_a_work_spacing_that_is_no_voxel_size_is_refused(value):
+    with pytest.raises(BreastlibError, match="work_spacing"):
+        get_profile("fast", work_spacing=value)

@@ -9,6 +9,7 @@ switch changes and why.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -180,6 +181,12 @@ class ConvexAdamParams:
             if value not in allowed:
                 raise BreastlibError(
                     f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
+        spacing = self.work_spacing
+        if isinstance(spacing, bool) or not isinstance(spacing, int | float) or not (
+                math.isfinite(spacing) and spacing >= 0):
+            raise BreastlibError(
+                f"work_spacing={spacing!r} must be a voxel size in mm >= 0 (0: each image's "
+                "own voxels)")
 
     def to_dict(self) -> dict[str, Any]:
         """Every parameter by name (``coupling`` as a list), as summary.json records it."""
