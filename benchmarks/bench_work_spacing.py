@@ -29,8 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
-from held_out import write_record
+from held_out import held_out_pair_files, write_record
 
 TASKS = ("longitudinal", "sequence", "modality", "lesion")
 OUT = Path(__file__).parent / "results" / "work_spacing.json"
@@ -71,14 +70,10 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(child(manifest, pair_id, float(spacing))))
         return
 
-    from breastlib.phantom import make_cohort
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks:
-            manifest = make_cohort(task, n_pairs=1, size="full", seed=0,
-                                   out_dir=Path(tmp) / task)
-            pair_id = str(pd.read_csv(manifest)["pair_id"].iloc[0])
+            manifest, pair_id = held_out_pair_files(task, 0, Path(tmp), size="full")
             for spacing in args.spacings:
                 start = time.perf_counter()
                 done = subprocess.run(

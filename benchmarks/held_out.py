@@ -21,16 +21,23 @@ from breastlib.evaluate.pair import CohortPair, load_cohort_pair
 from breastlib.phantom import make_cohort
 
 
+def held_out_pair_files(task: str, seed: int, root: Path, *,
+                        size: str = "small") -> tuple[Path, str]:
+    """``(manifest, pair_id)`` of one phantom pair of ``size`` written under ``root``
+    (seed 0 gives the first pair of the book's own cohort); nothing is loaded."""
+    manifest = Path(make_cohort(task, n_pairs=1, size=size, seed=seed,
+                                out_dir=root / f"{task}-{seed}"))
+    return manifest, str(pd.read_csv(manifest)["pair_id"].iloc[0])
+
+
 def held_out_pairs(tasks: Sequence[str], seeds: Sequence[int], root: Path, *,
                    size: str = "small") -> Iterator[tuple[str, int, CohortPair]]:
     """``(task, seed, pair)``: one phantom pair of ``size`` per task and seed, written
-    under ``root`` (seed 0 gives the first pair of the book's own cohort)."""
+    under ``root`` (:func:`held_out_pair_files`) and loaded."""
     for task in tasks:
         for seed in seeds:
-            manifest = make_cohort(task, n_pairs=1, size=size, seed=seed,
-                                   out_dir=root / f"{task}-{seed}")
-            pair_id = str(pd.read_csv(manifest)["pair_id"].iloc[0])
-            yield task, seed, load_cohort_pair(manifest, pair_id)
+            yield task, seed, load_cohort_pair(*held_out_pair_files(task, seed, root,
+                                                                    size=size))
 
 
 def write_record(path: Path, benchmark: str, rows: list[dict], argv: list[str] | None,

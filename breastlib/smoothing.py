@@ -253,6 +253,4 @@ def upsample_field(
     """
     if factor == 1:
         return coarse[:, :, : shape[0], : shape[1], : shape[2]]
-    padded = tuple(s * factor for s in coarse.shape[2:])
-    fine = F.interpolate(coarse, size=padded, mode="trilinear", align_corners=False) * factor
-    return fine[:, :, : shape[0], : shape[1], : shape[2]]
+    return upsample_blocks(coarse, (factor, factor, factor), shape)

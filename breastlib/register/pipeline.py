@@ -280,15 +280,12 @@ def register_pair(
         bar.close()
     t_opt = time.perf_counter()
 
-    def to_displacement(voxels: torch.Tensor | None) -> Displacement:
-        """A voxel field on the working grid (``None``: zero) as the image grid's field,
-        the initial alignment included."""
-        if voxels is None:
-            array = np.zeros((3, *image_grid.shape), np.float32)
-        else:
-            if factors != (1, 1, 1):
-                voxels = upsample_blocks(voxels, factors, image_grid.shape)
-            array = voxels[0].detach().cpu().numpy().astype(np.float32, copy=False)
+    def to_displacement(voxels: torch.Tensor) -> Displacement:
+        """A voxel field on the working grid as the image grid's field, the initial
+        alignment included."""
+        if factors != (1, 1, 1):
+            voxels = upsample_blocks(voxels, factors, image_grid.shape)
+        array = voxels[0].detach().cpu().numpy().astype(np.float32, copy=False)
         return Displacement(array, image_grid).then_affine(matrix)
 
     stage, checks = "adam", []
@@ -298,7 +295,7 @@ def register_pair(
     if stage == "identity":
         displacement = Displacement.identity(image_grid)
     elif stage == "initial":
-        displacement = to_displacement(None)
+        displacement = Displacement.from_world_affine(matrix, image_grid)
     else:
         displacement = to_displacement(convex_field if stage == "convex" else field)
     convex_displacement = (to_displacement(convex_field)
