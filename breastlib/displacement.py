@@ -22,6 +22,7 @@ import nibabel as nib
 import numpy as np
 
 from breastlib._atomic import atomic_path
+from breastlib._nifti import save_nifti
 from breastlib._sampling import sample_field_at_points, sample_volume
 from breastlib.errors import InputError
 from breastlib.grid import LPS_FLIP, Grid
@@ -228,9 +229,7 @@ class Displacement:
         header.set_xyzt_units("mm", "sec")
         image.set_qform(self.grid.file_affine, code=1)
         image.set_sform(self.grid.file_affine, code=1)
-        with atomic_path(path) as tmp:
-            nib.save(image, tmp)
-        return path
+        return save_nifti(image, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Displacement:

@@ -14,7 +14,7 @@ from typing import Literal
 import nibabel as nib
 import numpy as np
 
-from breastlib._atomic import atomic_path
+from breastlib._nifti import save_nifti
 from breastlib.errors import InputError
 from breastlib.grid import LPS_FLIP, Grid
 
@@ -103,9 +103,7 @@ class Volume:
         image.header.set_xyzt_units("mm", "sec")
         image.set_qform(self.grid.file_affine, code=1)
         image.set_sform(self.grid.file_affine, code=1)
-        with atomic_path(path) as tmp:
-            nib.save(image, tmp)
-        return path
+        return save_nifti(image, path)
 
 
 def load_volume(
