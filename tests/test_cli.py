@@ -257,3 +257,26 @@ def test_a_write_that_fails_in_the_writer_thread_is_reported_and_leaves_nothing(
                        method="affine")
     assert sorted(p.name for p in existing.iterdir()) == ["keep.txt"]
     assert not list(tmp_path.glob(".out.partial-*"))
+
+
+def test_no_qc_skips_the_picture_and_its_import_and_changes_nothing_else(pair_files):
+    """`--no-qc` writes every other output, the same field to the bit, and never imports
+    matplotlib (its import is most of the picture's cost)."""
+    outputs = {}
+    for flag in ([], ["--no-qc"]):
+        out = pair_files / ("out" + "".join(flag))
+        script = ("import sys; from breastlib.cli import main; "
+                  f"code = main(['register', {str(pair_files / 'f.nii.gz')!r}, "
+                  f"{str(pair_files / 'm.nii.gz')!r}, '--out', {str(out)!r}] + {flag!r}); "
+                  "print(code, 'matplotlib' in sys.modules)")
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        outputs[bool(flag)] = out, done.stdout.split()
+    (with_qc, (code, imported)), (without, (code_no, imported_no)) = outputs[False], outputs[True]
+    assert (code, imported, code_no, imported_no) == ("0", "True", "0", "False")
+    assert {p.name for p in with_qc.iterdir()} - {p.name for p in without.iterdir()} == {
+        "qc.png"}
+    assert not (without / "qc.png").exists()
+    np.testing.assert_array_equal(
+        nib.load(without / "displacement.nii.gz").get_fdata(),
+        nib.load(with_qc / "displacement.nii.gz").get_fdata())

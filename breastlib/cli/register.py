@@ -48,6 +48,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="the true fixed -> moving field (displacement NIfTI on the fixed "
                    "grid, e.g. a phantom's gt_displacement.nii.gz): adds the dense field "
                    "error to summary.json")
+    p.add_argument("--no-qc", dest="qc", action="store_false",
+                   help="do not draw qc.png (saves about a second per pair)")
     add_volume_options(p)
     p.set_defaults(func=run)
 
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         fixed_labels=args.fixed_labels, moving_labels=args.moving_labels,
         label_names=args.label_names, fixed_points=args.fixed_points,
         moving_points=args.moving_points, true_displacement=args.true_displacement,
-        volume_index=args.volume_index, nan=args.nan, overrides=dict(args.param),
+        volume_index=args.volume_index, nan=args.nan, overrides=dict(args.param), qc=args.qc,
     )
     return 0
 
