@@ -84,14 +84,31 @@ def block_average(volume: Volume, min_spacing_mm: float = AFFINE_MIN_SPACING_MM)
     return Volume.from_array(blocks.mean(axis=(1, 3, 5)), volume.affine @ scale)
 
 
-def affine_matrix(fixed: Volume, moving: Volume, *, seed: int = 0) -> np.ndarray:
+def affine_matrix(fixed: Volume, moving: Volume, *, seed: int = 0, cache: bool = True
+                  ) -> np.ndarray:
     """Affine fixed -> moving world matrix by SimpleITK (Mattes MI, 3 resolutions).
 
     Initialised by the centres of mass; returns RAS 4x4. Metric sampling is seeded by
-    ``seed`` (>= 0), so the result is the same run to run.
+    ``seed`` (>= 0), so the result is the same run to run. With ``cache`` the matrix is
+    read from and written to the on-disk cache (:mod:`breastlib.register.affine_cache`),
+    so the methods that register one pair fit it once.
     """
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
+    if not cache:
+        return _fit_affine(fixed, moving, seed=seed)
+    from breastlib.register.affine_cache import affine_cache_path, read_affine, write_affine
+
+    path = affine_cache_path(fixed, moving, seed=seed, block_mm=AFFINE_MIN_SPACING_MM)
+    matrix = read_affine(path)
+    if matrix is None:
+        matrix = _fit_affine(fixed, moving, seed=seed)
+        write_affine(path, matrix)
+    return matrix
+
+
+def _fit_affine(fixed: Volume, moving: Volume, *, seed: int) -> np.ndarray:
+    """:func:`affine_matrix` without the cache."""
     import SimpleITK as sitk
 
     fixed, moving = block_average(fixed), block_average(moving)
