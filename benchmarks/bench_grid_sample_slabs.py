@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from cold_cache import empty_cache
 from held_out import held_out_pairs
 
 import breastlib._sampling as sampling
@@ -46,10 +47,11 @@ def run(pair, profile: str, slabs: bool) -> dict:
     if not slabs:  # the helpers look it up at each call: one slab, one grid_sample call
         sampling.cpu_slabs = lambda tensor: 1
     try:
-        start = time.perf_counter()
-        result = register_pair(pair.fixed, pair.moving, method="mind", profile=profile,
-                               device="cpu")
-        wall = time.perf_counter() - start
+        with empty_cache():
+            start = time.perf_counter()
+            result = register_pair(pair.fixed, pair.moving, method="mind", profile=profile,
+                                   device="cpu")
+            wall = time.perf_counter() - start
     finally:
         sampling.cpu_slabs = original
     metrics = pair_metrics(result.displacement, pair)

@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from cold_cache import empty_cache
 from held_out import held_out_pairs, write_record
 
 from breastlib.evaluate.pair import pair_metrics
@@ -42,10 +43,11 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for task, seed, pair in held_out_pairs(args.tasks, args.seeds, Path(tmp)):
             for floor in args.floors:
-                start = time.perf_counter()
-                result = register_method(pair.fixed, pair.moving, method="mind",
-                                         profile="fast", device="cpu", mind_floor=floor)
-                seconds = time.perf_counter() - start
+                with empty_cache():
+                    start = time.perf_counter()
+                    result = register_method(pair.fixed, pair.moving, method="mind",
+                                             profile="fast", device="cpu", mind_floor=floor)
+                    seconds = time.perf_counter() - start
                 metrics = pair_metrics(result.displacement, pair, detail=True)
                 record = {"task": task, "seed": seed, "floor": floor,
                           "seconds": round(seconds, 1)}

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from cold_cache import empty_cache
 from held_out import held_out_pairs
 
 from breastlib.evaluate.pair import pair_metrics
@@ -47,9 +48,11 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for task, _, pair in held_out_pairs(args.tasks, [0], Path(tmp)):
             for profile in PROFILES:
-                start = time.perf_counter()
-                result = register_pair(pair.fixed, pair.moving, method="mind", profile=profile)
-                seconds = time.perf_counter() - start
+                with empty_cache():
+                    start = time.perf_counter()
+                    result = register_pair(pair.fixed, pair.moving, method="mind",
+                                           profile=profile)
+                    seconds = time.perf_counter() - start
                 metrics = pair_metrics(result.displacement, pair)
                 rows.append({"task": task, "profile": profile,
                              **{k: round(float(metrics[k]), 4) for k in KEYS},

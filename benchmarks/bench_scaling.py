@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cold_cache import empty_cache
+
 OUT = Path(__file__).parent / "results" / "scaling.json"
 
 # One registration in its own process: the peak memory is then this registration's.
@@ -88,10 +90,11 @@ def main(argv: list[str] | None = None) -> None:
             fixed.save(paths[0])
             moving.save(paths[1])
             for profile in args.profiles:
-                start = time.perf_counter()
-                out = subprocess.run([sys.executable, "-c", RUN, str(paths[0]), str(paths[1]),
-                                      profile, args.device], capture_output=True, text=True,
-                                     check=True)
+                with empty_cache() as env:
+                    start = time.perf_counter()
+                    out = subprocess.run([sys.executable, "-c", RUN, str(paths[0]),
+                                          str(paths[1]), profile, args.device],
+                                         capture_output=True, text=True, check=True, env=env)
                 row = {"size": name, "profile": profile,
                        "wall_s": round(time.perf_counter() - start, 2),
                        **json.loads(out.stdout.strip().splitlines()[-1])}

@@ -29,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from cold_cache import empty_cache
 from held_out import held_out_pair_files, write_record
 
 TASKS = ("longitudinal", "sequence", "modality", "lesion")
@@ -75,10 +76,11 @@ def main(argv: list[str] | None = None) -> None:
         for task in args.tasks:
             manifest, pair_id = held_out_pair_files(task, 0, Path(tmp), size="full")
             for spacing in args.spacings:
-                start = time.perf_counter()
-                done = subprocess.run(
-                    [sys.executable, __file__, "--child", str(manifest), pair_id, str(spacing)],
-                    capture_output=True, text=True, check=True)
+                with empty_cache() as env:
+                    start = time.perf_counter()
+                    done = subprocess.run(
+                        [sys.executable, __file__, "--child", str(manifest), pair_id,
+                         str(spacing)], capture_output=True, text=True, check=True, env=env)
                 row = {"task": task, "wall_s": round(time.perf_counter() - start, 1)}
                 rows.append(row | json.loads(done.stdout.splitlines()[-1]))
                 print(json.dumps(rows[-1]), flush=True)
