@@ -5,8 +5,8 @@ against the exact ground truth: the dense error in the breast (the primary metri
 landmark error, Dice, folding, the stage the guard kept and the seconds of the
 registration.
 
-Run by hand on a quiet machine (about 15 minutes on a 2-core CPU, because `paper` and
-`corrected` run 1000 Adam iterations)::
+Run by hand on a quiet machine (about 6 minutes on a 2-core CPU, most of it in `paper` and
+`corrected`, which run 1000 Adam iterations)::
 
     .venv/bin/python benchmarks/bench_profiles.py [--tasks longitudinal ...] [--out FILE]
 
