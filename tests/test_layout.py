@@ -13,8 +13,9 @@ PACKAGE = ROOT / "breastlib"
 
 #: Layers from the bottom up: a module may import from its own layer and those below.
 LAYERS: list[tuple[str, ...]] = [
-    ("breastlib._atomic", "breastlib._sampling", "breastlib.errors", "breastlib.device",
-     "breastlib.grid", "breastlib.volume", "breastlib.displacement", "breastlib.points",
+    ("breastlib._atomic", "breastlib._nifti", "breastlib._sampling", "breastlib.errors",
+     "breastlib.device", "breastlib.grid", "breastlib.volume", "breastlib.displacement",
+     "breastlib.points",
      "breastlib.intensity", "breastlib.smoothing", "breastlib.tissues", "breastlib.manifest",
      "breastlib.profiles", "breastlib.datasets", "breastlib.landmark_groups"),
     ("breastlib.phantom", "breastlib.encoders"),
