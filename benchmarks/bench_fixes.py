@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
+from cold_cache import empty_cache
 from held_out import held_out_pairs, write_record
 
 from breastlib.evaluate.pair import pair_metrics
@@ -62,14 +62,14 @@ def main(argv: list[str] | None = None) -> None:
         for task, seed, pair in held_out_pairs(args.tasks, args.seeds, Path(tmp)):
             for method in args.methods:
                 for variant in args.variants:
-                    # An empty feature cache for every run: the variants that feed the
-                    # encoder the same images would otherwise time a cache hit.
-                    os.environ["BREASTLIB_CACHE"] = tempfile.mkdtemp(dir=tmp)
-                    start = time.perf_counter()
-                    result = register_method(pair.fixed, pair.moving, method=method,
-                                             profile="fast", device="cpu",
-                                             weights="random", **VARIANTS[variant])
-                    seconds = time.perf_counter() - start
+                    # An empty cache for every run: the variants that feed the encoder the
+                    # same images would otherwise time a cache hit.
+                    with empty_cache():
+                        start = time.perf_counter()
+                        result = register_method(pair.fixed, pair.moving, method=method,
+                                                 profile="fast", device="cpu",
+                                                 weights="random", **VARIANTS[variant])
+                        seconds = time.perf_counter() - start
                     metrics = pair_metrics(result.displacement, pair, detail=True)
                     record = {"task": task, "seed": seed, "method": method,
                               "variant": variant, "stage_kept": result.stage,

@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> None:
                     out = subprocess.run([sys.executable, "-c", RUN, str(paths[0]),
                                           str(paths[1]), profile, args.device],
                                          capture_output=True, text=True, check=True, env=env)
-                row = {"size": name, "profile": profile,
-                       "wall_s": round(time.perf_counter() - start, 2),
+                    wall = time.perf_counter() - start
+                row = {"size": name, "profile": profile, "wall_s": round(wall, 2),
                        **json.loads(out.stdout.strip().splitlines()[-1])}
                 rows.append(row)
                 print(json.dumps(row), flush=True)

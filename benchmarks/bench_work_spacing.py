@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
                     done = subprocess.run(
                         [sys.executable, __file__, "--child", str(manifest), pair_id,
                          str(spacing)], capture_output=True, text=True, check=True, env=env)
-                row = {"task": task, "wall_s": round(time.perf_counter() - start, 1)}
+                    wall = time.perf_counter() - start
+                row = {"task": task, "wall_s": round(wall, 1)}
                 rows.append(row | json.loads(done.stdout.splitlines()[-1]))
                 print(json.dumps(rows[-1]), flush=True)
     write_record(args.out, "work_spacing", rows, argv, size="full", seed=0, method="mind",

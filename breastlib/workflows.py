@@ -199,11 +199,11 @@ def register_files(
         if result.stage and result.stage != "adam":
             notes.append(f"the guard kept the '{result.stage}' stage: later stages folded "
                          "or did not match the images better (see stage_checks)")
-        title = f"{result.method} / {result.profile}: {moving_path.name} -> " \
-                f"{fixed_path.name}"
         if qc:
             from breastlib.viz.qc import qc_figure, save_qc
 
+            title = f"{result.method} / {result.profile}: {moving_path.name} -> " \
+                    f"{fixed_path.name}"
             save_qc(stage / "qc.png", qc_figure(fixed.array, warped.array, jacobian,
                                                 fixed.spacing, title=title))
         for write in writes:
