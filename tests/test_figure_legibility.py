@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from breastlib.viz._plotly import JACOBIAN_UNITS, LETTER_BOX, slice_labels, wrap_label
-from breastlib.viz.qc import DIFFERENCE_UNITS, qc_figure
+from breastlib.viz.qc import DIFFERENCE_UNITS, qc_picture
 
 DIFF_UNITS = "|fixed - warped|: intensity, 0-255 scale of the normalised images"
 
@@ -125,14 +125,29 @@ def test_orthogonal_browser_colour_bars_and_axial_numbers(volumes, options):
     plt.close(fallback)
 
 
-def test_qc_figure_bars_have_units():
+def test_qc_picture_bars_have_units_and_the_colour_maps_ends():
     rng = np.random.default_rng(1)
     volume = rng.random((8, 8, 6))
-    figure = qc_figure(volume, volume, np.ones((8, 8, 6)), np.ones(3))
-    labels = [ax.get_xlabel().replace("\n", " ") for ax in figure.axes
-              if ax.get_label() == "<colorbar>"]
-    assert labels == [DIFFERENCE_UNITS, JACOBIAN_UNITS]
-    assert all(len(ax.texts) == 4 for ax in figure.axes[:15])  # letters on every panel
+    picture = qc_picture(volume, volume, np.ones((8, 8, 6)), np.ones(3))
+    assert [label for _, label in picture.colour_bars.values()] == [DIFFERENCE_UNITS,
+                                                                   JACOBIAN_UNITS]
+    drawn = " ".join(text for text, _ in picture.texts)
+    for label in (DIFFERENCE_UNITS, JACOBIAN_UNITS):
+        assert " ".join(label.split()) in " ".join(drawn.split())  # wrapped, all there
+    pixels = np.asarray(picture.image)
+    (left, top, right, bottom), _ = picture.colour_bars["fixed - warped"]
+    middle = (top + bottom) // 2
+    # RdBu reversed: blue at -0.5 (left), red at +0.5 (right).
+    assert tuple(pixels[middle, left]) == (5, 48, 97)
+    assert tuple(pixels[middle, right - 1]) == (103, 0, 31)
+    assert len(picture.panels) == 15
+    # Identical images: the difference panels are the colour map's centre, near white,
+    # and the Jacobian panels (all 1) the PiYG centre.
+    for (view, name), (x0, y0, x1, y1) in picture.panels.items():
+        if name in ("fixed - warped", "Jacobian det."):
+            inner = pixels[y0 + (y1 - y0) // 4:y1 - (y1 - y0) // 4,
+                           x0 + (x1 - x0) // 4:x1 - (x1 - x0) // 4]  # the letters: outside
+            assert np.all(inner >= 240), (view, name)
 
 
 def test_rank_heatmap_is_legible():

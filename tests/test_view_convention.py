@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 
 from breastlib.viz import panels
 from breastlib.viz._plotly import ORIENTATION
-from breastlib.viz.qc import qc_figure
+from breastlib.viz.qc import COLUMNS, qc_picture
 from breastlib.viz.slices import NORMAL_AXIS, VIEWS, orthogonal_slice
 
 SHAPE = (12, 10, 8)
@@ -88,12 +88,34 @@ def test_panels(octant, view):
     plt.close(figure)
 
 
-def test_qc_figure(octant):
-    figure = qc_figure(octant, octant, np.ones(SHAPE), np.array(SPACING))
-    for row, view in enumerate(VIEWS):  # rows: axial, coronal, sagittal; column 0: fixed
-        ax = figure.axes[5 * row]
-        assert ax.get_ylabel().startswith(view)
-        assert_top_left(screen_of(ax), view, bright=0.99, dark=0.01)
+def test_qc_picture(octant):
+    """Every panel of the Pillow-drawn QC picture, cut out of the PNG's pixels, shows the
+    octant at the top left, with its four orientation letters at the matching edges."""
+    picture = qc_picture(octant, octant, np.full(SHAPE, 2.0), np.array(SPACING))
+    pixels = np.asarray(picture.image, dtype=float)
+    for view in VIEWS:
+        for name in ("fixed", "warped moving", "checkerboard"):
+            left, top, right, bottom = picture.panels[(view, name)]
+            screen = pixels[top:bottom, left:right] / 255
+            # Grey panels: the octant is white (1), the floor 0.2 of the window after
+            # normalising (0 here: the floor is the image's low percentile).
+            inner = screen[3:-3, 3:-3]  # the letters sit near the edges, not in quadrants
+            rows, cols = inner.shape[:2]
+            assert inner[: rows // 4, : cols // 4].min() >= 0.99, (view, name)
+            assert inner[-rows // 4:, -cols // 4:].max() <= 0.01, (view, name)
+        left, top, right, bottom = picture.panels[(view, "fixed")]
+        across, up = (SHAPE[a] * SPACING[a] for a in range(3) if a != NORMAL_AXIS[view])
+        assert (right - left) / (bottom - top) == pytest.approx(across / up, rel=0.1)
+    # One set of letters per panel: the last drawn are the Jacobian panel's of the last
+    # view; check the placement of each view's first panel through the texts' order.
+    texts = [t for t in picture.texts if t[0] in set("RLAPSI")]
+    assert len(texts) == 4 * len(VIEWS) * len(COLUMNS)
+    for number, view in enumerate(VIEWS):
+        left, top, right, bottom = picture.panels[(view, "fixed")]
+        placed = dict(texts[4 * len(COLUMNS) * number: 4 * len(COLUMNS) * number + 4])
+        west, east, north, south = EXPECTED_LETTERS[view]
+        assert left < placed[west][0] < (left + right) / 2 < placed[east][0] < right
+        assert top < placed[north][1] < (top + bottom) / 2 < placed[south][1] < bottom
 
 
 @pytest.mark.parametrize("view", VIEWS)

@@ -49,7 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    "grid, e.g. a phantom's gt_displacement.nii.gz): adds the dense field "
                    "error to summary.json")
     p.add_argument("--no-qc", dest="qc", action="store_false",
-                   help="do not draw qc.png (saves about a second per pair)")
+                   help="do not draw qc.png (saves about 0.1 s per pair)")
     add_volume_options(p)
     p.set_defaults(func=run)
 
