@@ -14,6 +14,7 @@ Run by hand on a quiet machine (about 40 minutes on a 2-core CPU, nearly all of 
 images' own voxels)::
 
     .venv/bin/python benchmarks/bench_work_spacing.py [--tasks ...] [--spacings 2.5 0]
+    .venv/bin/python benchmarks/bench_work_spacing.py --spacings 1.5 2.0 --append
 
 Writes ``benchmarks/results/work_spacing.json``, which the performance appendix shows.
 """
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spacings", nargs="+", type=float, default=[2.5, 0.0],
                         help="working spacings (mm) to compare; 0 = the image's own voxels")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--append", action="store_true",
+                        help="keep the rows already in --out and add these")
     parser.add_argument("--child", nargs=3, metavar=("MANIFEST", "PAIR", "SPACING"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -71,7 +74,12 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(child(manifest, pair_id, float(spacing))))
         return
 
-    rows = []
+    rows, commands = [], []
+    if args.append and args.out.is_file():
+        earlier = json.loads(args.out.read_text())
+        rows, commands = earlier["rows"], earlier.get("commands", [earlier["command"]])
+    commands.append("python benchmarks/bench_work_spacing.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]))
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks:
             manifest, pair_id = held_out_pair_files(task, 0, Path(tmp), size="full")
@@ -85,8 +93,11 @@ def main(argv: list[str] | None = None) -> None:
                 row = {"task": task, "wall_s": round(wall, 1)}
                 rows.append(row | json.loads(done.stdout.splitlines()[-1]))
                 print(json.dumps(rows[-1]), flush=True)
+    # Task by task, coarsest blocks first and the images' own voxels last.
+    rows.sort(key=lambda row: (TASKS.index(row["task"]), row["work_spacing"] == 0,
+                               -row["work_spacing"]))
     write_record(args.out, "work_spacing", rows, argv, size="full", seed=0, method="mind",
-                 profile="fast")
+                 profile="fast", commands=commands)
 
 
 if __name__ == "__main__":

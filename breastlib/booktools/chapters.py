@@ -1078,7 +1078,9 @@ def work_spacing_table(rows: pd.DataFrame) -> pd.DataFrame:
     registration's seconds and the process's peak memory (GB)."""
     def grid(row: pd.Series) -> str:
         size = " x ".join(f"{v:.2f}" for v in row["work_spacing_mm"])
-        return f"{'own voxels' if row['work_spacing'] == 0 else 'blocks'}, {size} mm"
+        if row["work_spacing"] == 0:
+            return f"own voxels, {size} mm"
+        return f"work_spacing={row['work_spacing']:g}: {size} mm"
 
     table = pd.DataFrame({
         "task": rows["task"], "registered on": rows.apply(grid, axis=1),
