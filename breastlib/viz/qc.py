@@ -166,10 +166,24 @@ def qc_picture(
                    for line in textwrap.wrap(text, characters)]
     title_height = 20 * len(title_lines)
     top = _GAP + title_height + _GAP + 20
-    row_tops, y = {}, top
+    # Each row's label, turned to read upwards; a row is at least as tall as its label
+    # (flat images: the panel is centred in it).
+    strips = {}
     for view in VIEWS:
-        row_tops[view] = y
-        y += sizes[view][1] + _GAP
+        axis = NORMAL_AXIS[view]
+        label = f"{view}\n({centre[axis] + 1} of {fixed.shape[axis]})"
+        strip = Image.new("RGB", (max(round(probe.textlength(line, font=label_font))
+                                      for line in label.split("\n")) + 6,
+                                  _LABEL_WIDTH - 4), "white")
+        ImageDraw.Draw(strip).multiline_text(
+            (strip.width / 2, strip.height / 2), label, font=label_font, anchor="mm",
+            align="center", fill="black", spacing=2)
+        strips[view] = label, strip.rotate(90, expand=True)
+    panel_tops, y = {}, top
+    for view in VIEWS:
+        row_height = max(sizes[view][1], strips[view][1].height + 4)
+        panel_tops[view] = y + (row_height - sizes[view][1]) // 2
+        y += row_height + _GAP
     bar_top = y + 4
     height = bar_top + _BAR_HEIGHT + 18 + 2 * 15 + _GAP
 
@@ -190,16 +204,8 @@ def qc_picture(
     tables = {name: colour_table(cmap) for name, cmap, _, _ in COLUMNS}
     for view in VIEWS:
         panel_w, panel_h = sizes[view]
-        row_top = row_tops[view]
-        axis = NORMAL_AXIS[view]
-        label = f"{view}\n({centre[axis] + 1} of {fixed.shape[axis]})"
-        strip = Image.new("RGB", (max(round(draw.textlength(line, font=label_font))
-                                      for line in label.split("\n")) + 6,
-                                  _LABEL_WIDTH - 4), "white")
-        ImageDraw.Draw(strip).multiline_text(
-            (strip.width / 2, strip.height / 2), label, font=label_font, anchor="mm",
-            align="center", fill="black", spacing=2)
-        strip = strip.rotate(90, expand=True)
+        row_top = panel_tops[view]
+        label, strip = strips[view]
         image.paste(strip, (2, round(row_top + panel_h / 2 - strip.height / 2)))
         picture.texts.append((label, (2 + strip.width // 2, round(row_top + panel_h / 2))))
         for left, (name, _cmap, (vmin, vmax), _units), values in zip(
