@@ -121,22 +121,38 @@ def grid_gradient_slabs(weights: torch.Tensor, volume: torch.Tensor, grid: torch
 
 
 def pull_back(volume: torch.Tensor, displacement: torch.Tensor, *,
-              scale: torch.Tensor | None = None, padding: str = "border") -> torch.Tensor:
+              scale: torch.Tensor | None = None, padding: str = "border",
+              chunk_voxels: int = _CHUNK_VOXELS) -> torch.Tensor:
     """Sample a ``(1, C, x, y, z)`` volume at ``x + displacement(x)`` (trilinear).
 
     ``displacement`` is ``(1, 3, x, y, z)`` in voxels of the same grid; ``scale``
     (``(3,)``) multiplies it before sampling (see :func:`breastlib.smoothing.warp_scale`);
     ``padding`` is ``grid_sample``'s (``"border"`` or ``"zeros"``). The convex step's
-    composition and the stage guard's warps both sample this way.
+    composition and the stage guard's warps both sample this way. The sampling
+    coordinates are made ``chunk_voxels`` output voxels at a time (whole planes along the
+    first axis): a full-size field's coordinates would take three times the field's
+    memory at once. Each output voxel is computed the same way whatever the chunks.
     """
     shape = tuple(volume.shape[2:])
-    axes = [torch.arange(s, device=volume.device, dtype=volume.dtype) for s in shape]
-    identity = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
-    step = displacement[0].permute(1, 2, 3, 0)
-    if scale is not None:
-        step = step * scale.to(step)
-    grid = normalise_index(identity + step, shape)[None]
-    return grid_sample_slabs(volume, grid, padding=padding)
+    rows = max(1, chunk_voxels // max(shape[1] * shape[2], 1))
+    out = None
+    for start in range(0, shape[0], rows):
+        stop = min(start + rows, shape[0])
+        axes = [torch.arange(start, stop, device=volume.device, dtype=volume.dtype),
+                *(torch.arange(s, device=volume.device, dtype=volume.dtype)
+                  for s in shape[1:])]
+        identity = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+        step = displacement[0, :, start:stop].permute(1, 2, 3, 0)
+        if scale is not None:
+            step = step * scale.to(step)
+        grid = normalise_index(identity + step, shape)[None]
+        sampled = grid_sample_slabs(volume, grid, padding=padding)
+        if stop - start == shape[0]:
+            return sampled
+        if out is None:
+            out = sampled.new_empty((1, volume.shape[1], *shape))
+        out[:, :, start:stop] = sampled
+    return out
 
 
 def sample_volume(

@@ -39,4 +39,8 @@ def normalise_intensity(
         low, high = (float(v) for v in np.percentile(data, percentiles))
     if high <= low:
         return np.zeros_like(data)
-    return np.clip((data - low) / (high - low), 0.0, 1.0).astype(np.float32)
+    # In place on one new array: the same values as np.clip((data - low) / (high - low),
+    # 0, 1), without three full-size temporaries.
+    scaled = np.subtract(data, low)
+    scaled /= high - low
+    return np.clip(scaled, 0.0, 1.0, out=scaled)

@@ -206,6 +206,7 @@ def register_pair(
         raise InputError("after initial alignment the moving image does not overlap the fixed")
     fixed_norm = normalise_intensity(fixed.array)
     moving_norm = normalise_intensity(moving_on_fixed)
+    del moving_on_fixed  # full-size arrays are let go as soon as they are used up
     t_init = time.perf_counter()
     fixed_input, moving_input = fixed_norm, moving_norm
     if params.background == "mask":
@@ -238,6 +239,7 @@ def register_pair(
         factor = _feature_factor(method, fixed_feat, moving_feat, params)
         fixed_pooled, moving_pooled = pooled(fixed_feat), pooled(moving_feat)
         del fixed_feat, moving_feat
+    del fixed_input, moving_input
     convex_pair, adam_pair = ([f.mul_(factor), m.mul_(factor)]
                               for f, m in zip(fixed_pooled, moving_pooled, strict=True))
     t_features = time.perf_counter()
@@ -276,6 +278,7 @@ def register_pair(
         *adam_pair, initial, pooled=True, iterations=params.iterations,
         progress=(lambda i: bar.update(1)) if bar is not None else None, **adam_settings,
     )
+    del initial, adam_pair, adam_settings
     if bar is not None:
         bar.close()
     t_opt = time.perf_counter()
@@ -362,8 +365,8 @@ def _guard(
     unaligned = None
     if not np.allclose(matrix, np.eye(4)):
         index_map = np.linalg.inv(moving.affine) @ fixed.affine
-        raw = sample_volume(moving.array, index_map, fixed.shape, device=str(dev))
-        unaligned = torch.as_tensor(normalise_intensity(raw), device=dev)
+        unaligned = torch.as_tensor(normalise_intensity(
+            sample_volume(moving.array, index_map, fixed.shape, device=str(dev))), device=dev)
     with torch.no_grad():
         checks = check_stages(
             torch.as_tensor(fixed_norm, device=dev), torch.as_tensor(moving_norm, device=dev),
