@@ -242,6 +242,7 @@ def register_pair(
     del fixed_input, moving_input
     convex_pair, adam_pair = ([f.mul_(factor), m.mul_(factor)]
                               for f, m in zip(fixed_pooled, moving_pooled, strict=True))
+    del fixed_pooled, moving_pooled  # each pair is let go with its stage
     t_features = time.perf_counter()
 
     bar = None
