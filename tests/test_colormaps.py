@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from breastlib.viz.colormaps import LUT_SIZE, apply_colour_table, colour_table
-from breastlib.viz.qc import _checkerboard_slice, checkerboard
+from breastlib.viz.qc import checkerboard
 
 
 @pytest.mark.parametrize("name", ["gray", "RdBu", "RdBu_r", "PiYG", "PiYG_r"])
@@ -35,10 +35,14 @@ def test_unknown_map_is_named():
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
-def test_checkerboard_slice_is_the_volume_checkerboards_slice(axis):
+def test_checkerboard_of_a_slab_continues_the_volumes(axis):
     rng = np.random.default_rng(0)
     a, b = rng.random((19, 23, 17)), rng.random((19, 23, 17))
     whole = checkerboard(a, b)
+    parity = (np.indices(a.shape) // 8).sum(axis=0) % 2
+    np.testing.assert_array_equal(whole, np.where(parity == 0, a, b))
     for index in (0, 7, 8, 16):
-        np.testing.assert_array_equal(_checkerboard_slice(a, b, axis, index),
-                                      np.take(whole, [index], axis=axis))
+        origin = tuple(index if k == axis else 0 for k in range(3))
+        slab = checkerboard(np.take(a, [index], axis=axis), np.take(b, [index], axis=axis),
+                            origin=origin)
+        np.testing.assert_array_equal(slab, np.take(whole, [index], axis=axis))

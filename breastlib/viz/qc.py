@@ -13,6 +13,7 @@ a small pair's whole ``breastlib register``; this takes a tenth of that.
 
 from __future__ import annotations
 
+import functools
 import os
 import textwrap
 from dataclasses import dataclass, field
@@ -23,7 +24,13 @@ import numpy as np
 
 from breastlib._atomic import atomic_path
 from breastlib.intensity import normalise_intensity
-from breastlib.viz._plotly import JACOBIAN_UNITS, LETTER_COLOUR, LETTER_HALO, ORIENTATION
+from breastlib.viz._plotly import (
+    JACOBIAN_UNITS,
+    LETTER_COLOUR,
+    LETTER_HALO,
+    ORIENTATION,
+    wrap_label,
+)
 from breastlib.viz.colormaps import apply_colour_table, colour_table
 from breastlib.viz.slices import NORMAL_AXIS, VIEWS, orthogonal_slice
 
@@ -52,21 +59,14 @@ _LABEL_WIDTH = 38  # the left margin holding each row's rotated two-line label
 _BAR_HEIGHT = 12
 
 
-def checkerboard(a: np.ndarray, b: np.ndarray, *, tile: int = 8) -> np.ndarray:
-    """Interleave two same-shape volumes in ``tile``-voxel 3-D blocks."""
-    block_index = np.indices(a.shape) // tile
-    return np.where(block_index.sum(axis=0) % 2 == 0, a, b)
-
-
-def _checkerboard_slice(a: np.ndarray, b: np.ndarray, axis: int, index: int,
-                        tile: int = 8) -> np.ndarray:
-    """``checkerboard(a, b)`` at ``index`` along ``axis``, as a one-voxel-thick slab,
-    without building the whole volume's block indices."""
-    slab_a, slab_b = np.take(a, [index], axis=axis), np.take(b, [index], axis=axis)
-    # Block number along each axis, broadcast; along the slab's own axis its voxel is index.
-    blocks = sum((np.arange(n) + (index if k == axis else 0)).reshape(
-        [-1 if j == k else 1 for j in range(3)]) // tile for k, n in enumerate(slab_a.shape))
-    return np.where(blocks % 2 == 0, slab_a, slab_b)
+def checkerboard(a: np.ndarray, b: np.ndarray, *, tile: int = 8,
+                 origin: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+    """Interleave two same-shape volumes in ``tile``-voxel 3-D blocks; ``origin`` is the
+    voxel index of their first voxel in a larger volume whose blocks they continue (a
+    slab cut out of it gets that volume's pattern)."""
+    blocks = sum((np.arange(n) + o).reshape([-1 if j == k else 1 for j in range(a.ndim)])
+                 // tile for k, (n, o) in enumerate(zip(a.shape, origin, strict=True)))
+    return np.where(blocks % 2 == 0, a, b)
 
 
 @dataclass
@@ -93,6 +93,7 @@ class QCPicture:
         default_factory=dict)
 
 
+@functools.lru_cache(maxsize=8)
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """Pillow's built-in scalable font at ``size`` pixels (its bitmap font without
     FreeType)."""
@@ -148,7 +149,10 @@ def qc_picture(
         axis, index = NORMAL_AXIS[view], centre[NORMAL_AXIS[view]]
         fixed_slice, extent = orthogonal_slice(f, spacing, view, index)
         warped_slice = orthogonal_slice(w, spacing, view, index)[0]
-        checker = orthogonal_slice(_checkerboard_slice(f, w, axis, index), spacing, view, 0)[0]
+        origin = tuple(index if k == axis else 0 for k in range(3))
+        checker = checkerboard(np.take(f, [index], axis=axis), np.take(w, [index], axis=axis),
+                               origin=origin)
+        checker = orthogonal_slice(checker, spacing, view, 0)[0]
         slices[view] = [fixed_slice, warped_slice, checker, fixed_slice - warped_slice,
                         orthogonal_slice(jacobian, spacing, view, index)[0]]
         sizes_mm[view] = (extent[1], extent[3])
@@ -243,10 +247,9 @@ def qc_picture(
                          (vmax, bar[2])):
             draw.line((x, bar[3], x, bar[3] + 3), fill="black")
             text((x, bar[3] + 11), f"{value:g}", small_font, fill="black")
-        for number, line in enumerate(textwrap.wrap(units.replace(" = ", "\u00a0=\u00a0"),
-                                                    36)):
-            text((left + column_width / 2, bar[3] + 27 + 15 * number),
-                 line.replace("\u00a0", " "), small_font, fill="black")
+        for number, line in enumerate(wrap_label(units, 36).split("\n")):
+            text((left + column_width / 2, bar[3] + 27 + 15 * number), line, small_font,
+                 fill="black")
         picture.colour_bars[name] = (bar, units)
     return picture
 
