@@ -153,11 +153,38 @@ def apply_axis_matrices(
     return out @ mz.T
 
 
-def pad_to_multiple(tensor: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Replicate-pad the spatial axes of ``(B, C, X, Y, Z)`` up to a multiple of ``multiple``."""
+#: A pooling factor: one for every axis, or one per spatial axis ``(fx, fy, fz)``.
+Factor = int | tuple[int, int, int]
+
+
+def as_factors(factor: Factor) -> tuple[int, int, int]:
+    """A pooling factor as one integer per spatial axis (each at least 1)."""
+    factors = (factor,) * 3 if isinstance(factor, int) else tuple(int(f) for f in factor)
+    if len(factors) != 3 or min(factors) < 1:
+        raise ValueError(f"a pooling factor is an int >= 1 or three of them, got {factor!r}")
+    return factors  # type: ignore[return-value]
+
+
+def scale_components(field: torch.Tensor, factor: Factor, *, divide: bool = False
+                     ) -> torch.Tensor:
+    """A ``(B, 3, x, y, z)`` displacement with component k times (or over) the factor
+    along axis k: coarse voxels to fine ones, or back. One factor for all axes is the
+    plain product or quotient."""
+    if isinstance(factor, int) or len(set(factor)) == 1:
+        f = factor if isinstance(factor, int) else factor[0]
+        return field / f if divide else field * f
+    values = torch.tensor(as_factors(factor), dtype=field.dtype, device=field.device)
+    values = values.view(1, 3, 1, 1, 1)
+    return field / values if divide else field * values
+
+
+def pad_to_multiple(tensor: torch.Tensor, multiple: Factor) -> torch.Tensor:
+    """Replicate-pad the spatial axes of ``(B, C, X, Y, Z)`` up to a multiple of ``multiple``
+    (one for all axes, or one per axis)."""
     pad = []
-    for size in reversed(tensor.shape[2:]):
-        pad += [0, (-size) % multiple]
+    for size, factor in zip(reversed(tensor.shape[2:]), reversed(as_factors(multiple)),
+                            strict=True):
+        pad += [0, (-size) % factor]
     if not any(pad):
         return tensor
     return F.pad(tensor, pad, mode="replicate")
@@ -168,8 +195,8 @@ def pad_to_multiple(tensor: torch.Tensor, multiple: int) -> torch.Tensor:
 _DOWNSAMPLE_SLAB_ELEMENTS = 32_000_000
 
 
-def downsample(tensor: torch.Tensor, factor: int, *, floor: bool = False) -> torch.Tensor:
-    """Average-pool ``(B, C, X, Y, Z)`` by ``factor``.
+def downsample(tensor: torch.Tensor, factor: Factor, *, floor: bool = False) -> torch.Tensor:
+    """Average-pool ``(B, C, X, Y, Z)`` by ``factor`` (one for all axes, or ``(fx, fy, fz)``).
 
     By default the tensor is first padded (replicate) to a multiple of ``factor``, so every
     voxel lies in a cell; ``floor=True`` drops the trailing voxels instead
@@ -177,18 +204,20 @@ def downsample(tensor: torch.Tensor, factor: int, *, floor: bool = False) -> tor
     tensor is padded and pooled in slabs of whole cells along ``X`` (each cell averaged
     as in one pass, to the bit), so that no padded copy of all of it is made.
     """
-    if factor == 1:
+    factors = as_factors(factor)
+    if factors == (1, 1, 1):
         return tensor
     if floor:
-        return F.avg_pool3d(tensor, kernel_size=factor, stride=factor)
+        return F.avg_pool3d(tensor, kernel_size=factors, stride=factors)
     plane = tensor[:, :, :1].numel()
-    rows = max(1, _DOWNSAMPLE_SLAB_ELEMENTS // max(plane * factor, 1)) * factor
-    padded = any(size % factor for size in tensor.shape[2:])
+    rows = max(1, _DOWNSAMPLE_SLAB_ELEMENTS // max(plane * factors[0], 1)) * factors[0]
+    padded = any(size % f for size, f in zip(tensor.shape[2:], factors, strict=True))
     if not padded or rows >= tensor.shape[2]:
-        return F.avg_pool3d(pad_to_multiple(tensor, factor), kernel_size=factor, stride=factor)
+        return F.avg_pool3d(pad_to_multiple(tensor, factors), kernel_size=factors,
+                            stride=factors)
     return torch.cat([
-        F.avg_pool3d(pad_to_multiple(tensor[:, :, start:start + rows], factor),
-                     kernel_size=factor, stride=factor)
+        F.avg_pool3d(pad_to_multiple(tensor[:, :, start:start + rows], factors),
+                     kernel_size=factors, stride=factors)
         for start in range(0, tensor.shape[2], rows)], dim=2)
 
 
@@ -250,7 +279,7 @@ def upsample_blocks(
 
 
 def upsample_field(
-    coarse: torch.Tensor, factor: int, shape: tuple[int, int, int]
+    coarse: torch.Tensor, factor: Factor, shape: tuple[int, int, int]
 ) -> torch.Tensor:
     """Upsample a coarse displacement (coarse voxel units) to fine voxel units.
 
@@ -262,10 +291,12 @@ def upsample_field(
     coarse
         ``(B, 3, x, y, z)`` displacement in coarse voxels.
     factor
-        The pooling factor used to make the coarse grid.
+        The pooling factor used to make the coarse grid (one for all axes, or
+        ``(fx, fy, fz)``).
     shape
         ``(X, Y, Z)`` of the fine grid (before padding).
     """
-    if factor == 1:
+    factors = as_factors(factor)
+    if factors == (1, 1, 1):
         return coarse[:, :, : shape[0], : shape[1], : shape[2]]
-    return upsample_blocks(coarse, (factor, factor, factor), shape)
+    return upsample_blocks(coarse, factors, shape)

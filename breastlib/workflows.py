@@ -228,6 +228,9 @@ def register_files(
             # The voxel size ConvexAdam ran at (the profile's work_spacing); null for the
             # classical baselines.
             "work_spacing_mm": [round(v, 4) for v in result.work_spacing_mm] or None,
+            # Working voxels per cell of the convex and Adam grids (the profile's grids,
+            # or its cell sizes in mm); null for the classical baselines.
+            "pooling_factors": {k: list(v) for k, v in result.pooling_factors.items()} or None,
             "notes": notes,
             "metrics": {k: (None if np.isnan(v) else round(float(v), 5))
                         for k, v in metrics.items()},

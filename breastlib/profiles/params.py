@@ -10,6 +10,7 @@ switch changes and why.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -32,6 +33,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "adam_cost": ("mean", "sum"),
     "grid": ("consistent", "released"),
 }
+
+
+#: Fewest cells along an axis that ``convex_cell_mm`` or ``adam_cell_mm`` may leave.
+MIN_CELLS = 8
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,14 @@ class ConvexAdamParams:
     convex_grid, half_width
         Pooling factor of the convex step's coarse grid (voxels) and its search
         half-width (coarse voxels).
+    convex_cell_mm, adam_cell_mm
+        Least size (mm) of a cell of the convex and the Adam grid along each axis: on
+        voxels finer than these sizes over ``convex_grid`` and ``adam_grid``, the pooling
+        factor of an axis grows to ``floor(cell_mm / spacing)`` (:meth:`pooling_factors`),
+        so that the search reach, the smoothing and the regulariser span about as many
+        millimetres as on the coarser voxels they were tuned on, and the stages cost
+        about as much. 0: the factors are ``convex_grid`` and ``adam_grid`` on every
+        grid.
     coupling
         Weights of the coupling rounds.
     inverse_iterations
@@ -70,7 +83,8 @@ class ConvexAdamParams:
     cost_smooth
         Passes of a 3^3 box filter over each cost map.
     adam_grid, iterations, learning_rate, regularisation
-        Adam's resolution divisor, iterations, step size and diffusion weight.
+        Adam's resolution divisor, iterations, step size and diffusion weight (the
+        guard's judge works on the grid of ``adam_grid`` whatever ``adam_cell_mm``).
     smooth_kernel, smooth_passes
         Box filter applied to the field in every Adam iteration.
     guard
@@ -145,11 +159,13 @@ class ConvexAdamParams:
     mind_floor: float = 0.0
     feature_scale: float = 1.0
     convex_grid: int = 6
+    convex_cell_mm: float = 0.0
     half_width: int = 4
     coupling: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
     inverse_iterations: int = 15
     cost_smooth: int = 1
     adam_grid: int = 2
+    adam_cell_mm: float = 0.0
     iterations: int = 1000
     learning_rate: float = 3.0
     regularisation: float = 2.0
@@ -181,12 +197,43 @@ class ConvexAdamParams:
             if value not in allowed:
                 raise BreastlibError(
                     f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
-        spacing = self.work_spacing
-        if isinstance(spacing, bool) or not isinstance(spacing, int | float) or not (
-                math.isfinite(spacing) and spacing >= 0):
-            raise BreastlibError(
-                f"work_spacing={spacing!r} must be a voxel size in mm >= 0 (0: each image's "
-                "own voxels)")
+        for name in ("work_spacing", "convex_cell_mm", "adam_cell_mm"):
+            size = getattr(self, name)
+            if isinstance(size, bool) or not isinstance(size, int | float) or not (
+                    math.isfinite(size) and size >= 0):
+                what = ("a voxel size in mm >= 0 (0: each image's own voxels)"
+                        if name == "work_spacing" else "a cell size in mm >= 0 (0: off)")
+                raise BreastlibError(f"{name}={size!r} must be {what}")
+
+    def pooling_factors(self, spacing: Sequence[float], shape: Sequence[int]
+                        ) -> dict[str, tuple[int, int, int]]:
+        """The pooling factors of the convex and the Adam grid on a working grid.
+
+        Along each axis, ``grid`` (``convex_grid`` or ``adam_grid``) or, where the voxels
+        are finer, ``floor(cell_mm / spacing)`` (``convex_cell_mm``, ``adam_cell_mm``),
+        whichever is larger; a cell size never makes an axis fewer than
+        :data:`MIN_CELLS` cells long.
+
+        Parameters
+        ----------
+        spacing
+            ``(3,)`` voxel size (mm) of the grid the stages run on.
+        shape
+            ``(3,)`` voxels of that grid.
+
+        Returns
+        -------
+        dict
+            ``{"convex": (fx, fy, fz), "adam": (fx, fy, fz)}``.
+        """
+        def factors(grid: int, cell_mm: float) -> tuple[int, int, int]:
+            if cell_mm <= 0:
+                return (grid, grid, grid)
+            return tuple(max(grid, min(math.floor(cell_mm / float(s) + 1e-9), n // MIN_CELLS))
+                         for s, n in zip(spacing, shape, strict=True))  # type: ignore[return-value]
+
+        return {"convex": factors(self.convex_grid, self.convex_cell_mm),
+                "adam": factors(self.adam_grid, self.adam_cell_mm)}
 
     def to_dict(self) -> dict[str, Any]:
         """Every parameter by name (``coupling`` as a list), as summary.json records it."""

@@ -27,11 +27,14 @@ import torch
 
 from breastlib._sampling import grid_gradient_slabs, grid_sample_slabs
 from breastlib.smoothing import (
+    Factor,
     apply_axis_matrices,
+    as_factors,
     box_matrices,
     box_smooth,
     downsample,
     resize_field,
+    scale_components,
     upsample_field,
     warp_scale,
 )
@@ -45,21 +48,22 @@ def diffusion_penalty(field: torch.Tensor) -> torch.Tensor:
     return (dx**2).mean() + (dy**2).mean() + (dz**2).mean()
 
 
-def _coarse_start(initial: torch.Tensor, grid_spacing: int, grid: str) -> torch.Tensor:
+def _coarse_start(initial: torch.Tensor, grid_spacing: Factor, grid: str) -> torch.Tensor:
     """A fine ``(1, 3, X, Y, Z)`` voxel field as a coarse field in coarse voxels: averaged
     over whole cells, or (``grid="released"``) resized to ``n // g`` cells."""
     if grid == "released":
-        shape = tuple(s // grid_spacing for s in initial.shape[2:])
-        return resize_field(initial, shape) / grid_spacing
-    return downsample(initial, grid_spacing) / grid_spacing
+        shape = tuple(s // g for s, g in zip(initial.shape[2:], as_factors(grid_spacing),
+                                             strict=True))
+        return scale_components(resize_field(initial, shape), grid_spacing, divide=True)
+    return scale_components(downsample(initial, grid_spacing), grid_spacing, divide=True)
 
 
-def _smoothed_fine(coarse: torch.Tensor, grid_spacing: int, shape: tuple[int, ...],
+def _smoothed_fine(coarse: torch.Tensor, grid_spacing: Factor, shape: tuple[int, ...],
                    kernel: int, passes: int, padding: str, grid: str) -> torch.Tensor:
     """Smooth a coarse field as every iteration does and bring it back to fine voxels."""
     smoothed = box_smooth(coarse, kernel=kernel, passes=passes, padding=padding)
     if grid == "released":
-        return resize_field(smoothed * grid_spacing, shape)
+        return resize_field(scale_components(smoothed, grid_spacing), shape)
     return upsample_field(smoothed, grid_spacing, shape)
 
 
@@ -118,7 +122,7 @@ def _add_diffusion_gradient(gradient: torch.Tensor, field: torch.Tensor,
 
 
 def convex_start(
-    initial: torch.Tensor, *, grid_spacing: int = 2, smooth_kernel: int = 7,
+    initial: torch.Tensor, *, grid_spacing: Factor = 2, smooth_kernel: int = 7,
     smooth_passes: int = 5, padding: str = "replicate", grid: str = "consistent",
 ) -> torch.Tensor:
     """The field Adam starts from, at full resolution: ``adam_step`` with no iterations.
@@ -173,7 +177,7 @@ def adam_step(
     moving: torch.Tensor,
     initial: torch.Tensor,
     *,
-    grid_spacing: int = 2,
+    grid_spacing: Factor = 2,
     iterations: int = 1000,
     learning_rate: float = 3.0,
     regularisation: float = 2.0,
@@ -195,7 +199,9 @@ def adam_step(
     initial
         ``(1, 3, X, Y, Z)`` starting displacement in fixed voxels (the convex result).
     grid_spacing
-        The field and features are optimised at 1/``grid_spacing`` resolution.
+        The field and features are optimised at 1/``grid_spacing`` resolution (one
+        factor for all axes, or ``(fx, fy, fz)``: the field is then in coarse voxels of
+        each axis).
     iterations, learning_rate
         Adam iterations and step size (coarse voxels per step, early on).
     regularisation

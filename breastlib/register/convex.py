@@ -17,7 +17,15 @@ import torch
 import torch.nn.functional as F
 
 from breastlib._sampling import pull_back
-from breastlib.smoothing import box_smooth, downsample, resize_field, upsample_field, warp_scale
+from breastlib.smoothing import (
+    Factor,
+    box_smooth,
+    downsample,
+    resize_field,
+    scale_components,
+    upsample_field,
+    warp_scale,
+)
 
 
 def search_offsets(half_width: int, *, device: torch.device) -> torch.Tensor:
@@ -188,7 +196,7 @@ def convex_step(
     fixed: torch.Tensor,
     moving: torch.Tensor,
     *,
-    grid_spacing: int = 6,
+    grid_spacing: Factor = 6,
     half_width: int = 4,
     coupling: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
     inverse_iterations: int = 15,
@@ -208,7 +216,8 @@ def convex_step(
     fixed, moving
         ``(1, C, X, Y, Z)`` features on the same voxel grid.
     grid_spacing
-        Pooling factor of the coarse grid, in voxels.
+        Pooling factor of the coarse grid, in voxels: one for all axes, or
+        ``(fx, fy, fz)`` (the field is then in coarse voxels of each axis).
     half_width
         Search half-width in coarse voxels (so ``half_width * grid_spacing`` voxels).
     coupling
@@ -258,5 +267,5 @@ def convex_step(
         backward = coupled_argmin(cost_back, offsets, coupling, **argmin)
         forward, _ = make_inverse_consistent(forward, backward, inverse_iterations, grid=grid)
     if released:
-        return resize_field(forward * grid_spacing, shape)
+        return resize_field(scale_components(forward, grid_spacing), shape)
     return upsample_field(forward, grid_spacing, shape)

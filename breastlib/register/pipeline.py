@@ -77,6 +77,10 @@ class RegistrationResult:
         ``(3,)`` voxel size (mm) of the grid the features, both stages and the guard ran
         on: the fixed image's own, or its blocks with the profile's ``work_spacing``
         (every field above is on the fixed grid all the same).
+    pooling_factors
+        ``{"convex": (fx, fy, fz), "adam": (fx, fy, fz)}``: working voxels per cell of
+        each stage's grid (:meth:`~breastlib.profiles.ConvexAdamParams.pooling_factors`);
+        empty for the classical baselines.
     """
 
     displacement: Displacement
@@ -92,6 +96,7 @@ class RegistrationResult:
     stage_checks: list[dict[str, Any]] = field(default_factory=list)
     adam_displacement: Displacement | None = field(default=None)
     work_spacing_mm: tuple[float, ...] = ()
+    pooling_factors: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def own_displacement(self) -> Displacement:
@@ -213,6 +218,8 @@ def register_pair(
         fixed_input = fixed_norm * foreground_mask(fixed.with_array(fixed_norm))
         moving_input = moving_norm * foreground_mask(fixed.with_array(moving_norm))
 
+    pooling = params.pooling_factors(fixed.spacing, fixed.shape)
+    convex_factor, adam_factor = (_factor(pooling[name]) for name in ("convex", "adam"))
     encoder_info = None
     # Both stages see the features only pooled onto their grids: each volume is pooled as
     # soon as it exists and its full resolution let go (MIND-SSC of a full-size image is
@@ -221,8 +228,8 @@ def register_pair(
 
     def pooled(features: torch.Tensor) -> list[torch.Tensor]:
         full = features[None].to(dev, torch.float32)
-        return [downsample(full, spacing, floor=released)
-                for spacing in (params.convex_grid, params.adam_grid)]
+        return [downsample(full, factor, floor=released)
+                for factor in (convex_factor, adam_factor)]
 
     if method == "mind":
         factor = _feature_factor(method, None, None, params)  # the same for every image
@@ -252,7 +259,7 @@ def register_pair(
         bar = tqdm(total=params.iterations, desc=f"{method} ConvexAdam", unit="it", leave=False)
     with torch.no_grad():
         initial = convex_step(
-            *convex_pair, fine_shape=fixed.shape, grid_spacing=params.convex_grid,
+            *convex_pair, fine_shape=fixed.shape, grid_spacing=convex_factor,
             half_width=params.half_width, coupling=params.coupling,
             inverse_iterations=params.inverse_iterations, cost_smooth=params.cost_smooth,
             cost_padding=params.cost_padding, coupling_smooth=params.coupling_smooth,
@@ -262,7 +269,7 @@ def register_pair(
     t_convex = time.perf_counter()
     covered = covered_mask(fixed, moving, matrix)
     adam_settings = dict(
-        grid_spacing=params.adam_grid, learning_rate=params.learning_rate,
+        grid_spacing=adam_factor, learning_rate=params.learning_rate,
         regularisation=params.regularisation, smooth_kernel=params.smooth_kernel,
         smooth_passes=params.smooth_passes, padding=params.adam_padding, grid=params.grid,
         cost=params.adam_cost,
@@ -271,7 +278,7 @@ def register_pair(
     convex_field = None
     if keep_convex or params.guard:
         convex_field = convex_start(
-            initial, grid_spacing=params.adam_grid, smooth_kernel=params.smooth_kernel,
+            initial, grid_spacing=adam_factor, smooth_kernel=params.smooth_kernel,
             smooth_passes=params.smooth_passes, padding=params.adam_padding, grid=params.grid,
         )
     del convex_pair
@@ -328,7 +335,14 @@ def register_pair(
         stage_checks=[c.to_dict() for c in checks],
         adam_displacement=adam_displacement,
         work_spacing_mm=tuple(float(s) for s in fixed.spacing),
+        pooling_factors=pooling,
     )
+
+
+def _factor(factors: tuple[int, int, int]) -> int | tuple[int, int, int]:
+    """One pooling factor for all axes where they agree (the stages' plain integer
+    arithmetic), else the three."""
+    return factors[0] if len(set(factors)) == 1 else factors
 
 
 #: Voxels by which the moving image's coverage is eroded before it weighs Adam's data
