@@ -1,4 +1,4 @@
-"""`fast` on full-size pairs: on the image's own voxels or on blocks of about 2.5 mm.
+"""`fast` on full-size pairs: own voxels, blocks of about 2.5 mm, or stage cells in mm.
 
 The `fast` profile's settings are in voxels (the convex grid, its search half-width, MIND's
 radius, Adam's grid and step size) and were tuned on the small phantom's voxels of
@@ -8,13 +8,21 @@ quarter as wide and take steps a quarter as long, on 40 times the voxels. The op
 field back. This script registers one full-size phantom pair per task (the book's clinical
 phantom, seed 0) with MIND and `fast` at each working spacing (0: the image's own voxels),
 each in a fresh process, and scores the field on the full-size grid with
-:func:`breastlib.evaluate.pair.pair_metrics` against the exact truth.
+:func:`breastlib.evaluate.pair.pair_metrics` against the exact truth. ``--cells C A``
+(repeatable) registers the images' own voxels with the convex and Adam grids' cells at
+least ``C`` and ``A`` mm (``convex_cell_mm``, ``adam_cell_mm``) instead of the profile's
+voxel counts; every row records the cell sizes and the pooling factors it ran with.
 
 Run by hand on a quiet machine (about 40 minutes on a 2-core CPU, nearly all of it on the
 images' own voxels)::
 
     .venv/bin/python benchmarks/bench_work_spacing.py [--tasks ...] [--spacings 2.5 0]
     .venv/bin/python benchmarks/bench_work_spacing.py --spacings 1.5 2.0 --append
+    .venv/bin/python benchmarks/bench_work_spacing.py --spacings 0 --cells 8 4 --cells 6 3 \
+        --append --pairs /tmp/full-pairs
+
+``--pairs DIR`` keeps the generated pairs there and reuses them on the next run (each
+takes 2-3 minutes to generate).
 
 Writes ``benchmarks/results/work_spacing.json``, which the performance appendix shows.
 """
@@ -22,6 +30,7 @@ Writes ``benchmarks/results/work_spacing.json``, which the performance appendix 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import subprocess
@@ -30,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 from cold_cache import empty_cache
 from held_out import held_out_pair_files, write_record
 
@@ -39,7 +49,7 @@ KEYS = ("tre_mean_before_mm", "tre_mean_after_mm", "field_error_mean_mm",
         "field_error_p95_mm", "dice_breast", "jac_nonpos_pct")
 
 
-def child(manifest: str, pair_id: str, spacing: float) -> dict:
+def child(manifest: str, pair_id: str, spacing: float, cells: tuple[float, float]) -> dict:
     """Register one pair in this process and score it (run by :func:`main` in a fresh
     process, so the peak memory is this run's)."""
     from breastlib.evaluate.pair import load_cohort_pair, pair_metrics
@@ -47,9 +57,12 @@ def child(manifest: str, pair_id: str, spacing: float) -> dict:
 
     pair = load_cohort_pair(manifest, pair_id)
     result = register_pair(pair.fixed, pair.moving, method="mind", profile="fast",
-                           device="cpu", work_spacing=spacing)
+                           device="cpu", work_spacing=spacing, convex_cell_mm=cells[0],
+                           adam_cell_mm=cells[1])
     metrics = pair_metrics(result.displacement, pair)
-    return {"work_spacing": spacing, "shape": list(pair.fixed.shape),
+    return {"work_spacing": spacing, "convex_cell_mm": cells[0], "adam_cell_mm": cells[1],
+            "pooling_factors": {k: list(v) for k, v in result.pooling_factors.items()},
+            "shape": list(pair.fixed.shape),
             "spacing_mm": [round(float(s), 3) for s in pair.fixed.spacing],
             "work_spacing_mm": [round(s, 3) for s in result.work_spacing_mm],
             "stage": result.stage,
@@ -58,21 +71,37 @@ def child(manifest: str, pair_id: str, spacing: float) -> dict:
             } | {k: round(float(metrics[k]), 3) for k in KEYS if k in metrics}
 
 
+def pair_files(task: str, root: Path) -> tuple[Path, str]:
+    """``(manifest, pair_id)`` of the task's full-size pair under ``root``: read where a
+    previous run left it, else generated there."""
+    manifest = root / f"{task}-0" / "manifest.csv"
+    if manifest.is_file():
+        return manifest, str(pd.read_csv(manifest)["pair_id"].iloc[0])
+    return held_out_pair_files(task, 0, root, size="full")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--spacings", nargs="+", type=float, default=[2.5, 0.0],
                         help="working spacings (mm) to compare; 0 = the image's own voxels")
+    parser.add_argument("--cells", nargs=2, type=float, action="append",
+                        metavar=("CONVEX_MM", "ADAM_MM"),
+                        help="least cell sizes (mm) of the convex and Adam grids "
+                             "(repeatable; default: the profile's, 0 0)")
+    parser.add_argument("--pairs", type=Path,
+                        help="generate the full-size pairs here, or reuse them")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--append", action="store_true",
                         help="keep the rows already in --out and add these")
-    parser.add_argument("--child", nargs=3, metavar=("MANIFEST", "PAIR", "SPACING"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        manifest, pair_id, spacing = args.child
-        print(json.dumps(child(manifest, pair_id, float(spacing))))
+        manifest, pair_id, spacing, convex_mm, adam_mm = args.child
+        print(json.dumps(child(manifest, pair_id, float(spacing),
+                               (float(convex_mm), float(adam_mm)))))
         return
+    cells = [tuple(c) for c in args.cells] if args.cells else [(0.0, 0.0)]
 
     rows, commands = [], []
     if args.append and args.out.is_file():
@@ -82,20 +111,23 @@ def main(argv: list[str] | None = None) -> None:
         argv if argv is not None else sys.argv[1:]))
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks:
-            manifest, pair_id = held_out_pair_files(task, 0, Path(tmp), size="full")
-            for spacing in args.spacings:
+            manifest, pair_id = pair_files(task, args.pairs or Path(tmp))
+            for spacing, (convex_mm, adam_mm) in itertools.product(args.spacings, cells):
                 with empty_cache() as env:
                     start = time.perf_counter()
                     done = subprocess.run(
                         [sys.executable, __file__, "--child", str(manifest), pair_id,
-                         str(spacing)], capture_output=True, text=True, check=True, env=env)
+                         str(spacing), str(convex_mm), str(adam_mm)],
+                        capture_output=True, text=True, check=True, env=env)
                     wall = time.perf_counter() - start
                 row = {"task": task, "wall_s": round(wall, 1)}
                 rows.append(row | json.loads(done.stdout.splitlines()[-1]))
                 print(json.dumps(rows[-1]), flush=True)
-    # Task by task, coarsest blocks first and the images' own voxels last.
+    # Task by task, coarsest blocks first, then the images' own voxels (coarsest cells
+    # first, the profile's voxel counts last).
     rows.sort(key=lambda row: (TASKS.index(row["task"]), row["work_spacing"] == 0,
-                               -row["work_spacing"]))
+                               -row["work_spacing"], row.get("convex_cell_mm", 0) == 0,
+                               -row.get("convex_cell_mm", 0), -row.get("adam_cell_mm", 0)))
     write_record(args.out, "work_spacing", rows, argv, size="full", seed=0, method="mind",
                  profile="fast", commands=commands)
 

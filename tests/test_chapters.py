@@ -1063,3 +1063,11 @@ def test_work_spacing_table_reads_the_benchmark():
     assert all(abs(s[0] - asked) <= 0.6 for s, asked in zip(
         blocks["work_spacing_mm"], blocks["work_spacing"], strict=True))
     assert (table["seconds"] > 0).all() and (table["dense (mm)"] > 0).all()
+    # Rows with stage cells in mm name them, and their pooling factors grew past the
+    # profile's voxel counts (4 and 2) on the full-size voxels; the others kept them.
+    cells = (rows["convex_cell_mm"] > 0) | (rows["adam_cell_mm"] > 0)
+    assert cells.any() and (~cells).any()
+    assert (grids.str.contains("cells >=") == cells.to_numpy()).all()
+    for factors, with_cells in zip(rows["pooling_factors"], cells, strict=True):
+        grown = max(factors["convex"]) > 4 and max(factors["adam"]) > 2
+        assert grown == with_cells, factors

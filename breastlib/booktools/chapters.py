@@ -1073,14 +1073,18 @@ def slab_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 def work_spacing_table(rows: pd.DataFrame) -> pd.DataFrame:
     """``work_spacing.json``'s rows as (task, grid registered on) x measure: the voxel size
-    the registration ran at (``own`` voxels or blocks), the stage the guard kept, the
-    dense error (mean and 95th percentile), the landmark error, breast Dice, folding, the
-    registration's seconds and the process's peak memory (GB)."""
+    the registration ran at (``own`` voxels or blocks, and the stage cells in mm where a
+    row set them), the stage the guard kept, the dense error (mean and 95th percentile),
+    the landmark error, breast Dice, folding, the registration's seconds and the process's
+    peak memory (GB)."""
     def grid(row: pd.Series) -> str:
         size = " x ".join(f"{v:.2f}" for v in row["work_spacing_mm"])
-        if row["work_spacing"] == 0:
-            return f"own voxels, {size} mm"
-        return f"work_spacing={row['work_spacing']:g}: {size} mm"
+        name = (f"own voxels, {size} mm" if row["work_spacing"] == 0
+                else f"work_spacing={row['work_spacing']:g}: {size} mm")
+        convex_mm, adam_mm = (row.get(k, 0.0) for k in ("convex_cell_mm", "adam_cell_mm"))
+        if convex_mm or adam_mm:
+            name += f"; cells >= {convex_mm:g} / {adam_mm:g} mm"
+        return name
 
     table = pd.DataFrame({
         "task": rows["task"], "registered on": rows.apply(grid, axis=1),

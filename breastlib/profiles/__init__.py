@@ -68,7 +68,10 @@ PROFILES: dict[str, ConvexAdamParams] = {
     # masks, the affine start, the stage guard). Its voxel-unit settings were tuned on
     # voxels of 2.2-3.5 mm. On a full-size scan, work_spacing=2.5 registers blocks of
     # about that size instead: 6-21 times faster, but on one full-size phantom pair per
-    # task less accurate on average (benchmarks/bench_work_spacing.py), so not the default.
+    # task less accurate on average (benchmarks/bench_work_spacing.py), so not the default;
+    # nor are convex_cell_mm / adam_cell_mm (features on the scan's voxels, stage grids in
+    # mm): 1.8-3.5 times faster on the same pairs, but the guard kept earlier, less accurate
+    # stages on three of the four.
     "fast": ConvexAdamParams(
         mind_radius=1, mind_dilation=2, mind_floor=0.05, feature_scale=10.0, convex_grid=4,
         half_width=4,
