@@ -1,5 +1,6 @@
 """Stage grids with a least cell size in mm (``convex_cell_mm``, ``adam_cell_mm``): the
-pooling factors, per-axis pooling and units, and a registration on fine voxels."""
+pooling factors, per-axis pooling and units (a registration on fine voxels with them is in
+test_work_spacing.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from synthetic_volumes import blob_volume, centred_affine
 
 from breastlib import smoothing
 from breastlib.errors import BreastlibError
 from breastlib.phantom.grids import VOXEL_MM
-from breastlib.register import get_profile, register_pair
+from breastlib.register import get_profile
 from breastlib.register.adam import adam_step, convex_start
 from breastlib.register.convex import convex_step
 from breastlib.smoothing import (
@@ -127,25 +127,3 @@ def test_convex_step_on_anisotropic_cells_finds_a_shift_in_fine_voxels():
                         inverse_iterations=0)
     centre = field[0, :, 12:36, 9:27, 6:18].reshape(3, -1)
     np.testing.assert_allclose(centre.median(dim=1).values.numpy(), shift)
-
-
-@pytest.fixture(scope="module")
-def fine_pair():
-    """A blob on 1.0 x 1.0 x 1.25 mm voxels and a copy shifted by a known amount (mm)."""
-    shape = (88, 80, 64)
-    affine = centred_affine(shape, spacing=(1.0, 1.0, 1.25), angle_deg=11.0, lps=True)
-    shift = np.array([3.0, -4.0, 2.5])
-    return (blob_volume(shape, affine, seed=5), blob_volume(shape, affine, shift_mm=shift, seed=5),
-            shift)
-
-
-def test_a_fine_scan_is_registered_on_cells_of_the_given_size(fine_pair, centre_region):
-    fixed, moving, shift = fine_pair
-    result = register_pair(fixed, moving, init="none", convex_cell_mm=8.0, adam_cell_mm=3.0)
-    assert result.pooling_factors == {"convex": (8, 8, 6), "adam": (3, 3, 2)}
-    assert result.params["convex_cell_mm"] == 8.0 and result.params["adam_cell_mm"] == 3.0
-    assert result.displacement.grid.same_as(fixed.grid)
-    u = result.displacement.millimetres()
-    region = centre_region(fixed.shape)
-    error = np.linalg.norm(u[:, region] - shift[:, None], axis=0)
-    assert error.mean() < 1.0, f"shift {shift} mm recovered with mean error {error.mean():.2f}"

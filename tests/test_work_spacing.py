@@ -1,4 +1,5 @@
-"""Registering fine-voxel scans on blocks of about the profile's ``work_spacing``."""
+"""Registering fine-voxel scans on blocks of about the profile's ``work_spacing``, or on stage
+cells of at least ``convex_cell_mm`` and ``adam_cell_mm``."""
 
 from __future__ import annotations
 
@@ -66,6 +67,18 @@ def test_a_fine_scan_is_registered_on_blocks_and_answered_on_its_own_grid(
     assert result.params["work_spacing"] == 2.5
     assert result.displacement.grid.same_as(fixed.grid)
     assert result.displacement.field.shape == (3, *fixed.shape)
+    u = result.displacement.millimetres()
+    region = centre_region(fixed.shape)
+    error = np.linalg.norm(u[:, region] - shift[:, None], axis=0)
+    assert error.mean() < 1.0, f"shift {shift} mm recovered with mean error {error.mean():.2f}"
+
+
+def test_a_fine_scan_is_registered_on_cells_of_the_given_size(fine_pair, centre_region):
+    fixed, moving, shift = fine_pair
+    result = register_pair(fixed, moving, init="none", convex_cell_mm=8.0, adam_cell_mm=3.0)
+    assert result.pooling_factors == {"convex": (8, 8, 6), "adam": (3, 3, 2)}
+    assert result.params["convex_cell_mm"] == 8.0 and result.params["adam_cell_mm"] == 3.0
+    assert result.displacement.grid.same_as(fixed.grid)
     u = result.displacement.millimetres()
     region = centre_region(fixed.shape)
     error = np.linalg.norm(u[:, region] - shift[:, None], axis=0)
