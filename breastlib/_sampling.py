@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from breastlib._chunks import plane_chunks
 from breastlib.device import resolve_device
 
 # Output slabs along the first axis, so a 512x512x160 warp never materialises all
@@ -134,10 +135,8 @@ def pull_back(volume: torch.Tensor, displacement: torch.Tensor, *,
     memory at once. Each output voxel is computed the same way whatever the chunks.
     """
     shape = tuple(volume.shape[2:])
-    rows = max(1, chunk_voxels // max(shape[1] * shape[2], 1))
     out = None
-    for start in range(0, shape[0], rows):
-        stop = min(start + rows, shape[0])
+    for start, stop in plane_chunks(shape[0], shape[1] * shape[2], chunk_voxels):
         axes = [torch.arange(start, stop, device=volume.device, dtype=volume.dtype),
                 *(torch.arange(s, device=volume.device, dtype=volume.dtype)
                   for s in shape[1:])]

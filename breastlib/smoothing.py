@@ -17,6 +17,8 @@ import functools
 import torch
 import torch.nn.functional as F
 
+from breastlib._chunks import plane_chunks
+
 
 def box_smooth(
     field: torch.Tensor, *, kernel: int, passes: int = 1, padding: str = "replicate"
@@ -209,16 +211,16 @@ def downsample(tensor: torch.Tensor, factor: Factor, *, floor: bool = False) -> 
         return tensor
     if floor:
         return F.avg_pool3d(tensor, kernel_size=factors, stride=factors)
-    plane = tensor[:, :, :1].numel()
-    rows = max(1, _DOWNSAMPLE_SLAB_ELEMENTS // max(plane * factors[0], 1)) * factors[0]
+    slabs = list(plane_chunks(tensor.shape[2], tensor[:, :, :1].numel(),
+                              _DOWNSAMPLE_SLAB_ELEMENTS, multiple=factors[0]))
     padded = any(size % f for size, f in zip(tensor.shape[2:], factors, strict=True))
-    if not padded or rows >= tensor.shape[2]:
+    if not padded or len(slabs) == 1:
         return F.avg_pool3d(pad_to_multiple(tensor, factors), kernel_size=factors,
                             stride=factors)
     return torch.cat([
-        F.avg_pool3d(pad_to_multiple(tensor[:, :, start:start + rows], factors),
+        F.avg_pool3d(pad_to_multiple(tensor[:, :, start:stop], factors),
                      kernel_size=factors, stride=factors)
-        for start in range(0, tensor.shape[2], rows)], dim=2)
+        for start, stop in slabs], dim=2)
 
 
 def resize_field(field: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:

@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from breastlib._chunks import plane_chunks
 from breastlib._sampling import pull_back
 from breastlib.displacement import FOLDING_LIMIT_PCT
 from breastlib.encoders.mind import mind_ssc
@@ -176,9 +177,7 @@ def nearest_background_distances(
                                      return_indices=True)
     sampling = None if spacing is None else np.asarray(spacing, dtype=np.float64)
     shape = foreground.shape
-    rows = max(1, chunk_voxels // max(int(np.prod(shape[1:])), 1))
-    for start in range(0, shape[0], rows):
-        stop = min(start + rows, shape[0])
+    for start, stop in plane_chunks(shape[0], int(np.prod(shape[1:])), chunk_voxels):
         index = np.indices((stop - start, *shape[1:]), dtype=nearest.dtype)
         index[0] += start
         offset = (nearest[:, start:stop] - index).astype(np.float64)

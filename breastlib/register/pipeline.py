@@ -219,7 +219,7 @@ def register_pair(
         moving_input = moving_norm * foreground_mask(fixed.with_array(moving_norm))
 
     pooling = params.pooling_factors(fixed.spacing, fixed.shape)
-    convex_factor, adam_factor = (_factor(pooling[name]) for name in ("convex", "adam"))
+    convex_factor, adam_factor = pooling["convex"], pooling["adam"]
     encoder_info = None
     # Both stages see the features only pooled onto their grids: each volume is pooled as
     # soon as it exists and its full resolution let go (MIND-SSC of a full-size image is
@@ -337,12 +337,6 @@ def register_pair(
         work_spacing_mm=tuple(float(s) for s in fixed.spacing),
         pooling_factors=pooling,
     )
-
-
-def _factor(factors: tuple[int, int, int]) -> int | tuple[int, int, int]:
-    """One pooling factor for all axes where they agree (the stages' plain integer
-    arithmetic), else the three."""
-    return factors[0] if len(set(factors)) == 1 else factors
 
 
 #: Voxels by which the moving image's coverage is eroded before it weighs Adam's data
