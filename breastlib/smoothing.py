@@ -19,9 +19,20 @@ import torch.nn.functional as F
 
 from breastlib._chunks import plane_chunks
 
+#: Passes of a box filter: one count for every axis, or one per spatial axis.
+Passes = int | tuple[int, int, int]
+
+
+def as_passes(passes: Passes) -> tuple[int, int, int]:
+    """Box-filter passes as one count per spatial axis (each at least 0)."""
+    counts = (passes,) * 3 if isinstance(passes, int) else tuple(int(p) for p in passes)
+    if len(counts) != 3 or min(counts) < 0:
+        raise ValueError(f"passes is an int >= 0 or three of them, got {passes!r}")
+    return counts  # type: ignore[return-value]
+
 
 def box_smooth(
-    field: torch.Tensor, *, kernel: int, passes: int = 1, padding: str = "replicate"
+    field: torch.Tensor, *, kernel: int, passes: Passes = 1, padding: str = "replicate"
 ) -> torch.Tensor:
     """Repeated ``kernel^3`` box filter (differentiable).
 
@@ -40,7 +51,8 @@ def box_smooth(
     kernel
         Odd box width in voxels; 1 returns the input.
     passes
-        How many times the box filter is applied.
+        How many times the box filter is applied: one count for every axis, or
+        ``(px, py, pz)``.
     padding
         ``"replicate"`` or ``"zeros"``.
 
@@ -53,12 +65,16 @@ def box_smooth(
         raise ValueError(f"kernel must be odd, got {kernel}")
     if padding not in ("replicate", "zeros"):
         raise ValueError(f"padding must be 'replicate' or 'zeros', got {padding!r}")
-    if kernel == 1 or passes == 0:
+    per_axis = as_passes(passes)
+    if kernel == 1:
         return field
     out = field
-    for _ in range(passes):
-        for dim in (2, 3, 4):
-            out = _box_1d(out, dim, kernel, padding)
+    # Pass by pass, each axis while it has passes left: with one count for every axis this
+    # is the order of the plain repeated 3-D filter, so its result is the same to the bit.
+    for done in range(max(per_axis)):
+        for dim, count in zip((2, 3, 4), per_axis, strict=True):
+            if done < count:
+                out = _box_1d(out, dim, kernel, padding)
     return out
 
 
@@ -117,7 +133,7 @@ def _box_matrix_cpu(length: int, kernel: int, passes: int, padding: str) -> torc
 
 
 def box_matrices(
-    shape: tuple[int, ...], *, kernel: int, passes: int = 1, padding: str = "replicate",
+    shape: tuple[int, ...], *, kernel: int, passes: Passes = 1, padding: str = "replicate",
     device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, ...]:
     """:func:`box_smooth` as one ``(n, n)`` matrix per spatial axis of a grid of ``shape``.
@@ -127,7 +143,8 @@ def box_matrices(
     the single filter, computed in float64). :func:`apply_axis_matrices` with these
     matrices equals ``box_smooth(field, kernel=kernel, passes=passes, padding=padding)``
     up to rounding, and with their transposes applies the filter's adjoint, which is the
-    gradient of a smoothed field with respect to the unsmoothed one. On the coarse grids
+    gradient of a smoothed field with respect to the unsmoothed one; ``passes`` may differ
+    per axis (``(px, py, pz)``). On the coarse grids
     of Adam (tens of voxels per axis) a few small matrix products cost a fraction of the
     running sums and of their backward (benchmarks/bench_smoothing.py).
 
@@ -140,8 +157,9 @@ def box_matrices(
         raise ValueError(f"kernel must be odd, got {kernel}")
     if padding not in ("replicate", "zeros"):
         raise ValueError(f"padding must be 'replicate' or 'zeros', got {padding!r}")
-    return tuple(_box_matrix_cpu(int(n), kernel, passes, padding).to(device, dtype)
-                 for n in shape)
+    counts = (passes,) * len(shape) if isinstance(passes, int) else as_passes(passes)
+    return tuple(_box_matrix_cpu(int(n), kernel, count, padding).to(device, dtype)
+                 for n, count in zip(shape, counts, strict=True))
 
 
 def apply_axis_matrices(

@@ -231,6 +231,9 @@ def register_files(
             # Working voxels per cell of the convex and Adam grids (the profile's grids,
             # or its cell sizes in mm); null for the classical baselines.
             "pooling_factors": {k: list(v) for k, v in result.pooling_factors.items()} or None,
+            # Passes of Adam's field smoothing along each axis (smooth_passes, or more on
+            # cells finer than the profile's adam_smooth_mm asks); null for the baselines.
+            "smoothing_passes": list(result.smoothing_passes) or None,
             "notes": notes,
             "metrics": {k: (None if np.isnan(v) else round(float(v), 5))
                         for k, v in metrics.items()},

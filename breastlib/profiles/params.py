@@ -87,6 +87,12 @@ class ConvexAdamParams:
         guard's judge works on the grid of ``adam_grid`` whatever ``adam_cell_mm``).
     smooth_kernel, smooth_passes
         Box filter applied to the field in every Adam iteration.
+    adam_smooth_mm
+        Least standard deviation (mm) of that filter along each axis: on Adam cells so
+        fine that ``smooth_passes`` passes span less, the axis gets as many passes as
+        reach it (:meth:`smoothing_passes`), so that the field is as smooth in millimetres
+        as on the coarser voxels the profile was tuned on. 0: ``smooth_passes`` on every
+        grid.
     guard
         Keep the stage (no registration, initial alignment, convex, Adam) that an
         independent image measure judges best: see :mod:`breastlib.register.guard`.
@@ -171,6 +177,7 @@ class ConvexAdamParams:
     regularisation: float = 2.0
     smooth_kernel: int = 7
     smooth_passes: int = 5
+    adam_smooth_mm: float = 0.0
     guard: bool = False
     init: str = "affine"
     background: str = "mask"
@@ -197,12 +204,14 @@ class ConvexAdamParams:
             if value not in allowed:
                 raise BreastlibError(
                     f"{name}={value!r} is not one of {', '.join(map(repr, allowed))}")
-        for name in ("work_spacing", "convex_cell_mm", "adam_cell_mm"):
+        lengths = {"work_spacing": "a voxel size in mm >= 0 (0: each image's own voxels)",
+                   "convex_cell_mm": "a cell size in mm >= 0 (0: off)",
+                   "adam_cell_mm": "a cell size in mm >= 0 (0: off)",
+                   "adam_smooth_mm": "a smoothing width in mm >= 0 (0: off)"}
+        for name, what in lengths.items():
             size = getattr(self, name)
             if isinstance(size, bool) or not isinstance(size, int | float) or not (
                     math.isfinite(size) and size >= 0):
-                what = ("a voxel size in mm >= 0 (0: each image's own voxels)"
-                        if name == "work_spacing" else "a cell size in mm >= 0 (0: off)")
                 raise BreastlibError(f"{name}={size!r} must be {what}")
 
     def pooling_factors(self, spacing: Sequence[float], shape: Sequence[int]
@@ -234,6 +243,36 @@ class ConvexAdamParams:
 
         return {"convex": factors(self.convex_grid, self.convex_cell_mm),
                 "adam": factors(self.adam_grid, self.adam_cell_mm)}
+
+    def smoothing_passes(self, spacing: Sequence[float], adam_factors: Sequence[int]
+                         ) -> tuple[int, int, int]:
+        """Passes of Adam's box filter along each axis.
+
+        One pass of a box of ``k = smooth_kernel`` cells has a variance of
+        ``(k^2 - 1) / 12`` cells^2, and passes add variances; an axis whose cells are
+        ``h`` mm (its voxel size times its Adam pooling factor) gets ``smooth_passes`` or,
+        where those span a standard deviation under ``adam_smooth_mm``,
+        ``ceil((adam_smooth_mm / h)^2 / ((k^2 - 1) / 12))``, whichever is larger.
+
+        Parameters
+        ----------
+        spacing
+            ``(3,)`` voxel size (mm) of the grid the stages run on.
+        adam_factors
+            ``(3,)`` Adam pooling factors on that grid (``pooling_factors()["adam"]``).
+
+        Returns
+        -------
+        tuple of int
+            ``(px, py, pz)``.
+        """
+        least = self.smooth_passes
+        if self.adam_smooth_mm <= 0 or self.smooth_kernel <= 1:
+            return (least, least, least)
+        per_pass = (self.smooth_kernel ** 2 - 1) / 12.0
+        return tuple(max(least, math.ceil(
+            (self.adam_smooth_mm / (float(s) * int(f))) ** 2 / per_pass - 1e-9))
+            for s, f in zip(spacing, adam_factors, strict=True))  # type: ignore[return-value]
 
     def to_dict(self) -> dict[str, Any]:
         """Every parameter by name (``coupling`` as a list), as summary.json records it."""

@@ -28,6 +28,7 @@ import torch
 from breastlib._sampling import grid_gradient_slabs, grid_sample_slabs
 from breastlib.smoothing import (
     Factor,
+    Passes,
     apply_axis_matrices,
     as_factors,
     box_matrices,
@@ -59,7 +60,7 @@ def _coarse_start(initial: torch.Tensor, grid_spacing: Factor, grid: str) -> tor
 
 
 def _smoothed_fine(coarse: torch.Tensor, grid_spacing: Factor, shape: tuple[int, ...],
-                   kernel: int, passes: int, padding: str, grid: str) -> torch.Tensor:
+                   kernel: int, passes: Passes, padding: str, grid: str) -> torch.Tensor:
     """Smooth a coarse field as every iteration does and bring it back to fine voxels."""
     smoothed = box_smooth(coarse, kernel=kernel, passes=passes, padding=padding)
     if grid == "released":
@@ -123,7 +124,7 @@ def _add_diffusion_gradient(gradient: torch.Tensor, field: torch.Tensor,
 
 def convex_start(
     initial: torch.Tensor, *, grid_spacing: Factor = 2, smooth_kernel: int = 7,
-    smooth_passes: int = 5, padding: str = "replicate", grid: str = "consistent",
+    smooth_passes: Passes = 5, padding: str = "replicate", grid: str = "consistent",
 ) -> torch.Tensor:
     """The field Adam starts from, at full resolution: ``adam_step`` with no iterations.
 
@@ -182,7 +183,7 @@ def adam_step(
     learning_rate: float = 3.0,
     regularisation: float = 2.0,
     smooth_kernel: int = 7,
-    smooth_passes: int = 5,
+    smooth_passes: Passes = 5,
     padding: str = "replicate",
     grid: str = "consistent",
     cost: str = "mean",
@@ -207,7 +208,8 @@ def adam_step(
     regularisation
         Weight of :func:`diffusion_penalty` (coarse voxel units).
     smooth_kernel, smooth_passes
-        Box filter applied to the field every iteration.
+        Box filter applied to the field every iteration (``smooth_passes``: one count for
+        every axis, or ``(px, py, pz)``).
     padding
         Border of that filter: ``"replicate"`` or ``"zeros"`` (the released code's
         ``avg_pool3d(..., padding=k // 2)``, which pulls the field towards zero near the

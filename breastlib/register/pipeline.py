@@ -81,6 +81,10 @@ class RegistrationResult:
         ``{"convex": (fx, fy, fz), "adam": (fx, fy, fz)}``: working voxels per cell of
         each stage's grid (:meth:`~breastlib.profiles.ConvexAdamParams.pooling_factors`);
         empty for the classical baselines.
+    smoothing_passes
+        ``(px, py, pz)``: passes of the box filter Adam applies to its field along each
+        axis (:meth:`~breastlib.profiles.ConvexAdamParams.smoothing_passes`); empty for
+        the classical baselines.
     """
 
     displacement: Displacement
@@ -97,6 +101,7 @@ class RegistrationResult:
     adam_displacement: Displacement | None = field(default=None)
     work_spacing_mm: tuple[float, ...] = ()
     pooling_factors: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    smoothing_passes: tuple[int, ...] = ()
 
     @property
     def own_displacement(self) -> Displacement:
@@ -220,6 +225,7 @@ def register_pair(
 
     pooling = params.pooling_factors(fixed.spacing, fixed.shape)
     convex_factor, adam_factor = pooling["convex"], pooling["adam"]
+    passes = params.smoothing_passes(fixed.spacing, adam_factor)
     encoder_info = None
     # Both stages see the features only pooled onto their grids: each volume is pooled as
     # soon as it exists and its full resolution let go (MIND-SSC of a full-size image is
@@ -271,7 +277,7 @@ def register_pair(
     adam_settings = dict(
         grid_spacing=adam_factor, learning_rate=params.learning_rate,
         regularisation=params.regularisation, smooth_kernel=params.smooth_kernel,
-        smooth_passes=params.smooth_passes, padding=params.adam_padding, grid=params.grid,
+        smooth_passes=passes, padding=params.adam_padding, grid=params.grid,
         cost=params.adam_cost,
         weight=overlap_weight(covered, dev) if params.data_region == "overlap" else None,
     )
@@ -279,7 +285,7 @@ def register_pair(
     if keep_convex or params.guard:
         convex_field = convex_start(
             initial, grid_spacing=adam_factor, smooth_kernel=params.smooth_kernel,
-            smooth_passes=params.smooth_passes, padding=params.adam_padding, grid=params.grid,
+            smooth_passes=passes, padding=params.adam_padding, grid=params.grid,
         )
     del convex_pair
     field = adam_step(
@@ -336,6 +342,7 @@ def register_pair(
         adam_displacement=adam_displacement,
         work_spacing_mm=tuple(float(s) for s in fixed.spacing),
         pooling_factors=pooling,
+        smoothing_passes=passes,
     )
 
 
