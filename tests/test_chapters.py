@@ -1047,6 +1047,33 @@ def test_slab_table_reads_the_benchmark():
     assert not chapters.slab_table(broken).loc[rows["profile"].iloc[0], "same field"].all()
 
 
+def test_the_appendix_quotes_the_smoothing_rows():
+    """The paragraph on Adam's smoothing in millimetres quotes the record's rows with it
+    and the regulariser at 4: the stage each pair kept, its errors and seconds, and on the
+    pair where the guard kept an earlier stage, Adam's own field and the guard's count."""
+    rows = chapters.benchmark("work_spacing.json", results_dir=BENCHMARKS)
+    text = " ".join((ROOT / "book" / "performance.md").read_text().split())
+    start = text.index("**Adam's smoothing in millimetres**")
+    paragraph = text[start:text.index("The whole registration on blocks", start)]
+    chosen = rows[(rows["adam_smooth_mm"] == 15.0) & (rows["regularisation"] == 4.0)
+                  & (rows["seed"] == 0)]
+    assert sorted(chosen["task"]) == sorted(["longitudinal", "sequence", "modality", "lesion"])
+    for _, row in chosen.iterrows():
+        if row["stage"] == "adam":
+            quoted = [row["tre_mean_after_mm"], row["field_error_mean_mm"]]
+            assert f"{row['seconds']['total']:.0f} s" in paragraph, row["task"]
+        else:
+            own = row["adam_own"]
+            quoted = [own["tre_mean_after_mm"], own["field_error_mean_mm"],
+                      row["tre_mean_after_mm"]]
+            folding = [c["folding_pct"] for c in row["stage_checks"] if c["stage"] == "adam"]
+            assert f"{folding[0]:.1f} %" in paragraph, row["task"]
+        for value in quoted:
+            assert f"{value:.2f}" in paragraph, (row["task"], value)
+    passes = [p for row in chosen["smoothing_passes"] for p in row]
+    assert f"{min(passes)} to {max(passes)} passes" in paragraph
+
+
 def test_work_spacing_table_reads_the_benchmark():
     rows = chapters.benchmark("work_spacing.json", results_dir=BENCHMARKS)
     table = chapters.work_spacing_table(rows)
@@ -1071,3 +1098,11 @@ def test_work_spacing_table_reads_the_benchmark():
     for factors, with_cells in zip(rows["pooling_factors"], cells, strict=True):
         grown = max(factors["convex"]) > 4 and max(factors["adam"]) > 2
         assert grown == with_cells, factors
+    # Rows with Adam's smoothing in mm name it, and ran more passes than the profile's 3
+    # along every axis of those fine cells; the others ran 3. Held-out pairs are named.
+    smooth = rows["adam_smooth_mm"] > 0
+    assert smooth.any()
+    assert (grids.str.contains("smoothing >=") == smooth.to_numpy()).all()
+    for passes, with_smooth in zip(rows["smoothing_passes"], smooth, strict=True):
+        assert (min(passes) > 3) if with_smooth else passes == [3, 3, 3], passes
+    assert (grids.str.contains("held-out pair") == (rows["seed"] != 0).to_numpy()).all()

@@ -81,6 +81,7 @@ def test_summary_records_run_and_metrics(registered):
     spacing = np.linalg.norm(affine[:3, :3], axis=0)  # the file's voxel sizes, in its order
     assert sorted(summary["work_spacing_mm"]) == pytest.approx(sorted(spacing), abs=1e-3)
     assert summary["pooling_factors"] == {"convex": [4, 4, 4], "adam": [2, 2, 2]}
+    assert summary["smoothing_passes"] == [3, 3, 3]
     metrics = summary["metrics"]
     # TRE before registration is the mean distance between corresponding landmarks.
     assert metrics["tre_mean_before_mm"] == pytest.approx(np.linalg.norm(shift), abs=1e-4)

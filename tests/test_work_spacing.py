@@ -85,6 +85,21 @@ def test_a_fine_scan_is_registered_on_cells_of_the_given_size(fine_pair, centre_
     assert error.mean() < 1.0, f"shift {shift} mm recovered with mean error {error.mean():.2f}"
 
 
+def test_a_fine_scan_is_registered_with_the_smoothing_width_asked(fine_pair, centre_region):
+    fixed, moving, shift = fine_pair
+    plain = register_pair(fixed, moving, init="none", adam_cell_mm=3.0, iterations=0)
+    assert plain.smoothing_passes == (3, 3, 3)
+    result = register_pair(fixed, moving, init="none", convex_cell_mm=8.0, adam_cell_mm=3.0,
+                           adam_smooth_mm=15.0)
+    # Adam cells of 3 x 3 x 2.4 mm: ceil((15 / 3)^2 / 4) = 7, ceil((15 / 2.4)^2 / 4) = 10
+    assert result.smoothing_passes == (7, 7, 10)
+    assert result.params["adam_smooth_mm"] == 15.0
+    u = result.displacement.millimetres()
+    region = centre_region(fixed.shape)
+    error = np.linalg.norm(u[:, region] - shift[:, None], axis=0)
+    assert error.mean() < 1.0, f"shift {shift} mm recovered with mean error {error.mean():.2f}"
+
+
 def test_work_spacing_zero_registers_the_images_own_voxels(fine_pair):
     fixed, moving, _ = fine_pair
     result = register_pair(fixed, moving, init="none", iterations=2)

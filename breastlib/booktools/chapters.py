@@ -1073,10 +1073,16 @@ def slab_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 def work_spacing_table(rows: pd.DataFrame) -> pd.DataFrame:
     """``work_spacing.json``'s rows as (task, grid registered on) x measure: the voxel size
-    the registration ran at (``own`` voxels or blocks, and the stage cells in mm where a
-    row set them), the stage the guard kept, the dense error (mean and 95th percentile),
+    the registration ran at (``own`` voxels or blocks, the stage cells and Adam's smoothing
+    width in mm where a row set them, Adam's regularisation where it is not `fast`'s, and
+    the pair's seed where it is a held-out pair rather than the book's), the stage the
+    guard kept, the dense error (mean and 95th percentile),
     the landmark error, breast Dice, folding, the registration's seconds and the process's
     peak memory (GB)."""
+    from breastlib.profiles import get_profile
+
+    fast_weight = get_profile("fast").regularisation
+
     def grid(row: pd.Series) -> str:
         size = " x ".join(f"{v:.2f}" for v in row["work_spacing_mm"])
         name = (f"own voxels, {size} mm" if row["work_spacing"] == 0
@@ -1084,6 +1090,15 @@ def work_spacing_table(rows: pd.DataFrame) -> pd.DataFrame:
         convex_mm, adam_mm = (row.get(k, 0.0) for k in ("convex_cell_mm", "adam_cell_mm"))
         if convex_mm or adam_mm:
             name += f"; cells >= {convex_mm:g} / {adam_mm:g} mm"
+        smooth_mm = row.get("adam_smooth_mm", 0.0)
+        if smooth_mm:
+            name += f"; smoothing >= {smooth_mm:g} mm"
+        weight = row.get("regularisation", fast_weight)
+        if weight != fast_weight:
+            name += f"; regularisation {weight:g}"
+        seed = row.get("seed", 0)
+        if seed:
+            name += f" (held-out pair, seed {seed})"
         return name
 
     table = pd.DataFrame({

@@ -71,7 +71,10 @@ PROFILES: dict[str, ConvexAdamParams] = {
     # task less accurate on average (benchmarks/bench_work_spacing.py), so not the default;
     # nor are convex_cell_mm / adam_cell_mm (features on the scan's voxels, stage grids in
     # mm): 1.8-3.5 times faster on the same pairs, but the guard kept earlier, less accurate
-    # stages on three of the four.
+    # stages on three of the four. With adam_smooth_mm=15 and regularisation=4 as well, Adam
+    # was kept and the most accurate of any run on three of them, 1.7-2.2 times faster; on the
+    # modality pair it folded in ghost artefacts that the fixed body mask includes, and
+    # regularisation=4 would change the small pairs' committed rows (performance appendix).
     "fast": ConvexAdamParams(
         mind_radius=1, mind_dilation=2, mind_floor=0.05, feature_scale=10.0, convex_grid=4,
         half_width=4,
