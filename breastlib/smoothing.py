@@ -23,12 +23,17 @@ from breastlib._chunks import plane_chunks
 Passes = int | tuple[int, int, int]
 
 
+def _per_axis(value: int | tuple[int, ...], least: int, what: str) -> tuple[int, int, int]:
+    """One integer for every spatial axis, or three, as three (each at least ``least``)."""
+    counts = (value,) * 3 if isinstance(value, int) else tuple(int(v) for v in value)
+    if len(counts) != 3 or min(counts) < least:
+        raise ValueError(f"{what} is an int >= {least} or three of them, got {value!r}")
+    return counts  # type: ignore[return-value]
+
+
 def as_passes(passes: Passes) -> tuple[int, int, int]:
     """Box-filter passes as one count per spatial axis (each at least 0)."""
-    counts = (passes,) * 3 if isinstance(passes, int) else tuple(int(p) for p in passes)
-    if len(counts) != 3 or min(counts) < 0:
-        raise ValueError(f"passes is an int >= 0 or three of them, got {passes!r}")
-    return counts  # type: ignore[return-value]
+    return _per_axis(passes, 0, "passes")
 
 
 def box_smooth(
@@ -179,10 +184,7 @@ Factor = int | tuple[int, int, int]
 
 def as_factors(factor: Factor) -> tuple[int, int, int]:
     """A pooling factor as one integer per spatial axis (each at least 1)."""
-    factors = (factor,) * 3 if isinstance(factor, int) else tuple(int(f) for f in factor)
-    if len(factors) != 3 or min(factors) < 1:
-        raise ValueError(f"a pooling factor is an int >= 1 or three of them, got {factor!r}")
-    return factors  # type: ignore[return-value]
+    return _per_axis(factor, 1, "a pooling factor")
 
 
 def scale_components(field: torch.Tensor, factor: Factor, *, divide: bool = False
