@@ -60,7 +60,7 @@ KEYS = ("tre_mean_before_mm", "tre_mean_after_mm", "field_error_mean_mm",
 SETTINGS = ("convex_cell_mm", "adam_cell_mm", "adam_smooth_mm", "regularisation")
 
 
-def child(manifest: str, pair_id: str, overrides: dict[str, float], own: bool = False
+def child(manifest: str, pair_id: str, overrides: dict[str, object], own: bool = False
           ) -> dict:
     """Register one pair with `fast` and ``overrides`` in this process and score it (run
     by :func:`main` in a fresh process, so the peak memory is this run's). With ``own``,
@@ -134,8 +134,15 @@ def main(argv: list[str] | None = None) -> None:
         return
     cells = [{"convex_cell_mm": c, "adam_cell_mm": a} for c, a in args.cells or []] or [{}]
     smooths = [{"adam_smooth_mm": mm} for mm in args.smooth or []] or [{}]
-    fixed = {name: float(value) for name, value in
-             (item.split("=", 1) for item in args.param)}
+    fixed = {}
+    for item in args.param:
+        name, equals, value = item.partition("=")
+        if not equals:
+            parser.error(f"--param takes NAME=VALUE, got {item!r}")
+        try:
+            fixed[name] = json.loads(value)  # numbers as numbers (iterations=40 an int)
+        except json.JSONDecodeError:
+            fixed[name] = value  # text, e.g. grid=released
 
     rows, commands = [], []
     if args.append and args.out.is_file():
