@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 #: Most xdist workers the suite starts: each holds a few GB at its peak.
@@ -27,8 +29,12 @@ import pytest  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Never read or fill a user's caches from the tests.
-os.environ["BREASTLIB_CACHE"] = tempfile.mkdtemp(prefix="breastlib-test-cache-")
-os.environ["BREASTLIB_WEIGHTS"] = tempfile.mkdtemp(prefix="breastlib-test-weights-")
+# Each process that loads this file (the controller and every xdist worker) makes its own
+# pair and removes it when it exits: a full run leaves about 1 GB there.
+for _variable, _prefix in (("BREASTLIB_CACHE", "breastlib-test-cache-"),
+                           ("BREASTLIB_WEIGHTS", "breastlib-test-weights-")):
+    os.environ[_variable] = tempfile.mkdtemp(prefix=_prefix)
+    atexit.register(shutil.rmtree, os.environ[_variable], ignore_errors=True)
 
 from synthetic_volumes import blob_volume, centred_affine, write_tiny_cohort  # noqa: E402
 
