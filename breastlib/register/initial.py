@@ -6,6 +6,8 @@ millimetres, so that ``moving(M p)`` is the moving image seen from fixed point `
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -21,22 +23,80 @@ INIT_METHODS = ("none", "com", "affine")
 AFFINE_MIN_SPACING_MM = 2.0
 #: ... keeping at least this many voxels along every axis.
 AFFINE_MIN_VOXELS = 32
+#: Half-width (mm) of the box that opens :func:`foreground_mask`'s region: ghost strands
+#: narrower than about twice this are cut from the body. On a full-size clinical phantom
+#: (0.76 mm voxels) 2 mm left most of the ghosts below the breasts in the mask and 4 mm
+#: removed them.
+GHOST_OPENING_MM = 4.0
+#: The opening runs only along axes where it spans at least this many voxels. On 2-4 mm
+#: voxels (the book's small phantom, the real exam's 3 mm grid) it is off: a box of one
+#: voxel's half-width there cuts skin and nipples as coarsely as ghosts. Ghosts that the
+#: mask keeps on such grids are a known limit (see the guard's notes).
+GHOST_OPENING_MIN_VOXELS = 2
 
 
-def foreground_mask(volume: Volume, *, threshold: float = 0.05) -> np.ndarray:
+def foreground_mask(volume: Volume, *, threshold: float = 0.05,
+                    ghost_opening_mm: float = GHOST_OPENING_MM) -> np.ndarray:
     """The body: largest connected region above ``threshold`` of the robust range, filled.
 
     Binary, so the centre does not move with contrast (fat bright on T1, dark with fat
     suppression, Hounsfield units on CT), bias fields or tissue changes between visits,
     all of which pull an intensity-weighted centre by centimetres.
+
+    On voxels fine enough to resolve it (:func:`ghost_opening_radii`), the region is
+    first opened by a box of ``ghost_opening_mm`` half-width, its largest part kept and
+    grown back by the same box inside the thresholded region: MR ghosts (copies of the
+    breasts along the phase-encode direction, in the air) are a lace of strands a few
+    millimetres wide that touches the body, and a threshold alone takes them as body.
+
+    Parameters
+    ----------
+    volume
+        The image, any intensity range.
+    threshold
+        Fraction of the robust intensity range above which a voxel may be body.
+    ghost_opening_mm
+        Half-width (mm) of the opening's box (0: no opening; default
+        :data:`GHOST_OPENING_MM`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``volume.shape`` bool.
     """
     smoothed = ndi.gaussian_filter(normalise_intensity(volume.array), 1.0)
     mask = smoothed > threshold
+    del smoothed
+    radii = ghost_opening_radii(volume.spacing, ghost_opening_mm)
+    if any(radii):
+        # Box filters are separable: minimum then maximum is the opening. The whole mask
+        # of a full-size image took 3.6 s so, 9.6 s with an ellipsoid of the same radii.
+        size = tuple(2 * r + 1 for r in radii)
+        core = ndi.maximum_filter(ndi.minimum_filter(mask.view(np.uint8), size), size)
+        core = _largest_region(core.view(bool))
+        mask &= ndi.maximum_filter(core.view(np.uint8), size).view(bool)
+    return ndi.binary_fill_holes(_largest_region(mask))
+
+
+def _largest_region(mask: np.ndarray) -> np.ndarray:
+    """The largest face-connected region of a bool array (the array itself if one)."""
     labels, count = ndi.label(mask)
     if count > 1:
         sizes = ndi.sum(mask, labels, range(1, count + 1))
         mask = labels == 1 + int(np.argmax(sizes))
-    return ndi.binary_fill_holes(mask)
+    return mask
+
+
+def ghost_opening_radii(spacing: np.ndarray | tuple[float, ...],
+                        opening_mm: float = GHOST_OPENING_MM) -> tuple[int, int, int]:
+    """Half-widths (voxels) of :func:`foreground_mask`'s opening along each axis:
+    ``floor(opening_mm / spacing)``, or 0 (no opening along the axis) where that is under
+    :data:`GHOST_OPENING_MIN_VOXELS`."""
+    if not (math.isfinite(opening_mm) and opening_mm >= 0):
+        raise ValueError(f"ghost_opening_mm must be a length in mm >= 0, got {opening_mm!r}")
+    radii = (math.floor(opening_mm / float(s) + 1e-9) for s in spacing)
+    return tuple(r if r >= GHOST_OPENING_MIN_VOXELS else 0
+                 for r in radii)  # type: ignore[return-value]
 
 
 def centre_of_mass_mm(volume: Volume) -> np.ndarray:
