@@ -234,6 +234,9 @@ def register_files(
             # Passes of Adam's field smoothing along each axis (smooth_passes, or more on
             # cells finer than the profile's adam_smooth_mm asks); null for the baselines.
             "smoothing_passes": list(result.smoothing_passes) or None,
+            # Adam's diffusion weight (regularisation, or more on cells finer than the
+            # profile's regularisation_cell_mm); null for the baselines.
+            "regularisation_weight": result.regularisation_weight,
             "notes": notes,
             "metrics": {k: (None if np.isnan(v) else round(float(v), 5))
                         for k, v in metrics.items()},

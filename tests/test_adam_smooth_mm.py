@@ -1,6 +1,7 @@
-"""Adam's field smoothing with a least width in mm (``adam_smooth_mm``): the passes rule,
-per-axis passes in the filter and its matrices, and what a registration records (a
-registration on fine voxels with it is in test_work_spacing.py)."""
+"""Adam's settings in millimetres on fine cells: the field smoothing's least width
+(``adam_smooth_mm``: the passes rule, per-axis passes in the filter and its matrices) and
+the regulariser's reference cell (``regularisation_cell_mm``); registrations on fine voxels
+with them are in test_work_spacing.py."""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def test_fine_cells_get_the_passes_that_reach_the_width():
     assert get_profile("fast", adam_smooth_mm=8.0).smoothing_passes(
         (0.5, 0.5, 0.5), (2, 2, 2)) == (16, 16, 16)
     # 0: the profile's passes on every grid
-    assert get_profile("fast").smoothing_passes((0.5, 0.5, 0.5), (2, 2, 2)) == (3, 3, 3)
+    assert get_profile("fast", adam_smooth_mm=0.0).smoothing_passes(
+        (0.5, 0.5, 0.5), (2, 2, 2)) == (3, 3, 3)
 
 
 def test_the_passes_reach_the_width_in_millimetres():
@@ -112,3 +114,39 @@ def test_per_axis_passes_filter_each_axis_that_often(padding):
     torch.testing.assert_close(apply_axis_matrices(field, matrices), got, rtol=1e-5,
                                atol=1e-6)
     assert torch.equal(matrices[1], torch.eye(9))
+
+
+def test_finer_adam_cells_get_a_stronger_regulariser():
+    params = get_profile("fast", regularisation_cell_mm=4.4)
+    assert params.regularisation == 2.0
+    # cells 2.28 x 2.28 x 2.22 mm (a full-size scan on 3 mm cells): geometric mean 2.26
+    cell = (2.28 * 2.28 * 2.22) ** (1 / 3)
+    assert params.regularisation_weight((0.76, 0.76, 1.11), (3, 3, 2)) == pytest.approx(
+        2.0 * 4.4 / cell)
+    # cells at least that large keep the weight, exactly
+    assert params.regularisation_weight((2.2, 2.2, 2.2), (2, 2, 2)) == 2.0
+    assert params.regularisation_weight((3.0, 3.0, 3.0), (2, 2, 2)) == 2.0
+    # 0: the profile's weight on every grid
+    assert get_profile("fast", regularisation_cell_mm=0.0).regularisation_weight(
+        (0.5, 0.5, 0.5), (2, 2, 2)) == 2.0
+
+
+@pytest.mark.parametrize("profile", ["fast", "corrected", "convexadam", "paper"])
+def test_every_profile_keeps_its_regulariser_on_the_small_phantom_and_the_exam_build(
+        profile):
+    params = get_profile(profile)
+    small = VOXEL_MM["small"]
+    for inplane, thick in itertools.product(small["inplane"], small["slice"]):
+        # a grid's voxels are its field of view over a whole number of voxels: a little
+        # under the nominal size at most
+        spacing = (inplane * 0.98, inplane * 0.98, thick * 0.98)
+        factors = params.pooling_factors(spacing, (128, 128, 48))["adam"]
+        assert params.regularisation_weight(spacing, factors) == params.regularisation
+    factors = params.pooling_factors((3.0, 3.0, 3.0), (90, 70, 60))["adam"]
+    assert params.regularisation_weight((3.0, 3.0, 3.0), factors) == params.regularisation
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf"), True, "5"])
+def test_a_regularisation_cell_must_be_a_length(value):
+    with pytest.raises(BreastlibError, match=r"regularisation_cell_mm.*cell size in mm"):
+        get_profile("fast", regularisation_cell_mm=value)

@@ -85,6 +85,14 @@ class ConvexAdamParams:
     adam_grid, iterations, learning_rate, regularisation
         Adam's resolution divisor, iterations, step size and diffusion weight (the
         guard's judge works on the grid of ``adam_grid`` whatever ``adam_cell_mm``).
+    regularisation_cell_mm
+        Adam cell size (mm) that ``regularisation`` was tuned on: on finer Adam cells
+        (geometric mean of the three sizes) the weight grows by the ratio
+        (:meth:`regularisation_weight`). The features pooled onto finer cells change
+        faster per millimetre, so the data term pulls harder against the same weight;
+        without the rule, the fields of a full-size scan folded where those of the
+        coarser scans the profile was tuned on did not. 0: ``regularisation`` on every
+        grid.
     smooth_kernel, smooth_passes
         Box filter applied to the field in every Adam iteration.
     adam_smooth_mm
@@ -175,6 +183,7 @@ class ConvexAdamParams:
     iterations: int = 1000
     learning_rate: float = 3.0
     regularisation: float = 2.0
+    regularisation_cell_mm: float = 0.0
     smooth_kernel: int = 7
     smooth_passes: int = 5
     adam_smooth_mm: float = 0.0
@@ -207,7 +216,8 @@ class ConvexAdamParams:
         lengths = {"work_spacing": "a voxel size in mm >= 0 (0: each image's own voxels)",
                    "convex_cell_mm": "a cell size in mm >= 0 (0: off)",
                    "adam_cell_mm": "a cell size in mm >= 0 (0: off)",
-                   "adam_smooth_mm": "a smoothing width in mm >= 0 (0: off)"}
+                   "adam_smooth_mm": "a smoothing width in mm >= 0 (0: off)",
+                   "regularisation_cell_mm": "a cell size in mm >= 0 (0: off)"}
         for name, what in lengths.items():
             size = getattr(self, name)
             if isinstance(size, bool) or not isinstance(size, int | float) or not (
@@ -273,6 +283,33 @@ class ConvexAdamParams:
         return tuple(max(least, math.ceil(
             (self.adam_smooth_mm / (float(s) * int(f))) ** 2 / per_pass - 1e-9))
             for s, f in zip(spacing, adam_factors, strict=True))  # type: ignore[return-value]
+
+    def regularisation_weight(self, spacing: Sequence[float], adam_factors: Sequence[int]
+                              ) -> float:
+        """Adam's diffusion weight on a working grid.
+
+        ``regularisation`` times ``max(1, regularisation_cell_mm / h)``, where ``h`` is the
+        geometric mean of the Adam cell sizes (each axis's voxel size times its Adam
+        pooling factor); ``regularisation`` itself where ``regularisation_cell_mm`` is 0
+        or the cells are at least that large.
+
+        Parameters
+        ----------
+        spacing
+            ``(3,)`` voxel size (mm) of the grid the stages run on.
+        adam_factors
+            ``(3,)`` Adam pooling factors on that grid (``pooling_factors()["adam"]``).
+
+        Returns
+        -------
+        float
+            The weight Adam's diffusion penalty runs with.
+        """
+        if self.regularisation_cell_mm <= 0:
+            return self.regularisation
+        cell = math.prod(float(s) * int(f) for s, f in zip(spacing, adam_factors, strict=True))
+        ratio = self.regularisation_cell_mm / cell ** (1.0 / 3.0)
+        return self.regularisation * ratio if ratio > 1.0 else self.regularisation
 
     def to_dict(self) -> dict[str, Any]:
         """Every parameter by name (``coupling`` as a list), as summary.json records it."""

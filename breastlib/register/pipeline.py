@@ -85,6 +85,11 @@ class RegistrationResult:
         ``(px, py, pz)``: passes of the box filter Adam applies to its field along each
         axis (:meth:`~breastlib.profiles.ConvexAdamParams.smoothing_passes`); empty for
         the classical baselines.
+    regularisation_weight
+        The weight of Adam's diffusion regulariser on this grid (``regularisation``, or
+        more on cells finer than the profile's ``regularisation_cell_mm``,
+        :meth:`~breastlib.profiles.ConvexAdamParams.regularisation_weight`); ``None`` for
+        the classical baselines.
     """
 
     displacement: Displacement
@@ -102,6 +107,7 @@ class RegistrationResult:
     work_spacing_mm: tuple[float, ...] = ()
     pooling_factors: dict[str, tuple[int, ...]] = field(default_factory=dict)
     smoothing_passes: tuple[int, ...] = ()
+    regularisation_weight: float | None = None
 
     @property
     def own_displacement(self) -> Displacement:
@@ -226,6 +232,7 @@ def register_pair(
     pooling = params.pooling_factors(fixed.spacing, fixed.shape)
     convex_factor, adam_factor = pooling["convex"], pooling["adam"]
     passes = params.smoothing_passes(fixed.spacing, adam_factor)
+    regularisation = params.regularisation_weight(fixed.spacing, adam_factor)
     encoder_info = None
     # Both stages see the features only pooled onto their grids: each volume is pooled as
     # soon as it exists and its full resolution let go (MIND-SSC of a full-size image is
@@ -276,7 +283,7 @@ def register_pair(
     covered = covered_mask(fixed, moving, matrix)
     adam_settings = dict(
         grid_spacing=adam_factor, learning_rate=params.learning_rate,
-        regularisation=params.regularisation, smooth_kernel=params.smooth_kernel,
+        regularisation=regularisation, smooth_kernel=params.smooth_kernel,
         smooth_passes=passes, padding=params.adam_padding, grid=params.grid,
         cost=params.adam_cost,
         weight=overlap_weight(covered, dev) if params.data_region == "overlap" else None,
@@ -343,6 +350,7 @@ def register_pair(
         work_spacing_mm=tuple(float(s) for s in fixed.spacing),
         pooling_factors=pooling,
         smoothing_passes=passes,
+        regularisation_weight=regularisation,
     )
 
 
