@@ -38,8 +38,11 @@ def test_pooling_factors_grow_to_the_cell_size_on_fine_voxels():
     assert params.pooling_factors((4.0, 0.5, 0.5), (64, 64, 40)) == {
         "convex": (4, 8, 5), "adam": (2, 8, 5)}
     # 0: the profile's grids on every voxel size
+    assert get_profile("fast", convex_cell_mm=0.0, adam_cell_mm=0.0).pooling_factors(
+        (0.5, 0.5, 0.5), (500, 500, 500)) == {"convex": (4, 4, 4), "adam": (2, 2, 2)}
+    # `fast` itself keeps cells of at least 6 and 3 mm: floor(6 / 0.5), floor(3 / 0.5)
     assert get_profile("fast").pooling_factors((0.5, 0.5, 0.5), (500, 500, 500)) == {
-        "convex": (4, 4, 4), "adam": (2, 2, 2)}
+        "convex": (12, 12, 12), "adam": (6, 6, 6)}
 
 
 @pytest.mark.parametrize("profile", ["fast", "corrected", "convexadam", "paper"])
@@ -50,7 +53,11 @@ def test_every_profile_keeps_its_grids_on_the_small_phantom_and_the_exam_build(p
     expected = {"convex": (params.convex_grid,) * 3, "adam": (params.adam_grid,) * 3}
     small = VOXEL_MM["small"]
     for inplane, thick in itertools.product(small["inplane"], small["slice"]):
-        assert params.pooling_factors((inplane, inplane, thick), (128, 128, 48)) == expected
+        # a grid's voxels are its field of view over a whole number of voxels: a little
+        # under the nominal size at most
+        for shrink in (1.0, 0.98):
+            spacing = (inplane * shrink, inplane * shrink, thick * shrink)
+            assert params.pooling_factors(spacing, (128, 128, 48)) == expected
     assert params.pooling_factors((3.0, 3.0, 3.0), (90, 70, 60)) == expected
 
 

@@ -81,7 +81,12 @@ def test_summary_records_run_and_metrics(registered):
     spacing = np.linalg.norm(affine[:3, :3], axis=0)  # the file's voxel sizes, in its order
     assert sorted(summary["work_spacing_mm"]) == pytest.approx(sorted(spacing), abs=1e-3)
     assert summary["pooling_factors"] == {"convex": [4, 4, 4], "adam": [2, 2, 2]}
-    assert summary["smoothing_passes"] == [3, 3, 3]
+    # Adam's cells of 2 voxels, 4-8 mm: `fast`'s 15 mm of smoothing takes its 3 passes of
+    # a 7-cell box, or 4 along an axis of cells under 4.33 mm; the cells' geometric mean is
+    # over 4.4 mm, so the regulariser keeps its weight
+    cells = np.asarray(summary["work_spacing_mm"]) * 2
+    assert summary["smoothing_passes"] == [4 if c < 15 / 12 ** 0.5 else 3 for c in cells]
+    assert np.prod(cells) ** (1 / 3) >= 4.4 and summary["regularisation_weight"] == 2.0
     metrics = summary["metrics"]
     # TRE before registration is the mean distance between corresponding landmarks.
     assert metrics["tre_mean_before_mm"] == pytest.approx(np.linalg.norm(shift), abs=1e-4)

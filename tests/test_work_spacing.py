@@ -87,7 +87,8 @@ def test_a_fine_scan_is_registered_on_cells_of_the_given_size(fine_pair, centre_
 
 def test_a_fine_scan_is_registered_with_the_smoothing_width_asked(fine_pair, centre_region):
     fixed, moving, shift = fine_pair
-    plain = register_pair(fixed, moving, init="none", adam_cell_mm=3.0, iterations=0)
+    plain = register_pair(fixed, moving, init="none", adam_cell_mm=3.0, adam_smooth_mm=0.0,
+                          iterations=0)
     assert plain.smoothing_passes == (3, 3, 3)
     result = register_pair(fixed, moving, init="none", convex_cell_mm=8.0, adam_cell_mm=3.0,
                            adam_smooth_mm=15.0)
@@ -148,3 +149,21 @@ def test_blocks_match_simpleitk_bin_shrink(fine_pair):
 def test_a_work_spacing_that_is_no_voxel_size_is_refused(value):
     with pytest.raises(BreastlibError, match="work_spacing"):
         get_profile("fast", work_spacing=value)
+
+
+def test_fast_registers_a_fine_scan_with_its_fine_voxel_rules(fine_pair, centre_region):
+    """`fast`'s defaults on 1 x 1 x 1.2 mm voxels: cells of at least 6 / 3 mm, smoothing
+    at least 15 mm wide, the regulariser scaled to cells of 4.4 mm."""
+    fixed, moving, shift = fine_pair
+    result = register_pair(fixed, moving, init="none")
+    assert result.pooling_factors == {"convex": (6, 6, 5), "adam": (3, 3, 2)}
+    assert result.smoothing_passes == (7, 7, 10)
+    cell = (3.0 * 3.0 * 2.4) ** (1 / 3)
+    assert result.regularisation_weight == pytest.approx(2.0 * 4.4 / cell)
+    unscaled = register_pair(fixed, moving, init="none", regularisation_cell_mm=0.0,
+                             iterations=0)
+    assert unscaled.regularisation_weight == 2.0
+    u = result.displacement.millimetres()
+    region = centre_region(fixed.shape)
+    error = np.linalg.norm(u[:, region] - shift[:, None], axis=0)
+    assert error.mean() < 1.0, f"shift {shift} mm recovered with mean error {error.mean():.2f}"

@@ -65,21 +65,23 @@ PROFILES: dict[str, ConvexAdamParams] = {
     # Default: a small phantom pair in seconds on a laptop CPU, close to `corrected`, with
     # MIND's background floor (benchmarks/bench_mind_floor.py measures what it changes);
     # benchmarks/bench_fixes.py measures its fixes against gross failures (the background
-    # masks, the affine start, the stage guard). Its voxel-unit settings were tuned on
-    # voxels of 2.2-3.5 mm. On a full-size scan, work_spacing=2.5 registers blocks of
-    # about that size instead: 6-21 times faster, but on one full-size phantom pair per
-    # task less accurate on average (benchmarks/bench_work_spacing.py), so not the default;
-    # nor are convex_cell_mm / adam_cell_mm (features on the scan's voxels, stage grids in
-    # mm): 1.8-3.5 times faster on the same pairs, but the guard kept earlier, less accurate
-    # stages on three of the four. With adam_smooth_mm=15 and regularisation=4 as well, Adam
-    # was kept and the most accurate of any run on three of them, 1.7-2.2 times faster; on the
-    # modality pair it folded in ghost artefacts that the fixed body mask includes, and
-    # regularisation=4 would change the small pairs' committed rows (performance appendix).
+    # masks, the affine start, the stage guard). Its voxel-unit settings were tuned on the
+    # small phantom's voxels of 2.2-3.5 mm (Adam cells of 4.4-7 mm). On finer voxels the
+    # stage grids keep cells of at least 6 mm (convex) and 3 mm (Adam), Adam's smoothing
+    # at least 15 mm wide and its regulariser scaled to cells of 4.4 mm: on every grid of
+    # 2.2 mm voxels or coarser (the small phantom, the real exam's 3 mm build) none of the
+    # four changes anything (nor does the body mask's ghost opening, which acts on the
+    # same fine voxels). On eight full-size phantom pairs they kept Adam and registered in
+    # 51-140 s, 1.6-2.9 times faster than the voxel-unit settings alone on the scan's own
+    # voxels, with a lower dense error on every pair (benchmarks/bench_work_spacing.py, the
+    # performance appendix). work_spacing=2.5 (block averages) is faster still, and less
+    # accurate.
     "fast": ConvexAdamParams(
         mind_radius=1, mind_dilation=2, mind_floor=0.05, feature_scale=10.0, convex_grid=4,
-        half_width=4,
-        inverse_iterations=10, iterations=80, learning_rate=1.0, regularisation=2.0,
-        smooth_kernel=7, smooth_passes=3, guard=True,
+        convex_cell_mm=6.0, half_width=4,
+        inverse_iterations=10, adam_cell_mm=3.0, iterations=80, learning_rate=1.0,
+        regularisation=2.0, regularisation_cell_mm=4.4,
+        smooth_kernel=7, smooth_passes=3, adam_smooth_mm=15.0, guard=True,
     ),
 }
 
