@@ -14,8 +14,9 @@ each in a fresh process, and scores the field on the full-size grid with
 ``--smooth MM`` (repeatable) with Adam's field smoothing at least ``MM`` mm wide
 (``adam_smooth_mm``; 0: the profile's passes on every grid); without them, the profile's
 own settings; ``--param NAME=VALUE`` sets another parameter for every row. Every row records
-the cell sizes, the smoothing width, the regularisation, the pooling factors and the
-smoothing passes it ran with. ``--own`` also scores the Adam stage's own field
+the cell sizes, the smoothing width, the regularisation (as set, its reference cell and the
+weight it came to), the body mask's ghost opening, the pooling factors and the smoothing
+passes it ran with. ``--own`` also scores the Adam stage's own field
 where the guard kept an earlier stage (``adam_own``, with every stage's checks).
 
 Run by hand on a quiet machine (about 40 minutes on a 2-core CPU, nearly all of it on the
@@ -57,7 +58,8 @@ KEYS = ("tre_mean_before_mm", "tre_mean_after_mm", "field_error_mean_mm",
 
 
 #: The settings a row records (the profile's where the command line left them).
-SETTINGS = ("convex_cell_mm", "adam_cell_mm", "adam_smooth_mm", "regularisation")
+SETTINGS = ("convex_cell_mm", "adam_cell_mm", "adam_smooth_mm", "regularisation",
+            "regularisation_cell_mm")
 
 
 def child(manifest: str, pair_id: str, overrides: dict[str, object], own: bool = False
@@ -68,6 +70,7 @@ def child(manifest: str, pair_id: str, overrides: dict[str, object], own: bool =
     (``keep_adam``: one more full-size field in memory)."""
     from breastlib.evaluate.pair import load_cohort_pair, pair_metrics
     from breastlib.register import register_pair
+    from breastlib.register.initial import GHOST_OPENING_MM
 
     pair = load_cohort_pair(manifest, pair_id)
     result = register_pair(pair.fixed, pair.moving, method="mind", profile="fast",
@@ -83,6 +86,8 @@ def child(manifest: str, pair_id: str, overrides: dict[str, object], own: bool =
             name: result.params[name] for name in SETTINGS} | {
             "pooling_factors": {k: list(v) for k, v in result.pooling_factors.items()},
             "smoothing_passes": list(result.smoothing_passes),
+            "regularisation_weight": round(result.regularisation_weight, 4),
+            "ghost_opening_mm": GHOST_OPENING_MM,
             "shape": list(pair.fixed.shape),
             "spacing_mm": [round(float(s), 3) for s in pair.fixed.spacing],
             "work_spacing_mm": [round(s, 3) for s in result.work_spacing_mm],
@@ -170,7 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     rows.sort(key=lambda row: (TASKS.index(row["task"]), row["seed"], row["work_spacing"] == 0,
                                -row["work_spacing"], row["convex_cell_mm"] == 0,
                                -row["convex_cell_mm"], -row["adam_cell_mm"],
-                               -row["adam_smooth_mm"], row["regularisation"]))
+                               -row["adam_smooth_mm"], row["regularisation"],
+                               -row["regularisation_cell_mm"]))
     write_record(args.out, "work_spacing", rows, argv, size="full", method="mind",
                  profile="fast", commands=commands)
 

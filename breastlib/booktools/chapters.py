@@ -1073,32 +1073,53 @@ def slab_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 def work_spacing_table(rows: pd.DataFrame) -> pd.DataFrame:
     """``work_spacing.json``'s rows as (task, grid registered on) x measure: the voxel size
-    the registration ran at (``own`` voxels or blocks, the stage cells and Adam's smoothing
-    width in mm where a row set them, Adam's regularisation where it is not `fast`'s, and
-    the pair's seed where it is a held-out pair rather than the book's), the stage the
-    guard kept, the dense error (mean and 95th percentile),
-    the landmark error, breast Dice, folding, the registration's seconds and the process's
-    peak memory (GB)."""
+    the registration ran at (``own`` voxels or blocks), each setting where the row's
+    differs from `fast`'s default today (the stage cells, Adam's smoothing width, its
+    regularisation and the reference cell that scales it, the body mask's ghost opening;
+    "voxel-count settings" where none of those four fine-voxel rules was on, a row of
+    `fast` as it is names none), and the pair's seed where it is a held-out pair rather
+    than the book's; then the stage the guard kept, the dense error (mean and 95th
+    percentile), the landmark error, breast Dice, folding, the registration's seconds and
+    the process's peak memory (GB)."""
     from breastlib.profiles import get_profile
+    from breastlib.register.initial import GHOST_OPENING_MM
 
-    fast_weight = get_profile("fast").regularisation
+    fast = get_profile("fast")
+    defaults = {"convex_cell_mm": fast.convex_cell_mm, "adam_cell_mm": fast.adam_cell_mm,
+                "adam_smooth_mm": fast.adam_smooth_mm,
+                "regularisation_cell_mm": fast.regularisation_cell_mm,
+                "ghost_opening_mm": GHOST_OPENING_MM}
+
+    def settings(row: pd.Series) -> list[str]:
+        """What the row ran with where it differs from `fast` today."""
+        if not any(row[name] for name in defaults):
+            parts = ["voxel-count settings"]  # `fast` before its fine-voxel rules
+        else:
+            parts = []
+            cells = (row["convex_cell_mm"], row["adam_cell_mm"])
+            if cells != (fast.convex_cell_mm, fast.adam_cell_mm):
+                parts.append(f"cells >= {cells[0]:g} / {cells[1]:g} mm" if any(cells) else
+                             f"cells of {fast.convex_grid} / {fast.adam_grid} voxels")
+            if row["adam_smooth_mm"] != fast.adam_smooth_mm:
+                parts.append(f"smoothing >= {row['adam_smooth_mm']:g} mm"
+                             if row["adam_smooth_mm"] else f"smoothing {fast.smooth_passes} passes")
+            if row["regularisation_cell_mm"] != fast.regularisation_cell_mm:
+                parts.append(f"regulariser scaled to {row['regularisation_cell_mm']:g} mm cells"
+                             if row["regularisation_cell_mm"] else "regulariser unscaled")
+            if row["ghost_opening_mm"] != GHOST_OPENING_MM:
+                parts.append(f"mask opened by {row['ghost_opening_mm']:g} mm"
+                             if row["ghost_opening_mm"] else "mask unopened")
+        if row["regularisation"] != fast.regularisation:
+            parts.append(f"regularisation {row['regularisation']:g}")
+        return parts
 
     def grid(row: pd.Series) -> str:
         size = " x ".join(f"{v:.2f}" for v in row["work_spacing_mm"])
-        name = (f"own voxels, {size} mm" if row["work_spacing"] == 0
-                else f"work_spacing={row['work_spacing']:g}: {size} mm")
-        convex_mm, adam_mm = (row.get(k, 0.0) for k in ("convex_cell_mm", "adam_cell_mm"))
-        if convex_mm or adam_mm:
-            name += f"; cells >= {convex_mm:g} / {adam_mm:g} mm"
-        smooth_mm = row.get("adam_smooth_mm", 0.0)
-        if smooth_mm:
-            name += f"; smoothing >= {smooth_mm:g} mm"
-        weight = row.get("regularisation", fast_weight)
-        if weight != fast_weight:
-            name += f"; regularisation {weight:g}"
-        seed = row.get("seed", 0)
-        if seed:
-            name += f" (held-out pair, seed {seed})"
+        name = "; ".join([f"own voxels, {size} mm" if row["work_spacing"] == 0
+                          else f"work_spacing={row['work_spacing']:g}: {size} mm",
+                          *settings(row)])
+        if row["seed"]:
+            name += f" (held-out pair, seed {row['seed']})"
         return name
 
     table = pd.DataFrame({
@@ -1111,6 +1132,62 @@ def work_spacing_table(rows: pd.DataFrame) -> pd.DataFrame:
         "peak (GB)": rows["peak_rss_gb"],
     })
     return table.set_index(["task", "registered on"])
+
+
+def ghost_mask_figure(path: str | os.PathLike = BENCHMARK_RESULTS / "ghost_mask_slice.npz"
+                      ) -> matplotlib.figure.Figure:
+    """One axial slice of a full-size MR image with its body mask by threshold alone and
+    with the ghost opening (``benchmarks/bench_ghost_mask.py`` keeps the slice).
+
+    The grey window is narrow (up to a fifth of the 99.5th percentile), so that the faint
+    ghosts in the air show; the tissue is saturated.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    from breastlib.viz.slices import orthogonal_slice
+
+    data = np.load(path)
+    spacing = np.array([*data["spacing_mm"], 1.0])
+    image = data["image"][..., None].astype(np.float32)
+    window = (0.0, 0.2 * float(np.percentile(image, 99.5)))
+    figure = Figure(figsize=(11.0, 5.6), layout="constrained")  # nothing left in pyplot
+    axes = figure.subplots(1, 2)
+    masks = (("threshold alone", data["plain"], "#e8384f"),
+             ("opened by 4 mm (fast's mask)", data["opened"], "#fdd835"))
+    for ax, (title, mask, colour) in zip(axes, masks, strict=True):
+        draw_slice(ax, image, spacing, view="axial", index=0, window=window, title=title,
+                   letters=True)
+        outline, extent = orthogonal_slice(mask[..., None].astype(np.float32), spacing,
+                                           "axial", 0)
+        ax.contour(outline, levels=[0.5], origin="lower", extent=extent, colors=colour,
+                   linewidths=1.0)
+    handles = [Line2D([], [], color=colour, label=f"body mask, {title}")
+               for title, _, colour in masks]
+    figure.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
+    figure.suptitle(f"full-size modality phantom pair, fixed T1 image, axial slice "
+                    f"{int(data['slice_index'])}; narrow window to show the ghosts\n"
+                    "radiological view: patient's right on the left, anterior up",
+                    fontsize=10)
+    return figure
+
+
+def ghost_mask_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """``ghost_mask.json``'s rows as (task, seed, image) x measure: the voxel size, the
+    opening's half-width in voxels, the labelled body's volume, and for the mask by
+    threshold alone and with the opening the volume outside the labelled body (ghosts,
+    air; ml), the labelled body left out (ml) and the seconds."""
+    table = pd.DataFrame({
+        "task": rows["task"], "seed": rows["seed"], "image": rows["image"],
+        "voxels (mm)": [" x ".join(f"{v:.2f}" for v in s) for s in rows["spacing_mm"]],
+        "opening (voxels)": [" x ".join(map(str, r)) for r in rows["opening_voxels"]],
+        "body (ml)": rows["body_ml"],
+    })
+    for mask, name in (("plain", "threshold"), ("opened", "opened")):
+        table[f"outside body, {name} (ml)"] = [m["outside_body_ml"] for m in rows[mask]]
+        table[f"body left out, {name} (ml)"] = [m["body_left_out_ml"] for m in rows[mask]]
+        table[f"seconds, {name}"] = [m["seconds"] for m in rows[mask]]
+    return table.set_index(["task", "seed", "image"])
 
 
 def benchmark_ratios(name: str, *, results_dir: str | os.PathLike = BENCHMARK_RESULTS
@@ -1167,9 +1244,15 @@ def stage_seconds(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _measured_stages(rows: pd.DataFrame) -> pd.DataFrame:
-    """:func:`stage_seconds` of the rows that ran without an error, the last of repeats."""
+    """:func:`stage_seconds` of the rows that ran without an error and that no later
+    change of the profile made stale (a row's ``superseded`` says why), the last of
+    repeats."""
     table = stage_seconds(rows)
-    return table[(table["error"] == "") & ~table.index.duplicated(keep="last")]
+    current = [not (isinstance(note, str) and note) for note in
+               (rows["superseded"] if "superseded" in rows else [None] * len(rows))]
+    keep = (table["error"] == "").to_numpy() & np.asarray(current, dtype=bool)
+    table = table[keep]
+    return table[~table.index.duplicated(keep="last")]
 
 
 def gpu_speedup(cpu: pd.DataFrame, gpu: pd.DataFrame) -> pd.DataFrame:
