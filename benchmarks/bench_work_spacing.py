@@ -28,6 +28,8 @@ images' own voxels)::
         --smooth 0 --append --pairs /tmp/full-pairs
     .venv/bin/python benchmarks/bench_work_spacing.py --spacings 0 --cells 6 3 --smooth 15 \
         --param regularisation=4 --own --append --pairs /tmp/full-pairs
+    .venv/bin/python benchmarks/bench_work_spacing.py --spacings 0 --own --append --seed 1 \
+        --pairs /tmp/full-pairs
 
 ``--pairs DIR`` keeps the generated pairs there and reuses them on the next run (each
 takes 2-3 minutes to generate).

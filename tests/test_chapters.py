@@ -1145,14 +1145,14 @@ def test_ghost_mask_table_reads_the_benchmark():
     # Full-size voxels are opened along every in-plane axis; the opening only removes
     # voxels, so it never takes more outside the labelled body than the threshold alone
     assert all(r[0] >= 2 and r[1] >= 2 for r in rows["opening_voxels"])
-    assert (table["outside body, opened (ml)"] <= table["outside body, threshold (ml)"]).all()
+    outside, left_out = table["outside body (ml)"], table["body left out (ml)"]
+    assert (outside["opened"] <= outside["threshold"]).all()
     # ... and on the modality pair's fixed MR image it cut most of the ghosts away, at the
     # price of little labelled body
-    fixed = table.loc[("modality", 0, "fixed")]
-    cut = fixed["outside body, threshold (ml)"] - fixed["outside body, opened (ml)"]
-    assert cut > 0.5 * fixed["outside body, threshold (ml)"]
-    lost = fixed["body left out, opened (ml)"] - fixed["body left out, threshold (ml)"]
-    assert lost < 0.25 * cut
+    key = ("modality", 0, "fixed")
+    cut = outside.loc[key, "threshold"] - outside.loc[key, "opened"]
+    assert cut > 0.5 * outside.loc[key, "threshold"]
+    assert left_out.loc[key, "opened"] - left_out.loc[key, "threshold"] < 0.25 * cut
 
 
 def test_ghost_mask_figure_outlines_both_masks_on_the_committed_slice():

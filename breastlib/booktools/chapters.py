@@ -1174,20 +1174,20 @@ def ghost_mask_figure(path: str | os.PathLike = BENCHMARK_RESULTS / "ghost_mask_
 
 def ghost_mask_table(rows: pd.DataFrame) -> pd.DataFrame:
     """``ghost_mask.json``'s rows as (task, seed, image) x measure: the voxel size, the
-    opening's half-width in voxels, the labelled body's volume, and for the mask by
-    threshold alone and with the opening the volume outside the labelled body (ghosts,
-    air; ml), the labelled body left out (ml) and the seconds."""
-    table = pd.DataFrame({
-        "task": rows["task"], "seed": rows["seed"], "image": rows["image"],
-        "voxels (mm)": [" x ".join(f"{v:.2f}" for v in s) for s in rows["spacing_mm"]],
-        "opening (voxels)": [" x ".join(map(str, r)) for r in rows["opening_voxels"]],
-        "body (ml)": rows["body_ml"],
-    })
-    for mask, name in (("plain", "threshold"), ("opened", "opened")):
-        table[f"outside body, {name} (ml)"] = [m["outside_body_ml"] for m in rows[mask]]
-        table[f"body left out, {name} (ml)"] = [m["body_left_out_ml"] for m in rows[mask]]
-        table[f"seconds, {name}"] = [m["seconds"] for m in rows[mask]]
-    return table.set_index(["task", "seed", "image"])
+    opening's half-width in voxels and the labelled body's volume, then for the mask by
+    threshold alone and with the opening (a second column level) the volume outside the
+    labelled body (ghosts, air; ml), the labelled body left out (ml) and the seconds."""
+    columns = {
+        ("voxels (mm)", ""): [" x ".join(f"{v:.2f}" for v in s) for s in rows["spacing_mm"]],
+        ("opening (voxels)", ""): [" x ".join(map(str, r)) for r in rows["opening_voxels"]],
+        ("body (ml)", ""): rows["body_ml"].to_numpy(),
+    }
+    for measure, key in (("outside body (ml)", "outside_body_ml"),
+                         ("body left out (ml)", "body_left_out_ml"), ("seconds", "seconds")):
+        for mask, name in (("plain", "threshold"), ("opened", "opened")):
+            columns[(measure, name)] = [m[key] for m in rows[mask]]
+    index = pd.MultiIndex.from_frame(rows[["task", "seed", "image"]])
+    return pd.DataFrame(columns, index=index)
 
 
 def benchmark_ratios(name: str, *, results_dir: str | os.PathLike = BENCHMARK_RESULTS

@@ -291,14 +291,8 @@ class ConvexAdamParams:
         ``regularisation`` times ``max(1, regularisation_cell_mm / h)``, where ``h`` is the
         geometric mean of the Adam cell sizes (each axis's voxel size times its Adam
         pooling factor); ``regularisation`` itself where ``regularisation_cell_mm`` is 0
-        or the cells are at least that large.
-
-        Parameters
-        ----------
-        spacing
-            ``(3,)`` voxel size (mm) of the grid the stages run on.
-        adam_factors
-            ``(3,)`` Adam pooling factors on that grid (``pooling_factors()["adam"]``).
+        or the cells are at least that large. ``spacing`` and ``adam_factors`` are those
+        of :meth:`smoothing_passes`.
 
         Returns
         -------

@@ -25,8 +25,8 @@ AFFINE_MIN_SPACING_MM = 2.0
 AFFINE_MIN_VOXELS = 32
 #: Half-width (mm) of the box that opens :func:`foreground_mask`'s region: ghost strands
 #: narrower than about twice this are cut from the body. On a full-size clinical phantom
-#: (0.76 mm voxels) 2 mm left most of the ghosts below the breasts in the mask and 4 mm
-#: removed them.
+#: (0.76 mm voxels) 2 mm left most of the ghosts anterior to the prone breasts in the mask
+#: and 4 mm removed them.
 GHOST_OPENING_MM = 4.0
 #: The opening runs only along axes where it spans at least this many voxels. On 2-4 mm
 #: voxels (the book's small phantom, the real exam's 3 mm grid) it is off: a box of one
