@@ -13,7 +13,8 @@ PACKAGE = ROOT / "breastlib"
 
 #: Layers from the bottom up: a module may import from its own layer and those below.
 LAYERS: list[tuple[str, ...]] = [
-    ("breastlib._atomic", "breastlib._chunks", "breastlib._nifti", "breastlib._sampling",
+    ("breastlib._atomic", "breastlib._chunks", "breastlib._nifti", "breastlib._regions",
+     "breastlib._sampling",
      "breastlib.errors",
      "breastlib.device", "breastlib.grid", "breastlib.volume", "breastlib.displacement",
      "breastlib.points",

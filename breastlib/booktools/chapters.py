@@ -1085,14 +1085,12 @@ def work_spacing_table(rows: pd.DataFrame) -> pd.DataFrame:
     from breastlib.register.initial import GHOST_OPENING_MM
 
     fast = get_profile("fast")
-    defaults = {"convex_cell_mm": fast.convex_cell_mm, "adam_cell_mm": fast.adam_cell_mm,
-                "adam_smooth_mm": fast.adam_smooth_mm,
-                "regularisation_cell_mm": fast.regularisation_cell_mm,
-                "ghost_opening_mm": GHOST_OPENING_MM}
+    rules = ("convex_cell_mm", "adam_cell_mm", "adam_smooth_mm", "regularisation_cell_mm",
+             "ghost_opening_mm")
 
     def settings(row: pd.Series) -> list[str]:
         """What the row ran with where it differs from `fast` today."""
-        if not any(row[name] for name in defaults):
+        if not any(row[name] for name in rules):
             parts = ["voxel-count settings"]  # `fast` before its fine-voxel rules
         else:
             parts = []
@@ -1145,6 +1143,7 @@ def ghost_mask_figure(path: str | os.PathLike = BENCHMARK_RESULTS / "ghost_mask_
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
+    from breastlib.register.initial import GHOST_OPENING_MM
     from breastlib.viz.slices import orthogonal_slice
 
     data = np.load(path)
@@ -1154,7 +1153,7 @@ def ghost_mask_figure(path: str | os.PathLike = BENCHMARK_RESULTS / "ghost_mask_
     figure = Figure(figsize=(11.0, 5.6), layout="constrained")  # nothing left in pyplot
     axes = figure.subplots(1, 2)
     masks = (("threshold alone", data["plain"], "#e8384f"),
-             ("opened by 4 mm (fast's mask)", data["opened"], "#fdd835"))
+             (f"opened by {GHOST_OPENING_MM:g} mm (fast's mask)", data["opened"], "#fdd835"))
     for ax, (title, mask, colour) in zip(axes, masks, strict=True):
         draw_slice(ax, image, spacing, view="axial", index=0, window=window, title=title,
                    letters=True)

@@ -24,6 +24,7 @@ import itertools
 import numpy as np
 from scipy import ndimage as ndi
 
+from breastlib._regions import largest_region
 from breastlib.errors import InputError
 from breastlib.volume import Volume
 
@@ -163,15 +164,6 @@ def _posterior_run(plane: np.ndarray, tissue: np.ndarray) -> np.ndarray:
     return has[:, None] & (y[None, :] < first[:, None]) & (y[None, :] > last_gap[:, None])
 
 
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    labels, count = ndi.label(mask)
-    if count <= 1:
-        return mask
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes))
-
-
 # -- body --------------------------------------------------------------------------------------
 def body_mask(volume: Volume, *, threshold: float | None = None) -> np.ndarray:
     """The patient's body in the field of view, from the image alone.
@@ -237,7 +229,7 @@ def body_mask(volume: Volume, *, threshold: float | None = None) -> np.ndarray:
             enclosed = _fill_closed_behind(_close(plane, BRIDGE_MM, spacing[:2]), walls[..., k])
             body[:, :, k] = _close(plane, 3.0, spacing[:2]) | plane | enclosed
     # specks of noise and ghosting go; the body is the largest piece
-    body = _largest_component(ndi.binary_opening(body, np.ones((3, 3, 1), bool)))
+    body = largest_region(ndi.binary_opening(body, np.ones((3, 3, 1), bool)))
     # Far from the breast coil the back can fall below the threshold, so a slice's thorax
     # may leak out; take it from the slices around where the voxel is not air.
     reach = max(round(float(Z_BRIDGE_MM / spacing[2])), 1)
