@@ -1,30 +1,41 @@
 """What each of breastlib's deliberate departures from the ``convexadam`` package costs or
-gains: the ``convexadam`` profile with one package behaviour switched on at a time, on the
-small phantom pair of every task that ``bench_convexadam_package.py`` uses (seed 0; a moving
-image on another grid resampled onto the fixed grid, as there), scored by
-:func:`breastlib.evaluate.pair.pair_metrics`.
+gains: the ``convexadam`` profile with one package behaviour switched on at a time, and the
+package itself (``convex_adam_pt`` at its defaults, in its own process), on small phantom
+pairs of every task built as ``bench_convexadam_package.py`` builds them (seed 0 is that
+benchmark's pair; a moving image on another grid is resampled onto the fixed grid, as
+there), all scored by :func:`breastlib.evaluate.pair.pair_metrics`.
 
 Accuracy only: every run is deterministic on a CPU, so this benchmark may share the machine
 (its times are not recorded)::
 
-    .venv/bin/python benchmarks/bench_convexadam_ablation.py [--tasks ...]
+    .venv/bin/pip install -c constraints.txt -e ".[peers]"
+    .venv/bin/python benchmarks/bench_convexadam_ablation.py [--tasks ...] [--seeds 0 1 2 3 4]
+        [--switches "the profile" ...]
 
-Writes ``benchmarks/results/convexadam_ablation.json``: one row per task and switch.
+Writes ``benchmarks/results/convexadam_ablation.json`` (or ``--out``): one row per task, seed
+and switch (``"the package itself"`` is the package's field). The book's records: seeds 0-4
+with every switch, and seeds 5-9 held out (``convexadam_ablation_heldout.json``, the profile,
+the zero-padded Adam smoothing and the package, run after the first record was read).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
-from bench_convexadam_package import side_by_side_pair
+from bench_convexadam_package import PACKAGE_RUN, side_by_side_pair
 
+from breastlib.displacement import Displacement
 from breastlib.evaluate.pair import pair_metrics
 from breastlib.register import register_pair
 
@@ -48,6 +59,8 @@ SWITCHES: dict[str, dict[str, object]] = {
                                  "coupling_padding": "zeros", "coupling_output": "smoothed",
                                  "tie_break": False},
 }
+#: The row of the package's own field (``convex_adam_pt`` at its defaults).
+PACKAGE = "the package itself"
 KEYS = {"field_error_mean_mm": "dense_mm", "field_error_p95_mm": "dense_p95_mm",
         "tre_mean_after_mm": "tre_mm", "jac_nonpos_pct": "folded_pct",
         "dice_breast": "dice_breast"}
@@ -56,32 +69,57 @@ KEYS = {"field_error_mean_mm": "dense_mm", "field_error_p95_mm": "dense_p95_mm",
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0],
+                        help="cohort seeds, one pair per task and seed (0 is the side by "
+                             "side's pair)")
+    parser.add_argument("--switches", nargs="+", default=list(SWITCHES),
+                        choices=list(SWITCHES), metavar="SWITCH",
+                        help="which rows of SWITCHES to run (default: all)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
+               MKL_NUM_THREADS=str(args.threads))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks:
-            pair, _, _ = side_by_side_pair(task, 0, Path(tmp))
-            moving = pair.moving if pair.moving.grid.same_as(pair.fixed.grid) else (
-                pair.moving.resample_to(pair.fixed))
-            for name, switch in SWITCHES.items():
-                result = register_pair(pair.fixed, moving, method="mind",
-                                       profile="convexadam", device="cpu", **switch)
-                metrics = pair_metrics(result.displacement, pair)
-                rows.append({"task": task, "switch": name, "overrides": switch}
-                            | {short: round(float(metrics[k]), 3) for k, short in KEYS.items()})
-                print(json.dumps(rows[-1]), flush=True)
+            for seed in args.seeds:
+                folder = Path(tmp) / f"seed{seed}"
+                pair, fixed_path, moving_path = side_by_side_pair(task, seed, folder)
+                moving = pair.moving if pair.moving.grid.same_as(pair.fixed.grid) else (
+                    pair.moving.resample_to(pair.fixed))
+                fields = {name: (switch, register_pair(
+                    pair.fixed, moving, method="mind", profile="convexadam", device="cpu",
+                    **switch).displacement) for name, switch in SWITCHES.items()
+                    if name in args.switches}
+                fields[PACKAGE] = (None, _package_field(fixed_path, moving_path, pair, env,
+                                                        folder / f"{task}_package.npy"))
+                for name, (switch, displacement) in fields.items():
+                    metrics = pair_metrics(displacement, pair)
+                    rows.append({"task": task, "seed": seed, "switch": name,
+                                 "overrides": switch}
+                                | {short: round(float(metrics[k]), 3)
+                                   for k, short in KEYS.items()})
+                    print(json.dumps(rows[-1]), flush=True)
     args.out.write_text(json.dumps({
-        "benchmark": "convexadam_ablation", "size": "small", "seed": 0,
+        "benchmark": "convexadam_ablation", "size": "small", "seeds": args.seeds,
         "machine": f"{platform.machine()}", "date": time.strftime("%Y-%m-%d"),
         "command": "python benchmarks/bench_convexadam_ablation.py " + " ".join(argv or []),
         "rows": rows}, indent=1) + "\n")
     print(pd.DataFrame(rows).drop(columns="overrides").to_string())
 
 
-if __name__ == "__main__":
-    import sys
+def _package_field(fixed: str, moving: str, pair, env: dict[str, str],
+                   out: Path) -> Displacement:
+    """The package's field for the two files, computed in its own process (as the side by
+    side runs it) and read as a breastlib displacement on the fixed grid."""
+    done = subprocess.run([sys.executable, "-c", PACKAGE_RUN, fixed, moving, str(out)],
+                          capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"the convexadam package failed:\n{done.stderr[-2000:]}")
+    return Displacement.from_file_voxels(np.load(out), pair.fixed)
 
+
+if __name__ == "__main__":
     main(sys.argv[1:])

@@ -1196,11 +1196,31 @@ def benchmark_ratios(name: str, *, results_dir: str | os.PathLike = BENCHMARK_RE
     return pd.DataFrame(record["ratios"]).set_index("task")
 
 
-def ablation_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """The ``convexadam`` ablation record (``convexadam_ablation.json``) as switch x task
-    tables of dense error (mm) and folded body (%), switches in the record's order."""
-    table = rows.pivot(index="switch", columns="task", values=["dense_mm", "folded_pct"])
+def ablation_table(rows: pd.DataFrame, values: tuple[str, ...] = ("dense_mm", "tre_mm")
+                   ) -> pd.DataFrame:
+    """The ``convexadam`` ablation record (``convexadam_ablation.json``) as switch x
+    (measure, task): each measure's mean over the record's pairs of a task (one per seed;
+    a record without seeds holds one), switches in the record's order, the package's own
+    field (``"the package itself"``) among them where the record holds it."""
+    table = rows.pivot_table(index="switch", columns="task", values=list(values),
+                             aggfunc="mean", sort=False)
+    tasks = list(dict.fromkeys(rows["task"]))
+    table = table.reindex(columns=pd.MultiIndex.from_product([list(values), tasks]))
     return table.loc[rows["switch"].unique()].round(2)
+
+
+def ablation_wins(rows: pd.DataFrame, *, against: str = "the package itself",
+                  value: str = "dense_mm") -> pd.DataFrame:
+    """For every switch of the ``convexadam`` ablation record, on how many of each task's
+    pairs its ``value`` is below ``against``'s on the same pair (lower is better for every
+    measure it records but Dice), as switch x task counts "k of n"."""
+    wide = rows.pivot_table(index=["task", "seed"], columns="switch", values=value,
+                            sort=False)
+    better = wide.lt(wide[against], axis=0).groupby(level="task", sort=False).sum()
+    pairs = wide.groupby(level="task", sort=False).size()
+    words = better.astype(int).astype(str).add(" of ").add(
+        pd.DataFrame({c: pairs for c in better.columns}).astype(str))
+    return words.T.loc[[s for s in rows["switch"].unique() if s != against]]
 
 
 def benchmark_runs(pattern: str, *, results_dir: str | os.PathLike = BENCHMARK_RESULTS
