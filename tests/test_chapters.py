@@ -881,6 +881,22 @@ def test_the_stage_record_covers_every_profile_and_encoder_and_the_text_reads_it
     assert f"in {full['total']:.0f} s with a peak of {full['peak_gb']:.1f} GB" in text
     # the target: a full-size pair under 3 minutes and 6 GB on 2 cores
     assert full["total"] < 180 and full["peak_gb"] < 6.0
+    # every encoder at full size with fast, and convexadam with MIND, as the text says
+    encoders = stages.loc[("full", "fast")].drop("mind")
+    assert set(encoders.index) == {"dinov2", "sam", "medclip", "biomedclip"}
+    assert (encoders["error"] == "").all() and (encoders["total"] < 180).all()
+    for name, label in (("dinov2", "DINOv2"), ("sam", "SAM"), ("medclip", "MedCLIP"),
+                        ("biomedclip", "BiomedCLIP")):
+        assert f"{label} {'takes ' if name == 'dinov2' else ''}" \
+               f"{encoders.loc[name, 'total']:.0f} s" in text
+    low, high = encoders["peak_gb"].min(), encoders["peak_gb"].max()
+    assert f"peaks ({low:.1f}-{high:.1f} GB) are over the 6 GB" in text and low > 6.0
+    for stage, words in (("features", "features take"), ("adam", "Adam")):
+        span = f"{encoders[stage].min():.0f}-{encoders[stage].max():.0f} s"
+        assert f"{words} {span}" in text, stage
+    package = stages.loc[("full", "convexadam", "mind")]
+    assert (f"takes {package['total']:.0f} s with a peak of {package['peak_gb']:.1f} GB: "
+            f"{package['adam']:.0f} s of it is Adam") in text
 
 
 def test_the_appendix_reads_the_convexadam_ablation():
