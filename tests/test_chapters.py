@@ -1023,6 +1023,16 @@ def test_ablation_table_averages_each_tasks_pairs_in_the_records_order():
         lesion["dense_mm"].mean(), 2)
 
 
+def test_ablation_summary_puts_both_means_in_one_cell():
+    rows = chapters.benchmark("convexadam_ablation.json", results_dir=BENCHMARKS)
+    table, summary = chapters.ablation_table(rows), chapters.ablation_summary(rows)
+    assert summary.shape == table["dense_mm"].shape
+    assert list(summary.index) == list(table.index)
+    assert summary.loc["the profile", "lesion"] == (
+        f"{table.loc['the profile', ('dense_mm', 'lesion')]:.2f}\u00a0/\u00a0"
+        f"{table.loc['the profile', ('tre_mm', 'lesion')]:.2f}")
+
+
 def test_ablation_wins_counts_pairs_below_the_package():
     rows = pd.DataFrame([
         {"task": task, "seed": seed, "switch": switch, "dense_mm": value}

@@ -1209,6 +1209,18 @@ def ablation_table(rows: pd.DataFrame, values: tuple[str, ...] = ("dense_mm", "t
     return table.loc[rows["switch"].unique()].round(2)
 
 
+def ablation_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """:func:`ablation_table`'s means of the dense and landmark errors in one cell per
+    switch and task, ``"dense / landmark"`` in mm to two decimals (no-break spaces):
+    narrow enough for a book page where the two measures side by side are not."""
+    table = ablation_table(rows, values=("dense_mm", "tre_mm"))
+    # no-break spaces: a cell never wraps between its two numbers
+    words = table["dense_mm"].map("{:.2f}".format) + "\u00a0/\u00a0" + table["tre_mm"].map(
+        "{:.2f}".format)
+    words.columns.name = "dense / landmark error (mm)"
+    return words
+
+
 def ablation_wins(rows: pd.DataFrame, *, against: str = "the package itself",
                   value: str = "dense_mm") -> pd.DataFrame:
     """For every switch of the ``convexadam`` ablation record, on how many of each task's
