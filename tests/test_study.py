@@ -179,14 +179,18 @@ def test_killed_run_resumes_without_losing_or_duplicating(tiny_cohort, tmp_path)
     out = tmp_path / "out"
     command = [sys.executable, "-m", "breastlib", "study", "--cohort", str(tiny_cohort),
                "--methods", "identity,affine", "--out", str(out)]
+    scratch = tmp_path / "tmp"  # the killed study's temporary folder
+    scratch.mkdir()
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+                               stderr=subprocess.DEVNULL, env=dict(os.environ, TMPDIR=str(scratch)))
     rows = out / "rows"
     deadline = time.time() + 300
     while time.time() < deadline and len(list(rows.glob("*.json"))) < 2:
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    # no job description left behind by the cells the kill interrupted
+    assert not list(scratch.rglob("*.json"))
     finished = {p.name: p.stat().st_mtime_ns for p in rows.glob("*.json")}
     assert 2 <= len(finished) < 4, "the kill should land mid-run"
     table = run_study(tiny_cohort, ["identity", "affine"], out=out, progress=False)

@@ -22,7 +22,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -261,20 +260,17 @@ def run_job_in_subprocess(job: Job, *, threads: int | None = None,
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                    BREASTLIB_TORCH_THREADS=str(threads))
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(asdict(job), handle)
-        job_file = handle.name
+    # The job goes in on standard input: a file for it would outlive a killed study.
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "breastlib.study.worker", job_file],
-            capture_output=True, text=True, env=env, timeout=timeout, check=False,
+            [sys.executable, "-m", "breastlib.study.worker", "-"],
+            input=json.dumps(asdict(job)), capture_output=True, text=True, env=env,
+            timeout=timeout, check=False,
         )
         error = result.stderr.strip()[-2000:]
         code = result.returncode
     except subprocess.TimeoutExpired:
         error, code = f"timed out after {timeout} s", -1
-    finally:
-        Path(job_file).unlink(missing_ok=True)
     row_path = Path(job.row_path)
     row = _read_row(row_path)
     if not row:

@@ -1,4 +1,6 @@
-"""One cell of the study grid, run as ``python -m breastlib.study.worker JOB.json``.
+"""One cell of the study grid, run as ``python -m breastlib.study.worker JOB.json``, or with
+``-`` to read the job's JSON from standard input (as the study runner does, so that a killed
+study leaves no job file behind).
 
 Runs in a fresh process so its peak memory is its own; writes its row atomically, with
 ``status="failed"`` and the error when anything goes wrong.
@@ -130,9 +132,10 @@ def save_preview(path: Path, warped: np.ndarray, jacobian: np.ndarray,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the job described by the JSON file given as the only argument."""
+    """Run the job described by the JSON file given as the only argument (``-``: the JSON
+    on standard input)."""
     argv = sys.argv[1:] if argv is None else argv
-    job = json.loads(Path(argv[0]).read_text())
+    job = json.loads(sys.stdin.read() if argv[0] == "-" else Path(argv[0]).read_text())
     threads = os.environ.get("BREASTLIB_TORCH_THREADS")
     if threads:
         import torch
