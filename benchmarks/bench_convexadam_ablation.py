@@ -24,18 +24,15 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
-from bench_convexadam_package import PACKAGE_RUN, side_by_side_pair
+from bench_convexadam_package import run_package, side_by_side_pair
 
-from breastlib.displacement import Displacement
 from breastlib.evaluate.pair import pair_metrics
 from breastlib.register import register_pair
 
@@ -93,8 +90,8 @@ def main(argv: list[str] | None = None) -> None:
                     pair.fixed, moving, method="mind", profile="convexadam", device="cpu",
                     **switch).displacement) for name, switch in SWITCHES.items()
                     if name in args.switches}
-                fields[PACKAGE] = (None, _package_field(fixed_path, moving_path, pair, env,
-                                                        folder / f"{task}_package.npy"))
+                fields[PACKAGE] = (None, run_package(fixed_path, moving_path, pair,
+                                                     folder / f"{task}_package.npy", env)[2])
                 for name, (switch, displacement) in fields.items():
                     metrics = pair_metrics(displacement, pair)
                     rows.append({"task": task, "seed": seed, "switch": name,
@@ -108,17 +105,6 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python benchmarks/bench_convexadam_ablation.py " + " ".join(argv or []),
         "rows": rows}, indent=1) + "\n")
     print(pd.DataFrame(rows).drop(columns="overrides").to_string())
-
-
-def _package_field(fixed: str, moving: str, pair, env: dict[str, str],
-                   out: Path) -> Displacement:
-    """The package's field for the two files, computed in its own process (as the side by
-    side runs it) and read as a breastlib displacement on the fixed grid."""
-    done = subprocess.run([sys.executable, "-c", PACKAGE_RUN, fixed, moving, str(out)],
-                          capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        raise RuntimeError(f"the convexadam package failed:\n{done.stderr[-2000:]}")
-    return Displacement.from_file_voxels(np.load(out), pair.fixed)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,17 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
     return seconds, done.stdout
 
 
+def run_package(fixed: str, moving: str, pair: Any, field_path: Path,
+                env: dict[str, str]) -> tuple[float, float, Displacement]:
+    """``convex_adam_pt`` at its defaults on the two files, in its own process: the process's
+    wall seconds, the registration's seconds and the field, read onto the fixed grid of
+    ``pair`` (its array is saved at ``field_path``)."""
+    wall, out = timed([sys.executable, "-c", PACKAGE_RUN, fixed, moving, str(field_path)],
+                      env)
+    registration = json.loads(out.splitlines()[-1])["registration_s"]
+    return wall, registration, Displacement.from_file_voxels(np.load(field_path), pair.fixed)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
@@ -113,16 +124,13 @@ def main(argv: list[str] | None = None) -> None:
             pair, fixed, moving = side_by_side_pair(task, args.seed, Path(tmp))
 
             for repeat in range(args.repeats):  # alternating, so drift hits both alike
-                field_path = Path(tmp) / f"{task}_package.npy"
-                wall, out = timed([sys.executable, "-c", PACKAGE_RUN, fixed, moving,
-                                   str(field_path)], env)
-                package = Displacement.from_file_voxels(np.load(field_path), pair.fixed)
+                wall, seconds, package = run_package(
+                    fixed, moving, pair, Path(tmp) / f"{task}_package.npy", env)
                 rows.append({"task": task, "tool": PACKAGE, "repeat": repeat,
                              "wall_s": wall,
                              "moving": "resampled onto the fixed grid" if "_on_fixed" in moving
                              else "as it is",
-                             "registration_s": json.loads(out.splitlines()[-1])[
-                                 "registration_s"]} | _scores(package, pair))
+                             "registration_s": seconds} | _scores(package, pair))
 
                 for tool, flags in BREASTLIB_RUNS.items():
                     run_dir = Path(tmp) / f"{task}_breastlib_{repeat}_{len(flags)}"

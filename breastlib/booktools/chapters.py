@@ -1213,7 +1213,7 @@ def ablation_summary(rows: pd.DataFrame) -> pd.DataFrame:
     """:func:`ablation_table`'s means of the dense and landmark errors in one cell per
     switch and task, ``"dense / landmark"`` in mm to two decimals (no-break spaces):
     narrow enough for a book page where the two measures side by side are not."""
-    table = ablation_table(rows, values=("dense_mm", "tre_mm"))
+    table = ablation_table(rows)
     # no-break spaces: a cell never wraps between its two numbers
     words = table["dense_mm"].map("{:.2f}".format) + "\u00a0/\u00a0" + table["tre_mm"].map(
         "{:.2f}".format)
@@ -1230,8 +1230,7 @@ def ablation_wins(rows: pd.DataFrame, *, against: str = "the package itself",
                             sort=False)
     better = wide.lt(wide[against], axis=0).groupby(level="task", sort=False).sum()
     pairs = wide.groupby(level="task", sort=False).size()
-    words = better.astype(int).astype(str).add(" of ").add(
-        pd.DataFrame({c: pairs for c in better.columns}).astype(str))
+    words = better.astype(int).astype(str).add(" of " + pairs.astype(str), axis=0)
     return words.T.loc[[s for s in rows["switch"].unique() if s != against]]
 
 
